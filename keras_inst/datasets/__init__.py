@@ -1,1 +1,36 @@
-"""Readers for the multitrack datasets (one module each) and their shared record types."""
+"""Readers for the multitrack datasets (one module each) and their shared record types.
+
+Each reader module exposes ``read(root, *, report, dataset=...) -> list[Song]``; use
+:func:`read_dataset` to call one by name. ``rendered`` is the embedded corpus, which is written
+in Slakh's exact layout and read by the Slakh reader under its own dataset name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from keras_inst.datasets.base import ReaderReport, Song, Stem
+
+__all__ = ["ReaderReport", "Song", "Stem", "read_dataset", "READER_MODULES"]
+
+READER_MODULES = {
+    "medleydb": "keras_inst.datasets.medleydb",
+    "mixing_secrets": "keras_inst.datasets.mixing_secrets",
+    "slakh": "keras_inst.datasets.slakh",
+    "rendered": "keras_inst.datasets.slakh",
+    "mtg_jamendo": "keras_inst.datasets.mtg_jamendo",
+}
+
+
+def read_dataset(name: str, root: str | Path) -> tuple[list[Song], ReaderReport]:
+    """Read dataset ``name`` at ``root``; problems are counted in the report, never fatal."""
+    if name not in READER_MODULES:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READER_MODULES)}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"{name}: root folder {str(root)!r} does not exist")
+    module = importlib.import_module(READER_MODULES[name])
+    report = ReaderReport(dataset=name)
+    songs = module.read(root, report=report, dataset=name)
+    return songs, report
