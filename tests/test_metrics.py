@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_inst.metrics import binary_cross_entropy, evaluate_predictions, f1_scores, tune_thresholds
+from keras_inst.metrics import (
+    binary_cross_entropy,
+    evaluate_predictions,
+    f1_scores,
+    tune_thresholds,
+)
 from keras_inst.taxonomy import CLASSES, NUM_CLASSES
 
 

@@ -1,0 +1,128 @@
+"""Evaluation reports: report.json, report.md, per-class F1 bars (Fig. 3), learning curves."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+from keras_inst.taxonomy import CLASSES, FAMILIES
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def markdown_report(report: dict, *, title: str = "Evaluation report") -> str:
+    """Human-readable summary: the Table 1 metrics, then per-class rows (Fig. 3 as a table)."""
+    t = report["test"]
+    lines = [f"# {title}", ""]
+    meta = report.get("meta", {})
+    for key in ("model", "dataset", "split", "config", "examples_note"):
+        if key in meta:
+            lines.append(f"- {key}: {meta[key]}")
+    lines += [
+        f"- examples: {t['examples']}",
+        "",
+        "| ROC-AUC | PR-AUC | Test loss | F1@0.5 (macro) | F1@tuned (macro) |",
+        "|---|---|---|---|---|",
+        f"| {_fmt(t['roc_auc'])} | {_fmt(t['pr_auc'])} | {_fmt(t['loss'])} | {_fmt(t['f1@0.5'])} | {_fmt(t.get('f1@tuned'))} |",
+        "",
+        "| class | level | positives | ROC-AUC | PR-AUC | F1@0.5 | threshold | F1@tuned |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in CLASSES:
+        c = t["per_class"][name]
+        level = "family" if name in FAMILIES else "instrument"
+        lines.append(
+            f"| {name} | {level} | {c['positives']} | {_fmt(c['roc_auc'])} | {_fmt(c['pr_auc'])} | "
+            f"{_fmt(c['f1@0.5'], 3)} | {_fmt(c.get('threshold'), 3)} | {_fmt(c.get('f1@tuned'), 3)} |"
+        )
+    if t["undefined_classes"]:
+        lines += ["", f"Classes without positives in this set (no ROC-AUC, left out of the macro average): {', '.join(t['undefined_classes'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_f1_bars(report: dict, path: Path) -> None:
+    """Per-class F1 as in the paper's Fig. 3 (at 0.5 and at validation-tuned thresholds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pc = report["test"]["per_class"]
+    x = np.arange(len(CLASSES))
+    f05 = [pc[c]["f1@0.5"] for c in CLASSES]
+    tuned = [pc[c].get("f1@tuned") for c in CLASSES]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.4 if tuned[0] is not None else 0.8
+    ax.bar(x - (width / 2 if tuned[0] is not None else 0), f05, width, label="threshold 0.5")
+    if tuned[0] is not None:
+        ax.bar(x + width / 2, tuned, width, label="tuned on validation")
+    ax.axvline(len(FAMILIES) - 0.5, color="grey", lw=0.8)
+    ax.set_xticks(x, [c.replace("_", " ") for c in CLASSES], rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1")
+    ax.set_title("Class-wise F1 (families | instruments)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def read_history(csv_path: Path) -> dict[str, list[float]]:
+    """Columns of a Keras CSVLogger file (last row wins for an epoch logged twice after a resume)."""
+    rows: dict[int, dict[str, str]] = {}
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row
+    out: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for k, v in rows[epoch].items():
+            out.setdefault(k, []).append(float(v) if v not in ("", None) else float("nan"))
+    return out
+
+
+def plot_learning_curves(history: dict[str, list[float]], path: Path) -> None:
+    """Loss, ROC-AUC and PR-AUC per epoch, training vs validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [e + 1 for e in history.get("epoch", [])]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, key in zip(axes, ("loss", "roc_auc", "pr_auc"), strict=True):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + key in history:
+                ax.plot(epochs, history[prefix + key], style, marker="o", ms=3, label=(prefix or "train_").rstrip("_"))
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(out_dir: str | Path, report: dict, *, history_csv: str | Path | None = None, title: str = "Evaluation report") -> dict[str, Path]:
+    """Write report.json, report.md and the plots into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "f1_plot": out / "f1_per_class.png"}
+    _atomic_write_text(paths["json"], json.dumps(report, indent=2))
+    _atomic_write_text(paths["markdown"], markdown_report(report, title=title))
+    plot_f1_bars(report, paths["f1_plot"])
+    if history_csv is not None and Path(history_csv).is_file():
+        paths["curves"] = out / "learning_curves.png"
+        plot_learning_curves(read_history(Path(history_csv)), paths["curves"])
+    return paths
