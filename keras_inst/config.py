@@ -69,7 +69,7 @@ class FeaturesConfig:
     center: bool = True
     pad_mode: str = "reflect"  # reflect | constant
     power: float = 2.0
-    compression: str = "db"  # db: 10*log10(max(x, amin)) | log10: log10(1 + log_c*x)
+    compression: str = "db"  # db: 10*log10(max(x, amin)) for power 2, 20*log10 for power 1 | log10: log10(1 + log_c*x)
     amin: float = 1e-10
     top_db: float | None = None  # per example, never per batch
     log_c: float = 10000.0
