@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--json", dest="json_path", default=None, help="also write the summary as JSON here")
+    p.add_argument("--no-audio-check", dest="audio_check", action="store_false", help="skip opening every audio file (metadata and labels only)")
 
     p = sub.add_parser("cache", help="decode, resample and cache the stems of datasets for fast chunk access")
     p.add_argument("--config", default=None, help="config whose data section names datasets and roots")
