@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soundfont", default=None, help=".sf2 file (default: TimGM6mb bundled with pretty_midi)")
     p.add_argument("--sample-rate", type=int, default=16000, help="stem sample rate (default 16000)")
     p.add_argument("--workers", type=int, default=None, help="parallel render processes (default: all cores)")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="length of each song's excerpt in seconds (default 30)")
 
     p = sub.add_parser("preview", help="write example training mixes as WAV + PNG with their labels")
     p.add_argument("--config", default="demo")

@@ -1,0 +1,259 @@
+"""Embedded corpus renderer: Slakh layout, loudness, determinism, resume, class coverage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from keras_inst import arrange
+from keras_inst.drums import CRASH, HAT_CLOSED, KICK, SNARE, TOMS, drum_part
+from keras_inst.render import (
+    ENSEMBLES,
+    TARGET_LUFS,
+    TARGET_PEAK_DB,
+    default_soundfont,
+    integrated_loudness,
+    plan_corpus,
+    render_corpus,
+    slakh_inst_class,
+    slakh_program_name,
+    synthesize,
+)
+from keras_inst.taxonomy import CLASSES, classes_for
+
+SR = 16000
+SECONDS = 4.0  # keeps the rendered songs (and the tests) short
+
+
+def _plan_classes(plan) -> frozenset[str]:
+    out: set[str] = set()
+    for s in plan.stems:
+        out |= classes_for("slakh", s.program)
+    return frozenset(out)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rendered") / "c"
+    rep = render_corpus(out, songs=3, seed=0, workers=1, progress=False, max_seconds=SECONDS)
+    assert (rep.songs, rep.rendered, rep.reused) == (3, 3, 0)
+    return out
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+def test_slakh_tables_match_fixture(fixtures_dir):
+    table = json.loads((fixtures_dir / "slakh/metadata/midi_inst_values/general_midi_inst_0based.json").read_text())
+    assert len(table) == 129
+    for key, entry in table.items():
+        assert slakh_inst_class(int(key)) == entry["class"], key
+        assert slakh_program_name(int(key)) == entry["name"], key
+    with pytest.raises(ValueError, match="0..128"):
+        slakh_inst_class(129)
+
+
+def test_plan_covers_every_class_in_many_songs():
+    plans = plan_corpus(100, 0)
+    counts = Counter(c for p in plans for c in _plan_classes(p))
+    assert set(counts) == set(CLASSES)
+    assert min(counts.values()) >= 10, counts
+    # shuffled round robin: each block of len(ENSEMBLES) tracks holds every ensemble once
+    n = len(ENSEMBLES)
+    for b in range(100 // n):
+        assert sorted(p.ensemble for p in plans[b * n : (b + 1) * n]) == sorted(e.name for e in ENSEMBLES)
+    for p in plans:
+        assert [s.name for s in p.stems] == [f"S{i:02d}" for i in range(len(p.stems))]
+        assert all(abs(s.level_db) <= 3.0 for s in p.stems)
+        assert all(s.is_drum == (s.program == 128) for s in p.stems)
+
+
+def test_plan_is_deterministic_and_prefix_stable():
+    assert plan_corpus(100, 0)[:30] == plan_corpus(30, 0)
+    assert plan_corpus(30, 0) == plan_corpus(30, 0)
+    assert plan_corpus(30, 0) != plan_corpus(30, 1)
+    with pytest.raises(ValueError, match="songs"):
+        plan_corpus(0, 0)
+
+
+def test_integrated_loudness_golden_values():
+    t = np.arange(10 * SR) / SR
+    tone = np.sin(2 * np.pi * 997 * t)
+    # BS.1770: a full-scale 997 Hz sine reads -3.01 LKFS (at 48 kHz exactly; 16 kHz within 0.05)
+    assert integrated_loudness(tone, SR) == pytest.approx(-3.01, abs=0.05)
+    t48 = np.arange(5 * 48000) / 48000
+    assert integrated_loudness(np.sin(2 * np.pi * 997 * t48), 48000) == pytest.approx(-3.01, abs=0.005)
+    assert integrated_loudness(0.1 * tone, SR) == pytest.approx(-23.01, abs=0.05)
+    # the gates ignore silence: the same tone followed by 10 s of silence reads the same
+    gated = np.concatenate([0.1 * tone, np.zeros(10 * SR)])
+    assert integrated_loudness(gated, SR) == pytest.approx(-23.01, abs=0.15)
+    assert integrated_loudness(np.zeros(SR), SR) == float("-inf")
+
+
+def test_synthesize_places_notes_and_shows_program_levels_differ():
+    n = 2 * SR
+    piano, preset = synthesize([(0.5, 1.0, 60, 100)], program=0, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
+    assert piano.shape == (n,) and piano.dtype == np.float32 and preset
+    assert np.max(np.abs(piano[: int(0.49 * SR)])) < 1e-4  # silent before the onset
+    assert np.sqrt(np.mean(piano[int(0.5 * SR) : int(0.6 * SR)] ** 2)) > 1e-3
+    pad, _ = synthesize([(0.5, 1.0, 60, 100)], program=89, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
+    # why stems are normalised: TimGM6mb's piano is far quieter than its pad at one velocity
+    assert integrated_loudness(pad, SR) - integrated_loudness(piano, SR) > 6.0
+    drums, _ = synthesize([(0.0, 0.2, KICK, 110)], program=128, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
+    assert np.max(np.abs(drums)) > 0.01
+
+
+def test_drum_part_rock_groove_and_fill():
+    rng = np.random.default_rng(0)
+    hits = drum_part("rock", start_q=0.0, n_bars=9, bar_q=4.0, beat_q=1.0, rng=rng)
+    bar2 = [(t - 4.0, k) for t, _, k, _ in hits if 4.0 <= t < 8.0]  # no crash, no fill
+    assert {t for t, k in bar2 if k == SNARE} == {1.0, 3.0}
+    assert {0.0, 2.0} <= {t for t, k in bar2 if k == KICK} <= {0.0, 1.5, 2.0}
+    assert sorted(t for t, k in bar2 if k == HAT_CLOSED) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    fill = [(t - 28.0, k) for t, _, k, _ in hits if 31.0 <= t < 32.0]  # every 8th bar ends in a fill
+    assert [t for t, _ in fill] == [3.0, 3.25, 3.5, 3.75]
+    assert all(k in set(TOMS) | {SNARE} for _, k in fill)
+    assert [k for t, _, k, _ in hits if t == 0.0].count(CRASH) == 1
+    assert all(0 <= t < 36.0 and 20 <= v <= 127 for t, _, _, v in hits)
+    with pytest.raises(ValueError, match="unknown drum style"):
+        drum_part("polka", start_q=0, n_bars=1, bar_q=4, beat_q=1, rng=rng)
+
+
+def test_key_and_chords_of_a_cadence():
+    # I - IV - V - I in C major, one bar (4 quarters) each, as whole-note triads + bass
+    prog = [(0, (60, 64, 67), 48), (4, (60, 65, 69), 53), (8, (59, 62, 67), 55), (12, (60, 64, 67), 48)]
+    upper = [(float(t), 4.0, k) for t, keys, _ in prog for k in keys]
+    bass = [(float(t), 4.0, b) for t, _, b in prog]
+    assert arrange.estimate_key([upper, bass]) == (0, "major")
+    chords = arrange.estimate_chords([upper, bass], 16.0, 4.0, 0, "major")
+    assert [(c.t0, c.root, c.ivs) for c in chords] == [(0.0, 0, (0, 4, 7)), (4.0, 5, (0, 4, 7)), (8.0, 7, (0, 4, 7)), (12.0, 0, (0, 4, 7))]
+    a_minor = [(float(i), 1.0, k) for i, k in enumerate([57, 60, 64, 57, 59, 62, 64, 56, 57, 60, 64, 69])]
+    assert arrange.estimate_key([a_minor]) == (9, "minor")
+
+
+def test_fit_moves_parts_by_octaves_into_range():
+    notes = [(0.0, 1.0, k, 80) for k in (84, 88, 91, 96)]  # high melody -> cello (36..76)
+    fitted = arrange._fit(notes, 42)
+    assert [k for _, _, k, _ in fitted] == [60, 64, 67, 72]  # the smallest shift that fits
+    chorale_alto = [(0.0, 1.0, k, 80) for k in (60, 64, 67)]  # fits a violin: stays at pitch
+    assert arrange._fit(chorale_alto, 40) == chorale_alto
+    low = arrange._fit([(0.0, 1.0, 20, 80), (1.0, 1.0, 50, 80)], 40)  # violin 55..100
+    assert [k for _, _, k, _ in low] == [56, 86]  # three octaves up: both fit
+
+
+# ------------------------------------------------------------------ the rendered corpus
+
+
+def test_layout_matches_slakh(corpus, fixtures_dir):
+    real = yaml.safe_load((fixtures_dir / "slakh/slakh2100_flac_redux/train/Track00001/metadata.yaml").read_text())
+    real_stem_keys = set(real["stems"]["S00"])
+    desc = json.loads((corpus / "corpus.json").read_text())
+    assert desc["complete"] is True and desc["songs"] == 3 and desc["seed"] == 0 and desc["sample_rate"] == SR
+    assert (corpus / "README.txt").is_file()
+    assert sorted(p.name for p in corpus.iterdir() if p.is_dir()) == ["Track00001", "Track00002", "Track00003"]
+    for track in sorted(corpus.glob("Track*")):
+        meta = yaml.safe_load((track / "metadata.yaml").read_text())
+        assert set(meta) == set(real) | {"keras_inst"}
+        assert (meta["audio_dir"], meta["midi_dir"], meta["normalized"]) == ("stems", "MIDI", True)
+        assert len(meta["UUID"]) == 32 and int(meta["UUID"], 16) >= 0
+        assert (track / "all_src.mid").is_file() and (track / "mix.flac").is_file()
+        assert sorted(p.stem for p in (track / "stems").iterdir()) == sorted(meta["stems"])
+        assert sorted(p.stem for p in (track / "MIDI").iterdir()) == sorted(meta["stems"])
+        for sid, st in meta["stems"].items():
+            assert set(st) == real_stem_keys
+            assert st["audio_rendered"] is True
+            assert st["inst_class"] == slakh_inst_class(st["program_num"])
+            assert st["midi_program_name"] == slakh_program_name(st["program_num"])
+            assert st["is_drum"] == (st["program_num"] == 128)
+            info = sf.info(str(track / "stems" / f"{sid}.flac"))
+            assert (info.samplerate, info.channels, info.format, info.subtype) == (SR, 1, "FLAC", "PCM_16")
+
+
+def test_mix_is_sum_of_stems_and_stems_are_normalised(corpus):
+    for track in sorted(corpus.glob("Track*")):
+        meta = yaml.safe_load((track / "metadata.yaml").read_text())
+        mix, sr = sf.read(str(track / "mix.flac"), dtype="int16")
+        stems = {s: sf.read(str(track / "stems" / f"{s}.flac"), dtype="int16")[0] for s in meta["stems"]}
+        assert np.array_equal(mix.astype(np.int32), np.sum([x.astype(np.int32) for x in stems.values()], axis=0))
+        peak = 10 ** (TARGET_PEAK_DB / 20) + 1e-3
+        assert np.max(np.abs(mix)) / 32768 <= peak and 0 < meta["overall_gain"] <= 1.0
+        gain_db = 20 * np.log10(meta["overall_gain"])
+        for sid, x in stems.items():
+            st = meta["stems"][sid]
+            level = meta["keras_inst"]["stems"][sid]["level_db"]
+            assert st["integrated_loudness"] == pytest.approx(TARGET_LUFS + level, abs=0.05)
+            y = x.astype(np.float64) / 32768
+            assert integrated_loudness(y, sr) == pytest.approx(st["integrated_loudness"] + gain_db, abs=0.3)
+            assert 20 * np.log10(np.sqrt(np.mean(y**2))) > -40.0, f"{track.name}/{sid} inaudible"
+            assert np.max(np.abs(y)) <= peak
+
+
+def test_drums_stem_and_reader_classes(corpus):
+    from keras_inst.datasets import read_dataset
+
+    plans = plan_corpus(3, 0)
+    metas = [yaml.safe_load((corpus / p.name / "metadata.yaml").read_text()) for p in plans]
+    drums = [st for m in metas for st in m["stems"].values() if st["is_drum"]]
+    assert drums and all(st["program_num"] == 128 and st["inst_class"] == "Drums" for st in drums)
+    songs, report = read_dataset("rendered", corpus)
+    assert report.counts == {}
+    assert [s.song_id for s in songs] == [p.name for p in plans]
+    for song, plan, meta in zip(songs, plans, metas, strict=True):
+        assert song.dataset == "rendered" and song.mix_path is not None
+        assert song.classes == _plan_classes(plan)  # every planned stem made it into the audio
+        assert song.artist == f"midi:{meta['UUID']}"
+
+
+def test_render_is_deterministic_across_workers_and_seeds(corpus, tmp_path):
+    again = tmp_path / "again"
+    render_corpus(again, songs=3, seed=0, workers=2, progress=False, max_seconds=SECONDS)
+    assert _files(again) == _files(corpus)
+    other = tmp_path / "other"
+    render_corpus(other, songs=1, seed=1, workers=1, progress=False, max_seconds=SECONDS)
+    assert (other / "Track00001/mix.flac").read_bytes() != (corpus / "Track00001/mix.flac").read_bytes()
+
+
+def test_resume_after_a_killed_render_and_idempotence(corpus, tmp_path):
+    out = tmp_path / "c"
+    shutil.copytree(corpus, out)
+    shutil.rmtree(out / "Track00002")  # as if killed while rendering track 2
+    (out / ".tmp-Track00002-123").mkdir()  # its half-written temp folder
+    desc = json.loads((out / "corpus.json").read_text())
+    (out / "corpus.json").write_text(json.dumps({**desc, "complete": False}))
+    rep = render_corpus(out, songs=3, seed=0, workers=1, progress=False, max_seconds=SECONDS)
+    assert (rep.rendered, rep.reused) == (1, 2)
+    assert _files(out) == _files(corpus)
+    rep = render_corpus(out, songs=3, seed=0, workers=1, progress=False, max_seconds=SECONDS)
+    assert (rep.rendered, rep.reused) == (0, 3) and rep.seconds < 5.0
+
+
+def test_parameter_mismatch_is_refused(corpus, tmp_path):
+    with pytest.raises(ValueError, match="seed"):
+        render_corpus(corpus, songs=3, seed=1, workers=1, progress=False, max_seconds=SECONDS)
+    with pytest.raises(ValueError, match="max_seconds"):
+        render_corpus(corpus, songs=3, seed=0, workers=1, progress=False, max_seconds=SECONDS + 1)
+    with pytest.raises(ValueError, match="holds 3 songs"):
+        render_corpus(corpus, songs=2, seed=0, workers=1, progress=False, max_seconds=SECONDS)
+    (tmp_path / "slakh" / "Track00001").mkdir(parents=True)
+    with pytest.raises(ValueError, match="not a rendered corpus"):
+        render_corpus(tmp_path / "slakh", songs=1, seed=0, progress=False, max_seconds=SECONDS)
+    with pytest.raises(ValueError, match="soundfont"):
+        render_corpus(tmp_path / "x", songs=1, seed=0, soundfont=str(tmp_path / "none.sf2"), progress=False)
+
+
+def test_cli_reports_errors(corpus, capsys):
+    from keras_inst.data import main
+
+    assert main(["render", "--out", str(corpus), "--songs", "3", "--seed", "5"]) == 2
+    assert "other parameters" in capsys.readouterr().err
