@@ -16,13 +16,52 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from keras_inst.taxonomy import CLASSES, NUM_CLASSES
 
 
-def keras_metrics() -> list:
-    """Streaming macro ROC-AUC and PR-AUC for ``model.compile`` (logged as roc_auc, pr_auc)."""
+def _defined_auc_class():
+    """Build (once) the Keras metric class; keeps ``import keras`` out of module import."""
+    global _DefinedClassesAUC
+    if _DefinedClassesAUC is not None:
+        return _DefinedClassesAUC
     import keras
+    from keras import ops
 
+    @keras.saving.register_keras_serializable(package="keras_inst")
+    class DefinedClassesAUC(keras.metrics.AUC):
+        """Multi-label macro AUC over the labels that have both positives and negatives.
+
+        keras.metrics.AUC scores a label without positives as 0 and still averages it in
+        (a set where one class is absent reads 0.375 instead of 0.75); this mask keeps the
+        validation ROC-AUC -- which picks the best checkpoint and is the tuner's objective -- equal
+        to the exact macro average of :func:`evaluate_predictions` up to threshold binning.
+        """
+
+        def result(self):
+            if not self.multi_label:
+                return super().result()
+            # At thresholds[0] (just below 0) every example is predicted positive, so
+            # tp+fn counts the positives and fp+tn the negatives of each label.
+            pos = self.true_positives[0] + self.false_negatives[0]
+            neg = self.false_positives[0] + self.true_negatives[0]
+            mask = ops.cast(ops.logical_and(pos > 0, neg > 0), self.dtype)
+            saved = self.label_weights
+            self.label_weights = mask if saved is None else mask * saved
+            try:
+                return super().result()
+            finally:
+                self.label_weights = saved
+
+    _DefinedClassesAUC = DefinedClassesAUC
+    return DefinedClassesAUC
+
+
+_DefinedClassesAUC = None
+
+
+def keras_metrics(num_labels: int = NUM_CLASSES) -> list:
+    """Streaming macro ROC-AUC and PR-AUC for ``model.compile`` (logged as roc_auc, pr_auc)."""
+    auc = _defined_auc_class()
     return [
-        keras.metrics.AUC(curve="ROC", multi_label=True, num_labels=NUM_CLASSES, name="roc_auc"),
-        keras.metrics.AUC(curve="PR", multi_label=True, num_labels=NUM_CLASSES, name="pr_auc"),
+        auc(curve="ROC", multi_label=True, num_labels=num_labels, name="roc_auc"),
+        auc(curve="PR", multi_label=True, num_labels=num_labels, name="pr_auc"),
     ]
 
 

@@ -23,6 +23,7 @@ import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 from keras import layers
@@ -329,3 +330,19 @@ def backbone_and_head_variables(model: keras.Model) -> tuple[list, list]:
     if stray:
         raise ValueError(f"trainable variables outside backbone and head: {stray}")
     return backbone, head
+
+
+def load_model(path: str | Path, *, compile: bool = True) -> keras.Model:
+    """Load a keras_inst ``.keras`` model or checkpoint in any process.
+
+    Registers every custom object a keras_inst model may carry (the log-mel layer, the grouped
+    optimizer, the masked AUC metric) before deserialising, so a fresh process can load it.
+    """
+    import keras_inst.optimizers  # noqa: F401  (registers keras_inst>GroupedOptimizer)
+    from keras_inst.metrics import _defined_auc_class
+
+    _defined_auc_class()  # registers keras_inst>DefinedClassesAUC
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"model file {str(p)!r} does not exist")
+    return keras.saving.load_model(p, compile=compile)

@@ -31,7 +31,7 @@ class TrainingError(RuntimeError):
     """A run that cannot go on (NaN loss, a run directory that belongs to another config)."""
 
 
-def _atomic_json(path: Path, obj: dict) -> None:
+def atomic_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
     os.replace(tmp, path)
@@ -62,6 +62,13 @@ def prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, *, overwrite: bool = F
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, cfg_path)
     return "new"
+
+
+def load_checkpoint(path: str | Path):
+    """Load a .keras checkpoint in any process (see :func:`keras_inst.model.load_model`)."""
+    from keras_inst.model import load_model
+
+    return load_model(path)
 
 
 def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
@@ -102,7 +109,8 @@ def build_compiled_model(cfg: ExperimentConfig):
     return model
 
 
-def _callbacks(run_dir: Path):
+def training_callbacks(run_dir: Path) -> list:
+    """NaN guard, CSV history, TensorBoard and the per-epoch atomic checkpoint of a run directory."""
     import keras
 
     class EpochCheckpoint(keras.callbacks.Callback):
@@ -136,7 +144,7 @@ def _callbacks(run_dir: Path):
                 os.replace(tmp_best, best)
                 state.update(best_score=float(score), best_epoch=epoch + 1)
             state.update(epochs_done=epoch + 1, complete=False)
-            _atomic_json(state_path, state)
+            atomic_json(state_path, state)
 
     class NaNBatchGuard(keras.callbacks.Callback):
         """Stop within the epoch, with a clear message, as soon as a batch loss is NaN/inf."""
@@ -211,7 +219,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
     data = build_data(cfg, run_dir=run_dir, start_example=initial_epoch * steps * cfg.training.batch_size)
     if initial_epoch > 0:
         print(f"Resuming {run_dir} after epoch {initial_epoch}")
-        model = keras.saving.load_model(run_dir / LAST_CKPT)
+        model = load_checkpoint(run_dir / LAST_CKPT)
     else:
         model = build_compiled_model(cfg)
 
@@ -223,22 +231,22 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
             epochs=cfg.training.epochs,
             initial_epoch=initial_epoch,
             validation_data=data.validation,
-            callbacks=_callbacks(run_dir),
+            callbacks=training_callbacks(run_dir),
             verbose=verbose,
         )
     train_seconds = time.time() - t0
 
     best = run_dir / BEST_CKPT
-    final = keras.saving.load_model(best) if best.is_file() else model
+    final = load_checkpoint(best) if best.is_file() else model
     tmp = run_dir / "model.tmp.keras"
     final.save(tmp)
     os.replace(tmp, run_dir / "model.keras")
     report = evaluate_run(cfg, final, data, run_dir)
     report["meta"]["train_seconds_this_session"] = round(train_seconds, 1)
-    _atomic_json(run_dir / "report.json", report)
+    atomic_json(run_dir / "report.json", report)
     state = json.loads((run_dir / STATE_FILE).read_text()) if (run_dir / STATE_FILE).is_file() else {}
     state["complete"] = True
-    _atomic_json(run_dir / STATE_FILE, state)
+    atomic_json(run_dir / STATE_FILE, state)
     return report
 
 

@@ -69,3 +69,22 @@ def test_bad_shapes_and_nan():
         evaluate_predictions(np.zeros((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="NaN"):
         evaluate_predictions(np.zeros((2, NUM_CLASSES)), np.full((2, NUM_CLASSES), np.nan))
+
+
+def test_keras_streaming_auc_ignores_classes_without_positives():
+    # keras.metrics.AUC would average a 0 in for every class without positives.
+    from keras_inst.metrics import keras_metrics
+
+    y = np.zeros((4, NUM_CLASSES), dtype="float32")
+    p = np.full((4, NUM_CLASSES), 0.5, dtype="float32")
+    y[:, 0] = [1, 0, 1, 0]
+    p[:, 0] = [0.9, 0.8, 0.3, 0.1]
+    y[:, 1] = [1, 1, 0, 0]
+    p[:, 1] = [0.9, 0.7, 0.2, 0.1]  # perfect
+    roc, pr = keras_metrics()
+    roc.update_state(y, p)
+    pr.update_state(y, p)
+    exact = evaluate_predictions(y, p)
+    assert exact["roc_auc"] == pytest.approx((0.75 + 1.0) / 2)
+    assert float(roc.result()) == pytest.approx(exact["roc_auc"], abs=0.01)
+    assert float(pr.result()) == pytest.approx(exact["pr_auc"], abs=0.06)  # interpolated PR vs AP
