@@ -1,0 +1,211 @@
+"""Inference speed of the paper model in every exported form; prints JSON.
+
+    python scripts/bench_inference.py [--config paper] [--minutes 10] [--repeats 30]
+
+For Keras, the SavedModel and TFLite float32 / float16 / int8 (the paper model, random
+weights: speed does not depend on them) it measures
+
+* latency per 4-second window (batch 1; median and 90th percentile of ``--repeats`` calls after
+  3 warm-up calls) with 1 thread and with all cores;
+* the real-time factor of ``keras_inst.predict`` on one long file (``--minutes`` of synthetic
+  44.1 kHz stereo 16-bit WAV: decoding, downmix, resampling to 16 kHz, non-overlapping windows
+  ``--hop 4``, batches of 16) with all cores.
+
+Each measurement runs in a fresh subprocess (TensorFlow's thread pools can only be sized before
+its first op, and runs must not share warm caches). The machine's load average is recorded
+because the figures are only comparable on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FORMS = ("keras", "saved_model", "tflite", "tflite_fp16", "tflite_int8")
+FILES = {
+    "keras": "model.keras",
+    "saved_model": "export/saved_model",
+    "tflite": "export/model_float32.tflite",
+    "tflite_fp16": "export/model_float16.tflite",
+    "tflite_int8": "export/model_int8.tflite",
+}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _runner(form: str, path: Path, threads: int, batch_size: int):
+    """(classifier for keras_inst.predict, raw batch -> probabilities function)."""
+    from keras_inst.predict import load_classifier
+
+    if form in ("keras", "saved_model"):
+        import tensorflow as tf
+
+        # Must happen before TensorFlow runs its first op.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    clf = load_classifier(path, num_threads=threads, batch_size=batch_size)
+    return clf, clf.predict
+
+
+def worker(args: argparse.Namespace) -> dict:
+    from keras_inst.predict import analyse_file
+
+    work = Path(args.workdir)
+    t0 = time.perf_counter()
+    clf, predict = _runner(args.worker, work / FILES[args.worker], args.threads, 16)
+    load_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((1, clf.input_samples))).astype(np.float32)
+    for _ in range(3):
+        predict(x)
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        predict(x)
+        times.append(time.perf_counter() - t)
+    out = {
+        "form": args.worker,
+        "threads": args.threads,
+        "load_seconds": round(load_s, 2),
+        "latency_ms_median": round(1e3 * float(np.median(times)), 2),
+        "latency_ms_p90": round(1e3 * float(np.percentile(times, 90)), 2),
+        "latency_ms_min": round(1e3 * float(np.min(times)), 2),
+        "runs": args.repeats,
+    }
+    if args.long_file:
+        from keras_inst.audio_io import load_audio
+
+        path = Path(args.long_file)
+        import scipy.signal  # noqa: F401  (a one-time import of ~0.5-1.5 s; not decoding time)
+
+        t = time.perf_counter()
+        audio = load_audio(path, sample_rate=clf.sample_rate)
+        decode_s = time.perf_counter() - t
+        t = time.perf_counter()
+        res = analyse_file(clf, path, hop_seconds=4.0, thresholds=np.full(len(clf.class_names), 0.5))
+        total_s = time.perf_counter() - t
+        out["long_file"] = {
+            "audio_seconds": round(audio.duration, 1),
+            "windows": res["windows"],
+            "decode_resample_seconds": round(decode_s, 2),
+            "total_seconds": round(total_s, 2),
+            "real_time_factor": round(audio.duration / total_s, 1),
+        }
+    return out
+
+
+def prepare(work: Path, *, config: str, minutes: float) -> dict:
+    """Paper model (random init) saved as .keras and exported in every format; a long WAV."""
+    import keras
+    import soundfile as sf
+
+    from keras_inst.audio_io import synthetic_mixes
+    from keras_inst.config import load_config
+    from keras_inst.export import export_model
+    from keras_inst.model import build_model
+
+    keras.utils.set_random_seed(0)
+    cfg = load_config(config)
+    model = build_model(cfg)
+    model.save(work / "model.keras")
+    t = time.perf_counter()
+    manifest = export_model(model, work / "export", check_inputs=synthetic_mixes(32, samples=cfg.audio.chunk_samples, sample_rate=cfg.audio.sample_rate, seed=1))
+    export_s = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    sr = 44100
+    n = int(minutes * 60 * sr)
+    t_ax = np.arange(n) / sr
+    left = 0.2 * np.sin(2 * np.pi * 220.0 * t_ax) + 0.05 * rng.standard_normal(n)
+    right = 0.2 * np.sin(2 * np.pi * 330.0 * t_ax) + 0.05 * rng.standard_normal(n)
+    sf.write(work / "long.wav", np.stack([left, right], axis=1).astype(np.float32), sr, subtype="PCM_16")
+    return {
+        "export_seconds": round(export_s, 1),
+        "checks": {f: a["probabilities_max_abs_diff"] for f, a in manifest["artifacts"].items()},
+        "sizes_mb": {f: round(a["bytes"] / 1e6, 2) for f, a in manifest["artifacts"].items()},
+        "all_checks_passed": manifest["all_checks_passed"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="paper")
+    p.add_argument("--minutes", type=float, default=10.0, help="length of the long synthetic file")
+    p.add_argument("--repeats", type=int, default=30, help="timed single-window calls per setting")
+    p.add_argument("--forms", default=",".join(FORMS))
+    p.add_argument("--workdir", default=None, help="reuse/keep the exported models here (default: temporary)")
+    p.add_argument("--worker", choices=FORMS, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--long-file", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+
+    from keras_inst.lite import default_num_threads
+
+    cores = default_num_threads()
+    forms = [f for f in args.forms.split(",") if f]
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_inference_")
+        work = Path(tmp.name)
+    else:
+        work = Path(args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+    result: dict = {
+        "command": "python scripts/bench_inference.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {"cpu": _cpu_name(), "cores": cores, "load_average_start": [round(v, 2) for v in os.getloadavg()]},
+        "model": f"configs/{args.config}.yaml, random init",
+        "window_seconds": None,
+    }
+    if not (work / "export" / "export.json").is_file():
+        result["prepare"] = prepare(work, config=args.config, minutes=args.minutes)
+    meta = json.loads((work / "export" / "export.json").read_text())
+    result["window_seconds"] = meta["input_seconds"]
+    result["versions"] = meta["versions"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    rows = []
+    for form in forms:
+        for threads in sorted({1, cores}):
+            cmd = [sys.executable, __file__, "--worker", form, "--threads", str(threads), "--workdir", str(work), "--repeats", str(args.repeats)]
+            if threads == cores:
+                cmd += ["--long-file", str(work / "long.wav")]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise SystemExit(f"worker {form}/{threads} failed:\n{proc.stderr[-3000:]}")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    result["results"] = rows
+    result["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    int8_1 = next((r for r in rows if r["form"] == "tflite_int8" and r["threads"] == 1), None)
+    int8_all = next((r for r in rows if r["form"] == "tflite_int8" and "long_file" in r), None)
+    result["targets"] = {
+        "tflite_int8_1_thread_ms_per_window<=16": None if int8_1 is None else int8_1["latency_ms_median"] <= 16.0,
+        "long_file_real_time_factor>=200 (tflite_int8, hop 4 s, all cores)": None if int8_all is None else int8_all["long_file"]["real_time_factor"] >= 200,
+    }
+    print(json.dumps(result, indent=2))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
