@@ -233,6 +233,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
             validation_data=data.validation,
             callbacks=training_callbacks(run_dir),
             verbose=verbose,
+            shuffle=False,  # the mixing stream is random already; Keras cannot shuffle a tf.data input
         )
     train_seconds = time.time() - t0
 
