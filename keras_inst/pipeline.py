@@ -1,0 +1,360 @@
+"""tf.data pipelines (paper §2.3): on-the-fly training mixes, fixed musical validation/test mixes.
+
+Training (infinite): ``Dataset.range(start_example, inf)`` -> parallel map, one numpy_function
+per example that draws recipe ``i`` (:class:`keras_inst.mixing.RecipeSampler`) and gathers its
+source chunks (int16, from the cache's memory maps; ``T_in`` samples, enough for the longest
+time stretch / pitch shift) -> graph code: effect parameters and labels
+(:func:`keras_inst.mixing.finish_recipe`) -> batch -> ONE vectorised
+:func:`keras_inst.effects.apply_effects` call over the M used source slots of the batch,
+gathered into ``[M, T_in]`` (mixes with N < N_max leave slots unused) -> segment sum per mix ->
+peak normalisation -> ``(waveform float32 [B, T], labels float32 [B, 15])`` -> prefetch. This
+design was chosen by measurement (docs/benchmarks.md "Data pipeline", scripts/bench_pipeline.py).
+
+Order and determinism: maps run with ``deterministic=True`` and every random number is a pure
+function of ``(training.seed, example index)``, so the same seed gives the same examples
+however many threads run, and ``start_example=k`` continues the stream exactly at example k.
+
+Shuffling: ``training.shuffle_buffer`` is deliberately not applied to this stream. Every
+example is an independent draw (a fresh recipe from its own seeded generator), so consecutive
+examples are already uncorrelated; a shuffle buffer would only hold ``shuffle_buffer`` mixed
+examples in memory (256 x 256 KB), delay the first batch and make the order depend on the
+buffer's fill state, which breaks exact resumption at ``start_example``.
+
+Validation/test (finite): MUSICAL mixes only (paper §2.3), ``mixing.eval_chunks_per_song``
+recipes per song for every song of the split, N drawn as in training, positions preferring
+audible ones, and no random effects (the examples stay close to real recordings and identical
+between runs and models). Recipes are drawn once up front (keyed by seed and song); the mixed
+audio is cached in memory after the first pass when it fits in ``EVAL_CACHE_BYTES``.
+
+Caveat (TensorFlow, not this module): an iterator over a dataset that calls a numpy_function,
+still alive when the interpreter exits (e.g. ``it = iter(ds)`` at module level of a script),
+can make the exit hang (measured: 1 exit in 6 with a five-line numpy_function pipeline).
+Keras ``fit``/``predict`` release their iterators; in scripts, ``del`` iterators before exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_inst.audio_cache import AudioCache, ensure_cache
+from keras_inst.config import ExperimentConfig
+from keras_inst.datasets.base import ReaderReport, Song
+from keras_inst.effects import apply_effects, required_input_samples
+from keras_inst.mixing import (
+    RecipeSampler,
+    SourceTable,
+    Structure,
+    finish_recipe,
+    numpy_structure,
+)
+from keras_inst.splits import SPLITS, SongSplit, load_split, save_split, split_songs
+
+logger = logging.getLogger("keras_inst.pipeline")
+
+SPLIT_FILE = "split.json"
+EVAL_CACHE_BYTES = 512 * 2**20  # mixed eval audio above this is re-mixed each pass instead
+
+
+@dataclass
+class DataBundle:
+    """Everything a run needs from the data side."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    splits: SongSplit
+    cache: AudioCache
+    sampler: RecipeSampler  # the training recipes (preview, tests, diagnostics)
+    tables: dict[str, SourceTable] = field(default_factory=dict)  # per split
+    reader_reports: dict[str, ReaderReport] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Audio of the sources
+
+
+def gather_sources(table: SourceTable, stems: np.ndarray, starts: np.ndarray,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
+    """int16 ``[N, length]`` chunks (zeros past a stem's end and for PAD slots) and their
+    float32 ``[N]`` scales (0 for PAD)."""
+    n = stems.shape[0]
+    out = np.zeros((n, length), np.int16)
+    scales = np.zeros(n, np.float32)
+    for i in range(n):
+        k = int(stems[i])
+        if k < 0:
+            continue
+        lo = int(starts[i])
+        src = table.audio[k]
+        hi = min(lo + length, src.shape[0])
+        if hi > lo:
+            out[i, : hi - lo] = src[lo:hi]
+        scales[i] = table.scales[k]
+    return out, scales
+
+
+def _audio_specs(sampler: RecipeSampler, t_in: int) -> list[tuple[str, tf.DType, tuple]]:
+    return [("audio", tf.int16, (sampler.n_max, t_in)), ("scales", tf.float32, (sampler.n_max,))]
+
+
+def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tensor, *,
+                out_samples: int, sample_rate: int, peak_normalize: float,
+                random_effects: bool) -> tf.Tensor:
+    """Sources ``audio`` int16 ``[B, N, T_in]`` (``scales``, ``valid`` and params fields
+    ``[B, N]``) -> effects -> sum -> peak-normalised mixes float32 ``[B, out_samples]``.
+
+    Only the M used slots are processed: they are gathered into ``[M, T_in]`` for ONE effects
+    call and summed back per mix with a segment sum (unused slots would otherwise make up ~40 %
+    of the rows that every full-tensor step of the effects chain copies).
+    """
+    n, t_in = audio.shape[1], audio.shape[2]
+    b = tf.shape(audio)[0]
+    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M] used slots in [B*N] order
+    x = tf.gather(tf.reshape(audio, [-1, t_in]), rows)  # [M, T_in] int16
+    x = tf.cast(x, tf.float32) * tf.gather(tf.reshape(scales, [-1]), rows)[:, None]
+    if random_effects:
+        flat_params = type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
+        y = apply_effects(x, flat_params, out_samples=out_samples, sample_rate=sample_rate)
+    else:
+        y = x[:, :out_samples]  # [M, T]
+    mix = tf.math.unsorted_segment_sum(y, rows // n, num_segments=b)  # [B, T]
+    mix.set_shape([audio.shape[0], out_samples])
+    peak = tf.reduce_max(tf.abs(mix), axis=1)  # [B]
+    gain = tf.where(peak > peak_normalize, peak_normalize / tf.maximum(peak, 1e-12), 1.0)
+    return mix * gain[:, None]
+
+
+_RECIPE_KEYS = ("index", "dataset", "musical", "n", "stems", "starts", "valid", "params",
+                "audible", "labels")
+
+
+def _output(rec: dict[str, Any], mix: tf.Tensor, with_recipe: bool) -> tuple:
+    if with_recipe:
+        return mix, rec["labels"], {k: rec[k] for k in _RECIPE_KEYS}
+    return mix, rec["labels"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Training stream
+
+
+def training_input_samples(cfg: ExperimentConfig) -> int:
+    """Samples read per source: the chunk, plus what time stretch / pitch shift need."""
+    t = cfg.audio.chunk_samples
+    if cfg.mixing.p_musical >= 1.0:  # musical sources never get pitch/time effects
+        return t
+    return required_input_samples(t, cfg.effects)
+
+
+def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_example: int = 0,
+                     batch_size: int | None = None, with_recipe: bool = False,
+                     random_effects: bool = True, batched_effects: bool = True,
+                     num_parallel_calls: int | None = None) -> tf.data.Dataset:
+    """The infinite training stream of ``sampler`` from example ``start_example`` (module doc).
+
+    ``with_recipe`` adds a third element, the recipe dict (stems, starts, params, audible, ...).
+    ``batched_effects=False`` applies the effects per example before batching (the measured
+    alternative; same examples up to float rounding). ``random_effects=False`` mixes the raw
+    chunks (tests).
+    """
+    b = cfg.training.batch_size if batch_size is None else int(batch_size)
+    if start_example < 0:
+        raise ValueError(f"start_example must be >= 0, got {start_example}")
+    calls = num_parallel_calls if num_parallel_calls is not None else (
+        cfg.training.num_parallel_calls or tf.data.AUTOTUNE)
+    t_out = cfg.audio.chunk_samples
+    t_in = training_input_samples(cfg) if random_effects else t_out
+    table = sampler.table
+
+    def draw(i: np.int64) -> tuple[np.ndarray, ...]:
+        arrays = sampler.train_arrays(i)
+        audio, scales = gather_sources(table, arrays[4], arrays[5], t_in)
+        return (*arrays, audio, scales)
+
+    def example(i: tf.Tensor) -> dict[str, tf.Tensor]:
+        rec = numpy_structure(sampler, draw, i, extra=_audio_specs(sampler, t_in))
+        return finish_recipe(rec, sampler=sampler, random_effects=random_effects)
+
+    mix_kw = dict(out_samples=t_out, sample_rate=cfg.audio.sample_rate,
+                  peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects)
+
+    def mix_batch(rec: dict[str, Any]) -> tuple:
+        mix = mix_sources(rec["audio"], rec["scales"], rec["params"], rec["valid"], **mix_kw)
+        return _output(rec, mix, with_recipe)
+
+    def mix_one(rec: dict[str, Any]) -> tuple:
+        params = type(rec["params"])(*(p[None] for p in rec["params"]))
+        mix = mix_sources(rec["audio"][None], rec["scales"][None], params, rec["valid"][None],
+                          **mix_kw)[0]
+        return _output(rec, mix, with_recipe)
+
+    ds = tf.data.Dataset.range(start_example, tf.int64.max)
+    ds = ds.map(example, num_parallel_calls=calls, deterministic=True)
+    if batched_effects:
+        ds = ds.batch(b, drop_remainder=True)
+        ds = ds.map(mix_batch, num_parallel_calls=calls, deterministic=True)
+    else:
+        ds = ds.map(mix_one, num_parallel_calls=calls, deterministic=True)
+        ds = ds.batch(b, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation / test
+
+
+def _stack(sampler: RecipeSampler, structures: Sequence[Structure]) -> dict[str, np.ndarray]:
+    cols = list(zip(*(sampler.arrays(s) for s in structures), strict=True))
+    return {name: np.stack(col) for (name, _, _), col in
+            zip(sampler.array_specs(), cols, strict=True)}
+
+
+def musical_eval_dataset(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song], *,
+                         seed: int, batch_size: int, with_recipe: bool = False
+                         ) -> tf.data.Dataset:
+    """Deterministic musical mixes of every song: ``(waveform [B, T], labels [B, 15])``.
+
+    ``mixing.eval_chunks_per_song`` recipes per song (module doc); songs without a cached stem
+    are left out with a warning. Raises ValueError when no song is left.
+    """
+    datasets = sorted({s.dataset for s in songs})
+    table = SourceTable(cache, songs, datasets=datasets, chunk_samples=cfg.audio.chunk_samples,
+                        activity_threshold_db=cfg.mixing.activity_threshold_db,
+                        min_active_fraction=cfg.mixing.min_active_fraction)
+    if table.num_songs == 0:
+        raise ValueError(f"no song to evaluate: {len(songs)} songs given, none has a cached stem")
+    sampler = RecipeSampler(table, cfg.mixing, cfg.effects, seed=seed)
+    structures = sampler.eval_structures(cfg.mixing.eval_chunks_per_song)
+    arrays = _stack(sampler, structures)
+    t = cfg.audio.chunk_samples
+
+    def gather(stems: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return gather_sources(table, stems, starts, t)
+
+    def example(rec: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        audio, scales = tf.numpy_function(gather, [rec["stems"], rec["starts"]],
+                                          [tf.int16, tf.float32], stateful=False)
+        audio.set_shape((sampler.n_max, t))
+        scales.set_shape((sampler.n_max,))
+        rec = finish_recipe(rec, sampler=sampler, random_effects=False)
+        return {**rec, "audio": audio, "scales": scales}
+
+    def mix_batch(rec: dict[str, Any]) -> tuple:
+        mix = mix_sources(rec["audio"], rec["scales"], rec["params"], rec["valid"], out_samples=t,
+                          sample_rate=cfg.audio.sample_rate,
+                          peak_normalize=cfg.mixing.peak_normalize, random_effects=False)
+        return _output(rec, mix, with_recipe)
+
+    ds = tf.data.Dataset.from_tensor_slices(arrays)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size)).map(mix_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=True)
+    if len(structures) * t * 4 <= EVAL_CACHE_BYTES:
+        ds = ds.cache()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets, split, cache
+
+
+def read_datasets(cfg: ExperimentConfig) -> tuple[dict[str, list[Song]], dict[str, ReaderReport]]:
+    """Read every dataset of ``cfg.data.datasets`` from ``cfg.data.roots``."""
+    from keras_inst.datasets import read_dataset
+
+    songs: dict[str, list[Song]] = {}
+    reports: dict[str, ReaderReport] = {}
+    for name in cfg.data.datasets:
+        root = cfg.data.roots.get(name)
+        if not root:
+            raise ValueError(f"config key 'data.roots.{name}': no root folder for dataset "
+                             f"{name!r}; pass --set data.roots.{name}=/path/to/{name}")
+        if not Path(root).expanduser().is_dir():
+            raise ValueError(f"config key 'data.roots.{name}': root folder {root!r} does not "
+                             f"exist")
+        songs[name], reports[name] = read_dataset(name, root)
+        if not songs[name]:
+            raise ValueError(f"{name} at {root}: no usable songs (reader problems: "
+                             f"{reports[name].counts or 'none'})")
+    return songs, reports
+
+
+def split_dataset(cfg: ExperimentConfig, name: str, songs: Sequence[Song]) -> SongSplit:
+    """One dataset's split per ``cfg.data``: MTG-Jamendo's official split, Slakh's when
+    ``data.slakh_official_split``, else seeded random (grouped by ``data.group_by``)."""
+    official = name == "mtg_jamendo" or (name == "slakh" and cfg.data.slakh_official_split)
+    return split_songs(songs, fractions=cfg.data.split, seed=cfg.data.split_seed,
+                       group_by=cfg.data.group_by, use_official=official,
+                       unassigned="drop" if name == "mtg_jamendo" else "error")
+
+
+def load_or_make_split(cfg: ExperimentConfig, songs: Mapping[str, Sequence[Song]], *,
+                       run_dir: str | Path | None = None) -> SongSplit:
+    """``run_dir/split.json`` when it exists (a resumed run keeps its songs); else split each
+    dataset (:func:`split_dataset`) and, with a ``run_dir``, save the split there atomically."""
+    path = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
+    everything = [s for name in songs for s in songs[name]]
+    if path is not None and path.is_file():
+        return load_split(path, everything)
+    parts: dict[str, list[Song]] = {k: [] for k in SPLITS}
+    params: dict = {}
+    for name, found in songs.items():
+        one = split_dataset(cfg, name, found)
+        for k in SPLITS:
+            parts[k] += one[k]
+        params = {**one.params, "use_official": params.get("use_official", False)
+                  or one.params["use_official"]}  # seed/fractions/group_by are shared
+    split = SongSplit({k: sorted(v, key=lambda s: (s.dataset, s.song_id))
+                       for k, v in parts.items()}, params)
+    if path is not None:
+        tmp = path.with_name(f"{SPLIT_FILE}.tmp-{os.getpid()}")
+        save_split(split, tmp)
+        os.replace(tmp, path)
+    return split
+
+
+def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song], *,
+                 datasets: Sequence[str] | None = None) -> SourceTable:
+    """The :class:`SourceTable` of ``songs`` with the config's chunk and activity settings."""
+    return SourceTable(cache, songs, datasets=datasets or cfg.data.datasets,
+                       chunk_samples=cfg.audio.chunk_samples,
+                       activity_threshold_db=cfg.mixing.activity_threshold_db,
+                       min_active_fraction=cfg.mixing.min_active_fraction)
+
+
+def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
+               start_example: int = 0, progress: bool = True) -> DataBundle:
+    """Read the datasets, split them (reusing ``run_dir/split.json``), ensure the audio cache
+    and build the training stream (from ``start_example``) and the validation/test datasets.
+
+    The training stream is seeded by ``training.seed``; validation/test recipes by
+    ``data.split_seed``, so runs with different training seeds are judged on the same examples
+    (and ``python -m keras_inst.evaluate --seed`` with that value reproduces the test set).
+    """
+    songs, reports = read_datasets(cfg)
+    split = load_or_make_split(cfg, songs, run_dir=run_dir)
+    for k in SPLITS:
+        if not split[k]:
+            raise ValueError(f"the {k} split has no songs ({sum(map(len, songs.values()))} songs "
+                             f"read, data.split={list(cfg.data.split)}); use more songs")
+    cache = ensure_cache(cfg, [s for k in SPLITS for s in split[k]], progress=progress)
+    table = source_table(cfg, cache, split["train"])
+    sampler = RecipeSampler(table, cfg.mixing, cfg.effects, seed=cfg.training.seed)
+    b = cfg.training.batch_size
+    eval_seed = cfg.data.split_seed
+    return DataBundle(
+        train=training_dataset(cfg, sampler, start_example=start_example),
+        validation=musical_eval_dataset(cfg, cache, split["validation"], seed=eval_seed,
+                                        batch_size=b),
+        test=musical_eval_dataset(cfg, cache, split["test"], seed=eval_seed, batch_size=b),
+        splits=split, cache=cache, sampler=sampler, tables={"train": table},
+        reader_reports=reports,
+    )

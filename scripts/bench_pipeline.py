@@ -1,0 +1,331 @@
+"""Benchmark the training input pipeline against the model's training rate and a NumPy baseline.
+
+Prints one JSON object: examples/s of the training stream (configs/paper.yaml mixing and
+effects: up to 6 sources, every effect at its configured probability) on a rendered corpus,
+with all cores and with one core, of the alternatives considered (effects per example vs per
+batch, a generator with parallel interleave, audio in memory vs memory-mapped, the stream
+without effects), with glibc's malloc thresholds raised, of a straightforward single-process
+NumPy implementation of the same augmentation (keras_inst.effects_numpy) and of the paper
+model's training step (batch 16). Every variant runs in its own process, so no variant's
+background prefetching disturbs another.
+
+    python scripts/bench_pipeline.py [--root /tmp/rendered100] [--batches 30] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
+VARIANTS = ("tf_batched_effects", "tf_per_example_effects", "tf_batched_intra_op_1",
+            "tf_per_example_intra_op_1", "generator_interleave", "in_memory_audio", "no_effects",
+            "one_core", "numpy_baseline", "model_train_step")
+
+
+def _config(root: str, cache_dir: str):
+    from keras_inst.config import load_config
+
+    return load_config("paper", ["data.datasets=[rendered]", f"data.roots.rendered={root}",
+                                 f"data.cache_dir={cache_dir}", "training.transfer=scratch",
+                                 "training.pretrained=null", "training.batch_size=16"])
+
+
+def _sampler(cfg):
+    from keras_inst.mixing import RecipeSampler
+    from keras_inst.pipeline import build_data
+
+    bundle = build_data(cfg, progress=False)
+    return RecipeSampler(bundle.sampler.table, cfg.mixing, cfg.effects, seed=0), bundle
+
+
+def _timed(n_examples: int, wall: float, cpu: float) -> dict:
+    """Wall-clock rate, and CPU seconds (all threads of this process) per example: the second
+    does not depend on what else runs on the machine, the first does."""
+    return {"examples_per_s": round(n_examples / wall, 2), "seconds": round(wall, 2),
+            "cpu_ms_per_example": round(1e3 * cpu / n_examples, 2),
+            "examples_per_cpu_s": round(n_examples / cpu, 2)}
+
+
+def _rate(ds, *, batches: int, warmup: int, batch_size: int) -> dict:
+    it = iter(ds)
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        next(it)
+    t1, c1 = time.perf_counter(), time.process_time()
+    for _ in range(batches):
+        next(it)
+    out = _timed(batches * batch_size, time.perf_counter() - t1, time.process_time() - c1)
+    del it  # a live iterator over numpy_function datasets can hang the interpreter's exit
+    return {**out, "batches": batches, "warmup_seconds": round(t1 - t0, 2)}
+
+
+def _generator_dataset(cfg, sampler, workers: int = 4):
+    """Alternative: per-example Python generators, interleaved in parallel, batched effects."""
+    import tensorflow as tf
+
+    from keras_inst.mixing import finish_recipe
+    from keras_inst.pipeline import gather_sources, mix_sources, training_input_samples
+
+    t_in = training_input_samples(cfg)
+    specs = sampler.array_specs() + [("audio", tf.int16, (sampler.n_max, t_in)),
+                                     ("scales", tf.float32, (sampler.n_max,))]
+    sig = {name: tf.TensorSpec(shape, dt) for name, dt, shape in specs}
+
+    def gen(w):
+        i = int(w)
+        while True:
+            arrays = sampler.train_arrays(i)
+            audio, scales = gather_sources(sampler.table, arrays[4], arrays[5], t_in)
+            yield dict(zip(sig, (*arrays, audio, scales), strict=True))
+            i += workers
+
+    ds = tf.data.Dataset.range(workers).interleave(
+        lambda w: tf.data.Dataset.from_generator(gen, output_signature=sig, args=(w,)),
+        cycle_length=workers, num_parallel_calls=workers, deterministic=True)
+    ds = ds.map(lambda r: finish_recipe(r, sampler=sampler), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(cfg.training.batch_size, drop_remainder=True)
+
+    def mix(r):
+        return mix_sources(r["audio"], r["scales"], r["params"], r["valid"],
+                           out_samples=cfg.audio.chunk_samples,
+                           sample_rate=cfg.audio.sample_rate,
+                           peak_normalize=cfg.mixing.peak_normalize, random_effects=True), r["labels"]
+
+    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _numpy_baseline(cfg, sampler, n_examples: int) -> dict:
+    """Per example, per source: effects one by one (effects_numpy), sum, normalise."""
+    import numpy as np
+
+    from keras_inst.effects_numpy import apply_effects_np, params_item
+    from keras_inst.mixing import recipe_dataset
+    from keras_inst.pipeline import training_input_samples
+
+    t_in, t = training_input_samples(cfg), cfg.audio.chunk_samples
+    table = sampler.table
+    # The same recipes and parameters as the TF stream (drawn beforehand, not timed).
+    recs = []
+    for r in recipe_dataset(sampler, count=n_examples).batch(n_examples):
+        params = type(r["params"])(*(p.numpy() for p in r["params"]))
+        for i in range(n_examples):
+            recs.append((r["n"][i].numpy(), r["stems"][i].numpy(), r["starts"][i].numpy(),
+                         type(params)(*(p[i] for p in params))))
+    t0, c0 = time.perf_counter(), time.process_time()
+    for n, stems, starts, params in recs:
+        mix = np.zeros(t, np.float32)
+        for j in range(int(n)):
+            k = int(stems[j])
+            lo = int(starts[j])
+            x = np.zeros(t_in, np.float32)
+            chunk = table.audio[k][lo: lo + t_in].astype(np.float32) * table.scales[k]
+            x[: chunk.size] = chunk
+            mix += apply_effects_np(x, params_item(params, j), out_samples=t,
+                                    sample_rate=cfg.audio.sample_rate)
+        peak = np.abs(mix).max()
+        if peak > cfg.mixing.peak_normalize:
+            mix *= cfg.mixing.peak_normalize / peak
+    return {**_timed(n_examples, time.perf_counter() - t0, time.process_time() - c0),
+            "examples": n_examples}
+
+
+def _model_rate(steps: int) -> dict:
+    import numpy as np
+
+    from keras_inst.config import load_config
+    from keras_inst.train import build_compiled_model
+
+    cfg = load_config("paper", ["training.transfer=scratch", "training.pretrained=null"])
+    model = build_compiled_model(cfg)
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((16, cfg.audio.chunk_samples))).astype(np.float32)
+    y = (rng.random((16, 15)) < 0.3).astype(np.float32)
+    for _ in range(2):  # trace and warm up
+        model.train_on_batch(x, y)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return {**_timed(steps * 16, time.perf_counter() - t0, time.process_time() - c0),
+            "steps": steps, "params": int(model.count_params())}
+
+
+# name -> (dataset kind, keyword arguments of training_dataset, tf.data thread options)
+PIPELINES = {
+    "tf_batched_effects": ("tf", {"batched_effects": True}, {}),
+    "tf_per_example_effects": ("tf", {"batched_effects": False}, {}),
+    "tf_batched_intra_op_1": ("tf", {"batched_effects": True}, {"max_intra_op_parallelism": 1}),
+    "tf_per_example_intra_op_1": ("tf", {"batched_effects": False},
+                                  {"max_intra_op_parallelism": 1}),
+    "generator_interleave": ("generator", {}, {}),
+    "in_memory_audio": ("memory", {}, {}),
+    "no_effects": ("tf", {"random_effects": False}, {}),
+    "one_core": ("tf", {}, {"private_threadpool_size": 1, "max_intra_op_parallelism": 1}),
+    "chosen": ("tf", {}, {}),
+}
+
+
+def run_variant(name: str, args: argparse.Namespace) -> dict:
+    """One measurement in this process."""
+    import tensorflow as tf
+
+    if name == "one_core":  # before TensorFlow starts its thread pools
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if name == "model_train_step":
+        return _model_rate(args.model_steps)
+    from keras_inst.pipeline import training_dataset
+
+    cfg = _config(args.root, args.cache_dir)
+    sampler, bundle = _sampler(cfg)
+    if name == "numpy_baseline":
+        return _numpy_baseline(cfg, sampler, args.numpy_examples)
+    if name not in PIPELINES:
+        raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    kind, kw, threading = PIPELINES[name]
+    kw = {"batched_effects": args.design == "batched", **kw}
+    if kind == "generator":
+        ds = _generator_dataset(cfg, sampler)
+    else:
+        if kind == "memory":
+            cons = bundle.cache.consolidate(sampler.table.entries)
+            sampler.table.audio = [cons.audio[o: o + n] for o, n in
+                                   zip(cons.offsets, cons.lengths, strict=True)]
+        ds = training_dataset(cfg, sampler, **kw)
+    if threading:
+        opts = tf.data.Options()
+        for key, value in threading.items():
+            setattr(opts.threading, key, value)
+        ds = ds.with_options(opts)
+    out = _rate(ds, batches=args.batches, warmup=args.warmup, batch_size=cfg.training.batch_size)
+    out["songs"] = sampler.table.num_songs
+    out["stems"] = len(sampler.table.entries)
+    return out
+
+
+def _ratio(results: dict, a: str, b: str) -> float | None:
+    ra, rb = results.get(a, {}), results.get(b, {})
+    if "examples_per_cpu_s" in ra and "examples_per_cpu_s" in rb:
+        return round(ra["examples_per_cpu_s"] / rb["examples_per_cpu_s"], 2)
+    return None
+
+
+def _subprocess(name: str, args: argparse.Namespace, env: dict | None = None) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    cmd = [sys.executable, __file__, "--variant", name, "--json-variant", str(out),
+           "--root", args.root, "--cache-dir", args.cache_dir, "--batches", str(args.batches),
+           "--warmup", str(args.warmup), "--numpy-examples", str(args.numpy_examples),
+           "--model-steps", str(args.model_steps), "--design", args.design]
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
+    result = json.loads(out.read_text())
+    out.unlink()
+    result["process_seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _ensure_corpus(args: argparse.Namespace) -> None:
+    if Path(args.root).is_dir():
+        return
+    from keras_inst.render import render_corpus
+
+    print(f"{args.root} not found: rendering {args.render_songs} songs there", file=sys.stderr)
+    render_corpus(args.root, songs=args.render_songs, seed=0, sample_rate=16000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", default="/tmp/rendered100", help="rendered corpus (Slakh layout)")
+    p.add_argument("--render-songs", type=int, default=20, help="songs to render if --root is absent")
+    p.add_argument("--cache-dir", default=None, help="audio cache (default: <tmp>/keras_inst_bench_cache)")
+    p.add_argument("--batches", type=int, default=40, help="timed batches of 16 per variant")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--numpy-examples", type=int, default=160)
+    p.add_argument("--repeat", type=int, default=3, help="runs per variant (median reported)")
+    p.add_argument("--model-steps", type=int, default=5)
+    p.add_argument("--design", choices=("batched", "per_example"), default="batched",
+                   help="effects placement used by the one-core/malloc/memory variants")
+    p.add_argument("--only", nargs="*", default=None, help="run only these variants")
+    p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--variant", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--json-variant", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.cache_dir = args.cache_dir or str(Path(tempfile.gettempdir()) / "keras_inst_bench_cache")
+    if args.variant:
+        Path(args.json_variant).write_text(json.dumps(run_variant(args.variant, args)))
+        return 0
+    _ensure_corpus(args)
+    # Build the cache once up front (not timed), so no variant pays for decoding.
+    import logging
+
+    logging.disable(logging.WARNING)
+    from keras_inst.audio_cache import ensure_cache
+    from keras_inst.datasets import read_dataset
+
+    songs, _ = read_dataset("rendered", args.root)
+    ensure_cache(_config(args.root, args.cache_dir), songs, progress=False)
+    names = [n for n in (args.only or [*VARIANTS, "malloc_thresholds"])]
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for _ in range(args.repeat):  # round robin, so load changes on the machine hit all variants
+        for name in names:
+            if name == "malloc_thresholds":
+                r = _subprocess("chosen", args, MALLOC_ENV)
+            else:
+                r = _subprocess(name, args)
+            runs[name].append(r)
+            print(f"{name}: {r}", file=sys.stderr)
+    results: dict = {}
+    for name, rs in runs.items():
+        ok = [r for r in rs if "examples_per_s" in r]
+        if not ok:
+            results[name] = rs[0]
+            continue
+        rates = sorted(r["examples_per_s"] for r in ok)
+        cpu = sorted(r["examples_per_cpu_s"] for r in ok)
+        results[name] = {**ok[0], "examples_per_s": rates[len(rates) // 2],
+                         "examples_per_cpu_s": cpu[len(cpu) // 2],
+                         "runs_examples_per_s": [r["examples_per_s"] for r in ok],
+                         "runs_examples_per_cpu_s": [r["examples_per_cpu_s"] for r in ok]}
+        results[name]["cpu_ms_per_example"] = round(1e3 / results[name]["examples_per_cpu_s"], 2)
+        if name == "malloc_thresholds":
+            results[name]["env"] = MALLOC_ENV
+    chosen_name = "tf_batched_effects" if args.design == "batched" else "tf_per_example_effects"
+    chosen = results.get(chosen_name, {}).get("examples_per_s")
+    model = results.get("model_train_step", {}).get("examples_per_s")
+    numpy_rate = results.get("numpy_baseline", {}).get("examples_per_s")
+    doc = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "load_avg_at_end": os.getloadavg()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "corpus": args.root, "design": args.design, "batch_size": 16, "results": results,
+        "ratios": {
+            "pipeline_over_model": round(chosen / model, 2) if chosen and model else None,
+            "pipeline_over_numpy": round(chosen / numpy_rate, 2) if chosen and numpy_rate else None,
+            "one_core_over_model": (round(results["one_core"]["examples_per_s"] / model, 2)
+                                    if model and "examples_per_s" in results.get("one_core", {})
+                                    else None),
+            # per CPU second (all threads): independent of other load on the machine
+            "pipeline_over_numpy_per_cpu_s": _ratio(results, chosen_name, "numpy_baseline"),
+            "pipeline_over_model_per_cpu_s": _ratio(results, chosen_name, "model_train_step"),
+        },
+    }
+    text = json.dumps(doc, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
