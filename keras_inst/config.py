@@ -353,6 +353,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ValueError(f"config key '{key}': must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads exponents without a dot, e.g. 1e-4, as strings.
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"config key '{key}': must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"config key '{key}': must be a number, got {value!r}")
         return float(value)

@@ -33,18 +33,19 @@ def resolve_model(model_arg: str | Path, *, config: str | None = None, overrides
 
 
 def select_songs(cfg: ExperimentConfig, dataset: str, songs: list, *, split: str, run_dir: Path | None) -> list:
-    """The songs to evaluate: all, or the test split (the run's own split when it used this dataset)."""
+    """The songs to evaluate: all, or the test split -- the run's own saved split when the run
+    used this dataset, else the split the training pipeline would make (same config and seed)."""
     if split == "all":
         return songs
-    from keras_inst.splits import load_split, split_songs
+    from keras_inst.pipeline import split_dataset
+    from keras_inst.splits import load_split
 
     split_file = run_dir / "split.json" if run_dir is not None else None
     if split_file is not None and split_file.is_file():
-        saved = json.loads(split_file.read_text())
-        if dataset in saved:
+        saved = json.loads(split_file.read_text(encoding="utf-8"))
+        if dataset in saved.get("datasets", []):
             return load_split(split_file, songs, dataset=dataset)["test"]
-    parts = split_songs(songs, fractions=cfg.data.split, seed=cfg.data.split_seed, group_by=cfg.data.group_by, use_official=cfg.data.slakh_official_split and dataset in ("slakh",))
-    return parts["test"]
+    return split_dataset(cfg, dataset, songs)["test"]
 
 
 def evaluate_model(

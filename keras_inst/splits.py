@@ -160,9 +160,10 @@ def save_split(split: dict[str, list[Song]], path: str | Path) -> Path:
     return path
 
 
-def load_split(path: str | Path, songs: Iterable[Song]) -> SongSplit:
+def load_split(path: str | Path, songs: Iterable[Song], *, dataset: str | None = None) -> SongSplit:
     """Rebuild a saved split from freshly read songs; ValueError names any listed song that is
-    missing (a different or incomplete download). Songs not listed are ignored (logged)."""
+    missing (a different or incomplete download). Songs not listed are ignored (logged).
+    With ``dataset``, only that dataset's part of a multi-dataset split file is rebuilt."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -179,11 +180,13 @@ def load_split(path: str | Path, songs: Iterable[Song]) -> SongSplit:
     missing: list[str] = []
     for name in SPLITS:
         parts[name] = []
-        for dataset, song_ids in doc["splits"].get(name, {}).items():
+        for ds_name, song_ids in doc["splits"].get(name, {}).items():
+            if dataset is not None and ds_name != dataset:
+                continue
             for sid in song_ids:
-                song = by_key.get((dataset, sid))
+                song = by_key.get((ds_name, sid))
                 if song is None:
-                    missing.append(f"{dataset}/{sid} ({name})")
+                    missing.append(f"{ds_name}/{sid} ({name})")
                 else:
                     parts[name].append(song)
     if missing:

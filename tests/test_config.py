@@ -126,3 +126,11 @@ def test_apply_overrides_does_not_mutate_input():
     base = {"mixing": {"p_musical": 0.4}}
     out = apply_overrides(base, ["mixing.p_musical=0.1"])
     assert base["mixing"]["p_musical"] == 0.4 and out["mixing"]["p_musical"] == 0.1
+
+
+def test_exponent_notation_without_a_dot_is_a_number():
+    # PyYAML reads 1e-4 as a string (YAML 1.1); learning rates are written that way.
+    c = load_config("paper", ["optimizer.head_learning_rate=1e-4", "optimizer.backbone_learning_rate=5E-6"])
+    assert (c.optimizer.head_learning_rate, c.optimizer.backbone_learning_rate) == (1e-4, 5e-6)
+    with pytest.raises(ValueError, match="optimizer.head_learning_rate"):
+        load_config("paper", ["optimizer.head_learning_rate=fast"])
