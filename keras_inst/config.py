@@ -476,6 +476,14 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
     return out
 
 
+def add_override_argument(parser: Any, *, example: str = "mixing.p_musical=0.3") -> None:
+    """The repeatable ``--set KEY=VALUE`` option every CLI shares (stored as ``args.overrides``)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help=f"override a config value (repeatable), e.g. {example}",
+    )
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Load a YAML config (following ``base:``), apply overrides, validate."""
     p = resolve_config_path(path)

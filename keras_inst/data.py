@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from keras_inst.config import DATASET_NAMES
+from keras_inst.config import DATASET_NAMES, add_override_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="default: the config's data.cache_dir")
     p.add_argument("--sample-rate", type=int, default=None, help="default: the config's audio.sample_rate")
     p.add_argument("--workers", type=int, default=None, help="parallel decode processes (default: all cores)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(p)
 
     p = sub.add_parser("render", help="render the embedded multitrack corpus (Slakh layout) from music21 scores")
     p.add_argument("--out", required=True, help="output folder (Slakh layout: TrackNNNNN/...)")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(p)
     return parser
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_inst.config import DATASET_NAMES, ExperimentConfig, load_config
+from keras_inst.config import DATASET_NAMES, ExperimentConfig, add_override_argument, load_config
 
 
 def resolve_model(model_arg: str | Path, *, config: str | None = None, overrides: Sequence[str] = ()) -> tuple[Path, ExperimentConfig, Path | None, dict | None]:
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", default="test", choices=("test", "all"))
     p.add_argument("--config", default=None, help="config for audio/mixing settings (default: the run's, or paper)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(p)
     p.add_argument("--json", dest="json_path", default=None, help="write the report JSON here")
     p.add_argument("--out", default=None, help="write report.json, report.md and plots into this folder")
     p.add_argument("--seed", type=int, default=0)

@@ -123,6 +123,15 @@ def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, *, default: float = 
     return out
 
 
+def label_aucs(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[float | None, float | None]:
+    """(ROC-AUC, PR-AUC as average precision) of one label; (None, None) when the label has no
+    positives or no negatives, where neither is defined."""
+    pos = int(np.sum(y_true > 0.5))
+    if 0 < pos < len(y_true):
+        return float(roc_auc_score(y_true, y_prob)), float(average_precision_score(y_true, y_prob))
+    return None, None
+
+
 def evaluate_predictions(
     y_true: np.ndarray,
     y_prob: np.ndarray,
@@ -138,14 +147,12 @@ def evaluate_predictions(
     for c, name in enumerate(CLASSES):
         pos = int(np.sum(y_true[:, c] > 0.5))
         entry: dict = {"positives": pos, "negatives": int(len(y_true) - pos), "f1@0.5": float(f1_half[c])}
-        if 0 < pos < len(y_true):
-            entry["roc_auc"] = float(roc_auc_score(y_true[:, c], y_prob[:, c]))
-            entry["pr_auc"] = float(average_precision_score(y_true[:, c], y_prob[:, c]))
+        entry["roc_auc"], entry["pr_auc"] = label_aucs(y_true[:, c], y_prob[:, c])
+        if entry["roc_auc"] is None:
+            undefined.append(name)
+        else:
             roc.append(entry["roc_auc"])
             pr.append(entry["pr_auc"])
-        else:
-            entry["roc_auc"] = entry["pr_auc"] = None
-            undefined.append(name)
         if f1_tuned is not None:
             entry["threshold"] = float(np.asarray(thresholds)[c])
             entry["f1@tuned"] = float(f1_tuned[c])

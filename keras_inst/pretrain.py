@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_inst.audio_cache import AudioCache, CacheEntry, build_cache, open_cache
-from keras_inst.config import ExperimentConfig, load_config, to_dict
+from keras_inst.config import ExperimentConfig, add_override_argument, load_config, to_dict
 from keras_inst.datasets.base import ReaderReport, Song
-from keras_inst.metrics import binary_cross_entropy, keras_metrics
+from keras_inst.metrics import binary_cross_entropy, keras_metrics, label_aucs
 from keras_inst.train import (
     BEST_CKPT,
     LAST_CKPT,
@@ -259,7 +259,6 @@ def evaluation_dataset(data: TaggingData, cfg: ExperimentConfig, split: str):
 
 def tag_metrics(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) -> dict:
     """Macro and per-tag ROC-AUC / PR-AUC (tags with positives and negatives only) and BCE."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
 
     y_true = np.asarray(y_true, np.float64)
     y_prob = np.asarray(y_prob, np.float64)
@@ -272,14 +271,13 @@ def tag_metrics(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) -> 
     roc, pr, undefined = [], [], []
     for c, tag in enumerate(tags):
         pos = int(np.sum(y_true[:, c] > 0.5))
-        entry: dict = {"positives": pos, "roc_auc": None, "pr_auc": None}
-        if 0 < pos < len(y_true):
-            entry["roc_auc"] = float(roc_auc_score(y_true[:, c], y_prob[:, c]))
-            entry["pr_auc"] = float(average_precision_score(y_true[:, c], y_prob[:, c]))
+        entry: dict = {"positives": pos}
+        entry["roc_auc"], entry["pr_auc"] = label_aucs(y_true[:, c], y_prob[:, c])
+        if entry["roc_auc"] is None:
+            undefined.append(tag)
+        else:
             roc.append(entry["roc_auc"])
             pr.append(entry["pr_auc"])
-        else:
-            undefined.append(tag)
         per_tag[tag] = entry
     return {
         "tracks": int(len(y_true)),
@@ -546,14 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="pretrain_jamendo",
         help="config file or shipped name (default: pretrain_jamendo)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. data.roots.mtg_jamendo=/data/mtg-jamendo",
-    )
+    add_override_argument(p, example="data.roots.mtg_jamendo=/data/mtg-jamendo")
     p.add_argument("--run-dir", default=None, help="default: runs/<config name>")
     p.add_argument(
         "--out",

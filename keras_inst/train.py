@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_inst.config import ExperimentConfig, dump_config, load_config
+from keras_inst.config import ExperimentConfig, add_override_argument, dump_config, load_config
 
 STATE_FILE = "state.json"
 LAST_CKPT = "checkpoints/last.keras"
@@ -254,7 +254,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m keras_inst.train", description="Train a keras_inst model (no arguments: the main job on the embedded corpus).")
     p.add_argument("--config", default="demo", help="config file or shipped name (default: demo)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. mixing.p_musical=0.3")
+    add_override_argument(p)
     p.add_argument("--run-dir", default=None, help="default: runs/<config name>")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of another config")
     return p

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_inst.config import ExperimentConfig, dump_config, load_config
+from keras_inst.config import ExperimentConfig, add_override_argument, dump_config, load_config
 
 HP_NAME = "p_musical"
 PROJECT = "search"
@@ -323,14 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="fig2_p_musical",
         help="config file or shipped name (default: fig2_p_musical)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. tuner.seeds=2",
-    )
+    add_override_argument(p, example="tuner.seeds=2")
     p.add_argument("--dir", default=None, help="tuner directory (default: runs/tune/<config name>)")
     return p
 

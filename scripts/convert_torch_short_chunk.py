@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from keras_inst.config import add_override_argument
+
 
 def _load_torch_state_dict(path: Path) -> dict:
     """The state_dict in ``path`` as NumPy arrays (PyTorch imported here only)."""
@@ -45,14 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output file, must end in .weights.h5")
     p.add_argument("--config", default="paper", help="config name or YAML path (default: paper)")
     p.add_argument("--res", action="store_true", help="the state_dict is a ShortChunkCNN_Res")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set model.width_multiplier=0.5 (repeatable)",
-    )
+    add_override_argument(p, example="model.width_multiplier=0.5")
     return p.parse_args(argv)
 
 

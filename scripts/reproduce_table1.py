@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from keras_inst.config import load_config
+from keras_inst.config import add_override_argument, load_config
 
 MODES = (("From Scratch", "scratch"), ("Frozen Backbone", "frozen"), ("Fine-tuned", "finetune"))
 PAPER = {"scratch": (0.8488, 0.6812, 0.4459), "frozen": (0.8908, 0.7623, 0.4160), "finetune": (0.9429, 0.8334, 0.3618)}
@@ -46,7 +46,7 @@ def table(results: dict[str, dict], *, with_paper: bool = True) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="table1_embedded")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(p)
     p.add_argument("--out-dir", default="runs/table1")
     p.add_argument("--modes", default="scratch,frozen,finetune")
     args = p.parse_args(argv)

@@ -23,8 +23,11 @@ READER_MODULES = {
 }
 
 
-def read_dataset(name: str, root: str | Path) -> tuple[list[Song], ReaderReport]:
-    """Read dataset ``name`` at ``root``; problems are counted in the report, never fatal."""
+def read_dataset(name: str, root: str | Path, *, require_audio: bool = True) -> tuple[list[Song], ReaderReport]:
+    """Read dataset ``name`` at ``root``; problems are counted in the report, never fatal.
+
+    ``require_audio=False`` keeps stems whose audio file is missing (metadata-only inspection).
+    """
     if name not in READER_MODULES:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READER_MODULES)}")
     root = Path(root).expanduser()
@@ -32,5 +35,5 @@ def read_dataset(name: str, root: str | Path) -> tuple[list[Song], ReaderReport]
         raise ValueError(f"{name}: root folder {str(root)!r} does not exist")
     module = importlib.import_module(READER_MODULES[name])
     report = ReaderReport(dataset=name)
-    songs = module.read(root, report=report, dataset=name)
+    songs = module.read(root, report=report, dataset=name, require_audio=require_audio)
     return songs, report

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import json
 import sys
 from collections import Counter
@@ -21,7 +20,7 @@ from typing import TextIO
 import soundfile as sf
 from tqdm import tqdm
 
-from keras_inst.datasets import READER_MODULES
+from keras_inst.datasets import read_dataset
 from keras_inst.datasets.base import ReaderReport, Song
 from keras_inst.datasets.medleydb import audio_status
 from keras_inst.taxonomy import CLASSES
@@ -32,15 +31,7 @@ _EXAMPLES = 10
 
 def read_for_inspection(name: str, root: str | Path) -> tuple[list[Song], ReaderReport]:
     """Read dataset ``name`` keeping stems without audio (``require_audio=False``)."""
-    if name not in READER_MODULES:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READER_MODULES)}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"{name}: root folder {str(root)!r} does not exist")
-    module = importlib.import_module(READER_MODULES[name])
-    report = ReaderReport(dataset=name)
-    songs = module.read(root, report=report, dataset=name, require_audio=False)
-    return songs, report
+    return read_dataset(name, root, require_audio=False)
 
 
 def check_audio(songs: list[Song], report: ReaderReport) -> int:
