@@ -12,12 +12,13 @@ frames), so one call processes all sources of a batch of mixes.  Effects:
   for the part of the impulse-response tail that wraps around past the padding, which decays
   below float32 precision within ``EQ_TAIL`` samples for the configured frequencies and Q;
 * time stretch (rate r) and pitch shift (s semitones, p = 2**(s/12)) in one phase-vocoder pass
-  per item: the PV time-scales by r/p (vectorised fractional frame positions, magnitude
-  interpolation, phase accumulation as a cumsum of phase increments) into an intermediate
-  signal u of about ``p * T`` samples, with the bins above Nyquist/p zeroed (anti-aliasing);
-  u is upsampled 2x by a half-band filter and the output is ``y[t] = u(p t)`` by Catmull-Rom
-  interpolation (accurate because u then only occupies half the band): measured level error
-  < 0.3 dB for source content up to 7 kHz, -0.7 dB at 7.3 kHz, -2 dB at 7.6 kHz.
+  per item (n_fft 1024, hop 512: :data:`TF_PV_HOP`): the PV time-scales by r/p (vectorised
+  fractional frame positions, magnitude interpolation, phase accumulation as a cumsum of phase
+  increments) into an intermediate signal u of about ``p * T`` samples, with the bins above
+  Nyquist/p zeroed (anti-aliasing); u is upsampled 2x by a half-band filter and the output is
+  ``y[t] = u(p t)`` by Catmull-Rom interpolation (accurate because u then only occupies half
+  the band): measured level error < 0.3 dB for source content up to 7 kHz, -0.7 dB at 7.3 kHz,
+  -2 dB at 7.6 kHz.
   Contract: ``y[t]`` holds the content of ``x[t * r]``; see :func:`required_input_samples`.
 
 CPU speed is the design goal (the input pipeline runs these on 2 cores); the comments name the
@@ -38,15 +39,21 @@ import numpy as np
 import tensorflow as tf
 
 from keras_inst.config import EffectsConfig
-from keras_inst.effects_numpy import IDENTITY, PV_HOP, PV_N_FFT, SHELF_Q, EffectParams
+from keras_inst.effects_numpy import IDENTITY, PV_N_FFT, SHELF_Q, EffectParams
 
 __all__ = [
     "EQ_TAIL", "EffectParams", "apply_effects", "biquad_response", "equalize", "identity_params",
-    "rbj_biquad_tf", "required_input_samples", "sample_effect_params", "time_pitch",
+    "TF_PV_HOP", "rbj_biquad_tf", "required_input_samples", "sample_effect_params", "time_pitch",
 ]
 
 HALFBAND_TAPS = 24  # 2x upsampler before the cubic interpolation of the pitch shift
 EQ_TAIL = 4096  # zero padding (samples) that absorbs the IIR tails before the circular wrap
+# Phase-vocoder hop of the TF chain: n_fft / 2 (50 % overlap), twice the NumPy reference's
+# PV_HOP. It halves the frames of both STFTs (35 % less CPU per vocoder source) and passes the
+# same measurement tests; the cost is a little more smearing of fast frequency changes
+# (spectrogram error of a shifted/stretched chirp 0.20-0.43 vs 0.09-0.31 at hop 256, NumPy
+# reference 0.14-0.40; stationary tones unchanged). Numbers: docs/benchmarks.md "Data pipeline".
+TF_PV_HOP = 512
 
 
 def identity_params(n: int) -> EffectParams:
@@ -56,21 +63,24 @@ def identity_params(n: int) -> EffectParams:
 
 
 def required_input_samples(
-    out_samples: int, cfg: EffectsConfig, *, n_fft: int = PV_N_FFT, hop: int = PV_HOP
+    out_samples: int, cfg: EffectsConfig, *, n_fft: int = PV_N_FFT, hop: int = TF_PV_HOP
 ) -> int:
     """Input length ``T_in`` that :func:`apply_effects` needs for any parameters drawn from ``cfg``.
 
     The output covers ``x[0 : out_samples * rate]``; the phase vocoder also reads the analysis
-    frames overlapping the last output frame, about ``(n_fft / 2 + hop)(r/p) + n_fft / 2``
-    samples beyond that (measured; plus a few samples for the interpolators). Musical sources
-    (no pitch/time) only need ``out_samples``.
+    frames overlapping the last output frame, about ``(n_fft / 2 + h)(r/p) + n_fft / 2`` samples
+    beyond that with ``h = min(hop, n_fft / 4)`` (plus a few samples for the interpolators).
+    Measured over a grid of the paper's ranges for hop 256 and 512 (n_fft 1024): the output
+    does not change (< 1e-6) when input past ``T_in - 260`` is dropped; a hop above n_fft / 4
+    reaches no further because its extra reach lies in the Hann fade of the last frames.
+    Musical sources (no pitch/time) only need ``out_samples``.
     """
     r_max = cfg.stretch_rate[1] if cfg.p_time_stretch > 0 else 1.0
     p_min = 2.0 ** (min(cfg.pitch_semitones[0], 0.0) / 12.0) if cfg.p_pitch_shift > 0 else 1.0
     if r_max == 1.0 and p_min == 1.0:
         return out_samples
     ratio = max(r_max, 1.0) / p_min
-    extra = n_fft / 2 * (ratio + 1) + hop * ratio + 2 * r_max + 8
+    extra = n_fft / 2 * (ratio + 1) + min(hop, n_fft / 4) * ratio + 2 * r_max + 8
     return int(math.ceil(out_samples * max(r_max, 1.0) + extra))
 
 
@@ -215,10 +225,13 @@ def _upsample2(u: tf.Tensor, block: int = 32) -> tf.Tensor:
     return tf.reshape(tf.matmul(windows, tf.constant(mat)), [b, -1])[:, : 2 * length]
 
 
-def _exclusive_cumsum_frames(g: tf.Tensor, block: int = 16) -> tf.Tensor:
-    """Exclusive cumsum along axis 1 of ``[b, J, F]`` as blocked triangular matmuls.
+def _anchored_phase(g: tf.Tensor, j0: tf.Tensor, ph0: tf.Tensor, block: int = 16) -> tf.Tensor:
+    """Exclusive cumsum of ``g [b, J, F]`` along J, shifted per item so that row ``j0 [b]``
+    equals ``ph0 [b, F]``.
 
-    ``tf.cumsum`` along a middle axis is several times slower on CPU than these matmuls.
+    Blocked triangular matmuls (``tf.cumsum`` along a middle axis is several times slower on
+    CPU); the anchor shift is folded into the per-block offsets [b, nb, F], which saves a full
+    [b, J, F] addition.
     """
     b, j, f = tf.shape(g)[0], tf.shape(g)[1], tf.shape(g)[2]
     nb = (j + block - 1) // block
@@ -226,11 +239,15 @@ def _exclusive_cumsum_frames(g: tf.Tensor, block: int = 16) -> tf.Tensor:
     tri = tf.constant(np.tril(np.ones((block, block), np.float32), -1))  # strictly lower
     inner = tf.matmul(tri, g4)  # [b, nb, block, F] sums within each block
     offsets = tf.cumsum(tf.reduce_sum(g4, axis=2), axis=1, exclusive=True)  # [b, nb, F]
+    at_j0 = (tf.gather_nd(inner, tf.stack([j0 // block, j0 % block], axis=1)[:, None, :],
+                          batch_dims=1)[:, 0]
+             + tf.gather(offsets, j0 // block, batch_dims=1))  # [b, F] unshifted sum at j0
+    offsets += (ph0 - at_j0)[:, None, :]
     return tf.reshape(inner + offsets[:, :, None, :], [b, nb * block, f])[:, :j]
 
 
 def time_pitch(x: tf.Tensor, semitones: tf.Tensor, rate: tf.Tensor, *, out_samples: int,
-               n_fft: int = PV_N_FFT, hop: int = PV_HOP) -> tf.Tensor:
+               n_fft: int = PV_N_FFT, hop: int = TF_PV_HOP) -> tf.Tensor:
     """Stretch by ``rate`` and shift by ``semitones`` (both [B]) -> ``[B, out_samples]``.
 
     Contract: ``y[t]`` holds the content of ``x[t * rate]`` at pitch ``2**(s/12)`` times the
@@ -264,14 +281,13 @@ def time_pitch(x: tf.Tensor, semitones: tf.Tensor, rate: tf.Tensor, *, out_sampl
     dmag = tf.gather(mag[:, 1:] - mag[:, :-1], k, batch_dims=1)
     # Phase increments ph[k+1] - ph[k] (unwrapped, |.| < 2 pi) equal librosa's
     # princarg(dphi - omega) + omega modulo 2 pi, because analysis and synthesis hops are equal.
-    acc = _exclusive_cumsum_frames(tf.gather(ph[:, 1:] - ph[:, :-1], k, batch_dims=1))
+    dph = tf.gather(ph[:, 1:] - ph[:, :-1], k, batch_dims=1)  # [b, J, F]
     # Phases anchored at the first output frame j0 that reads an analysis frame lying fully
     # inside the signal (frame >= n_fft / (2 hop)); anchoring at the half-empty frame 0 (as
     # librosa does) leaves inconsistent bin phases that make a stretched sine cancel itself.
     j0 = tf.minimum(tf.cast(tf.math.ceil(n / (2 * hop_) / pv_rate), tf.int32), n_out - 1)  # [b]
-    anchor = (tf.gather(ph, tf.gather(k, j0, batch_dims=1), batch_dims=1)
-              - tf.gather(acc, j0, batch_dims=1))  # [b, F]
-    phase = acc + anchor[:, None, :]  # [b, J, F]
+    phase = _anchored_phase(dph, j0, tf.gather(ph, tf.gather(k, j0, batch_dims=1),
+                                               batch_dims=1))  # [b, J, F]
     # Anti-aliasing for p > 1: drop bins that would land above Nyquist after resampling.
     keep = tf.cast(tf.range(half + 1, dtype=tf.float32) <= half / p[:, None], tf.float32)
     mag = (m0 + frac * dmag) * keep[:, None, :]  # [b, J, F]
@@ -280,15 +296,23 @@ def time_pitch(x: tf.Tensor, semitones: tf.Tensor, rate: tf.Tensor, *, out_sampl
     ola = tf.signal.overlap_and_add(tf.signal.irfft(spec_out, [n]) * win, hop_)  # [b, L]
     wss = tf.signal.overlap_and_add(tf.tile(win[None, :] ** 2, [n_out, 1]), hop_)  # [L]
     u2 = _upsample2(ola / tf.maximum(wss, 1e-3))  # [b, 2L]: index 2 tau + n_fft <-> u-time tau
-    # y[t] = u(p t), Catmull-Rom on u2. Positions in float64 (2 p t reaches 1.5e5, beyond
-    # float32 resolution); flat gather_nd (on CPU 2-3x faster than gather, 15x faster than
-    # a batch_dims gather of [b, T, 4]).
-    len2 = tf.shape(u2)[1]
-    pos = (2.0 * tf.cast(p, tf.float64)[:, None] * tf.range(out_samples, dtype=tf.float64)[None, :]
-           + n)  # [b, T]
-    i0 = tf.floor(pos)
-    f = tf.cast(pos - i0, tf.float32)
-    base = tf.minimum(tf.cast(i0, tf.int32), len2 - 3) + (tf.range(tf.shape(u2)[0]) * len2)[:, None]
+    # y[t] = u(p t), Catmull-Rom on u2 at pos = 2 p t + n_fft, t = c * blk + d. 2 p t reaches
+    # 1.5e5, beyond float32 resolution, so only the coarse part (c) is formed in float64, on
+    # [b, T / blk]; the fine part 2 p d < 2.4 blk is exact enough in float32 (error < 1e-4).
+    len2, blk = tf.shape(u2)[1], 512
+    nc = -(-out_samples // blk)
+    coarse = (2.0 * tf.cast(p, tf.float64)[:, None]
+              * tf.range(0, nc * blk, blk, dtype=tf.float64)[None, :] + n)  # [b, C]
+    c_int = tf.floor(coarse)
+    fine = (tf.cast(coarse - c_int, tf.float32)[:, :, None]
+            + (2.0 * p)[:, None, None] * tf.range(blk, dtype=tf.float32))  # [b, C, blk]
+    f_int = tf.floor(fine)
+    f = tf.reshape(fine - f_int, [-1, nc * blk])[:, :out_samples]  # [b, T]
+    i0 = tf.reshape(tf.cast(c_int, tf.int32)[:, :, None] + tf.cast(f_int, tf.int32),
+                    [-1, nc * blk])[:, :out_samples]
+    base = tf.minimum(i0, len2 - 3) + (tf.range(tf.shape(u2)[0]) * len2)[:, None]
+    # Flat gather_nd: on CPU 2-3x faster than gather, 15x faster than a batch_dims gather of
+    # [b, T, 4]; one complex128 gather of 4-sample windows was slower (4x larger table).
     flat = tf.reshape(u2, [-1])
     um, u0, u1, up = (tf.gather_nd(flat, (base + o)[..., None]) for o in (-1, 0, 1, 2))  # [b, T]
     return u0 + 0.5 * f * (u1 - um + f * (2.0 * um - 5.0 * u0 + 4.0 * u1 - up
@@ -315,7 +339,7 @@ def _eq_on(x: tf.Tensor, params: EffectParams, mask: tf.Tensor, *, sample_rate: 
 
 def apply_effects(x: tf.Tensor, params: EffectParams, *, out_samples: int,
                   sample_rate: float = 16000, n_fft: int = PV_N_FFT,
-                  hop: int = PV_HOP) -> tf.Tensor:
+                  hop: int = TF_PV_HOP) -> tf.Tensor:
     """All effects of each item: ``x [B, T_in]`` float32, ``params`` fields [B] -> ``[B, out]``.
 
     ``T_in`` must be static and >= ``out_samples``; items with pitch shift or time stretch need
