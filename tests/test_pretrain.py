@@ -12,16 +12,13 @@ import pytest
 import soundfile as sf
 
 from keras_inst.config import load_config
-from keras_inst.pretrain import (
+from keras_inst.jamendo_data import (
     evaluation_plan,
     load_tagging_data,
-    main,
-    pretrain,
-    sidecar_path,
-    tag_metrics,
     training_chunk,
     training_dataset,
 )
+from keras_inst.pretrain import main, pretrain, sidecar_path, tag_metrics
 
 SPLIT_ROWS = {
     "train": [
