@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from keras_inst.config import DATASET_NAMES, ExperimentConfig, add_override_argument, load_config
 
 
@@ -48,6 +50,15 @@ def select_songs(cfg: ExperimentConfig, dataset: str, songs: list, *, split: str
     return split_dataset(cfg, dataset, songs)["test"]
 
 
+def predict_dataset(model, ds) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [n, C], probabilities [n, C]) of a finite dataset of (waveform, labels) batches."""
+    ys, ps = [], []
+    for x, y in ds:
+        ps.append(model.predict_on_batch(x))
+        ys.append(np.asarray(y))
+    return np.concatenate(ys), np.concatenate(ps)
+
+
 def evaluate_model(
     model_arg: str | Path,
     *,
@@ -60,8 +71,6 @@ def evaluate_model(
     seed: int = 0,
 ) -> dict:
     """Evaluate a model on one dataset; returns the report dict (and writes it to ``out_dir``)."""
-    import numpy as np
-
     from keras_inst.audio_cache import ensure_cache
     from keras_inst.datasets import read_dataset
     from keras_inst.metrics import evaluate_predictions
@@ -84,11 +93,7 @@ def evaluate_model(
     chosen = select_songs(cfg, dataset, songs, split=split, run_dir=run_dir)
     cache = ensure_cache(cfg, chosen)
     ds = musical_eval_dataset(cfg, cache, chosen, seed=seed, batch_size=cfg.training.batch_size)
-    ys, ps = [], []
-    for x, y in ds:
-        ps.append(model.predict_on_batch(x))
-        ys.append(np.asarray(y))
-    y_true, y_prob = np.concatenate(ys), np.concatenate(ps)
+    y_true, y_prob = predict_dataset(model, ds)
     t = np.array([thresholds[c] for c in CLASSES]) if thresholds else None
     report = {
         "meta": {

@@ -43,6 +43,7 @@ from keras_inst.train import (
     atomic_json,
     load_checkpoint,
     prepare_run_dir,
+    read_state,
     training_callbacks,
 )
 
@@ -134,11 +135,6 @@ def save_backbone(model, weights: Path, meta: dict) -> Path:
     os.replace(tmp, weights)
     atomic_json(sidecar_path(weights), meta)
     return weights
-
-
-def _state(run_dir: Path) -> dict:
-    path = run_dir / STATE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _check_run_inputs(run_dir: Path, inputs: dict) -> None:
@@ -262,7 +258,7 @@ def pretrain(
         run_dir,
         {"tsv": str(data.tsv.resolve()), "split": data.split_source, "tags": list(data.tags)},
     )
-    state = _state(run_dir)
+    state = read_state(run_dir)
     initial_epoch = int(state.get("epochs_done", 0)) if (run_dir / LAST_CKPT).is_file() else 0
     steps = cfg.training.steps_per_epoch
     train_ds = training_dataset(
@@ -301,7 +297,7 @@ def pretrain(
         "weights": str(weights),
         "train_tracks": len(data.entries["train"]),
         "train_seconds_this_session": round(time.time() - t0, 1),
-        "best_epoch": _state(run_dir).get("best_epoch"),
+        "best_epoch": read_state(run_dir).get("best_epoch"),
         "model": to_dict(cfg.model),
         "features": to_dict(cfg.features),
         "audio": to_dict(cfg.audio),
@@ -319,7 +315,7 @@ def pretrain(
     save_backbone(final, weights, {**meta, **summary})
     atomic_json(run_dir / "report.json", report)
     (run_dir / "report.md").write_text(_markdown(report), encoding="utf-8")
-    state = _state(run_dir)
+    state = read_state(run_dir)
     state["complete"] = True
     atomic_json(run_dir / STATE_FILE, state)
     return report

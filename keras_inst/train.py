@@ -37,6 +37,12 @@ def atomic_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_state(run_dir: Path) -> dict:
+    """The run's progress record (epochs done, best score, complete); {} before the first epoch."""
+    path = run_dir / STATE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, *, overwrite: bool = False) -> str:
     """Create or re-open a run directory. Returns 'new', 'resume' or 'complete'.
 
@@ -51,7 +57,7 @@ def prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, *, overwrite: bool = F
                 f"run directory {run_dir} holds a run with a different config; "
                 "choose another --run-dir, or pass --overwrite to replace it"
             )
-        state = json.loads((run_dir / STATE_FILE).read_text()) if (run_dir / STATE_FILE).is_file() else {}
+        state = read_state(run_dir)
         return "complete" if state.get("complete") else "resume"
     if overwrite and run_dir.exists():
         import shutil
@@ -134,8 +140,7 @@ def training_callbacks(run_dir: Path) -> list:
             tmp = last.with_name("last.tmp.keras")
             self.model.save(tmp)
             os.replace(tmp, last)
-            state_path = run_dir / STATE_FILE
-            state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+            state = read_state(run_dir)
             score = logs.get("val_roc_auc", -loss)
             if score > state.get("best_score", -math.inf):
                 best = run_dir / BEST_CKPT
@@ -144,7 +149,7 @@ def training_callbacks(run_dir: Path) -> list:
                 os.replace(tmp_best, best)
                 state.update(best_score=float(score), best_epoch=epoch + 1)
             state.update(epochs_done=epoch + 1, complete=False)
-            atomic_json(state_path, state)
+            atomic_json(run_dir / STATE_FILE, state)
 
     class NaNBatchGuard(keras.callbacks.Callback):
         """Stop within the epoch, with a clear message, as soon as a batch loss is NaN/inf."""
@@ -169,21 +174,13 @@ def training_callbacks(run_dir: Path) -> list:
 
 def evaluate_run(cfg: ExperimentConfig, model, data, run_dir: Path) -> dict:
     """Tune thresholds on validation, evaluate on test, write the report into the run directory."""
-    import numpy as np
-
+    from keras_inst.evaluate import predict_dataset
     from keras_inst.metrics import evaluate_predictions, tune_thresholds
     from keras_inst.report import write_report
     from keras_inst.taxonomy import CLASSES
 
-    def predict(ds):
-        ys, ps = [], []
-        for x, y in ds:
-            ps.append(model.predict_on_batch(x))
-            ys.append(np.asarray(y))
-        return np.concatenate(ys), np.concatenate(ps)
-
-    yv, pv = predict(data.validation)
-    yt, pt = predict(data.test)
+    yv, pv = predict_dataset(model, data.validation)
+    yt, pt = predict_dataset(model, data.test)
     thresholds = tune_thresholds(yv, pv)
     report = {
         "meta": {"config": cfg.name, "run_dir": str(run_dir), "split": "test", "dataset": ", ".join(cfg.data.datasets)},
@@ -210,7 +207,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
     keras.utils.set_random_seed(cfg.training.seed)
 
     ensure_rendered_corpus(cfg)
-    state = json.loads((run_dir / STATE_FILE).read_text()) if (run_dir / STATE_FILE).is_file() else {}
+    state = read_state(run_dir)
     initial_epoch = int(state.get("epochs_done", 0)) if (run_dir / LAST_CKPT).is_file() else 0
 
     from keras_inst.pipeline import build_data
@@ -245,7 +242,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
     report = evaluate_run(cfg, final, data, run_dir)
     report["meta"]["train_seconds_this_session"] = round(train_seconds, 1)
     atomic_json(run_dir / "report.json", report)
-    state = json.loads((run_dir / STATE_FILE).read_text()) if (run_dir / STATE_FILE).is_file() else {}
+    state = read_state(run_dir)
     state["complete"] = True
     atomic_json(run_dir / STATE_FILE, state)
     return report
