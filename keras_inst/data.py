@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from keras_inst.config import DATASET_NAMES, add_override_argument
+from keras_inst.config import DATASET_NAMES
+from keras_inst.config_io import add_override_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_inspect(args)
         if args.command == "cache":
-            from keras_inst.audio_cache import run_cache_cli
+            from keras_inst.cache_build import run_cache_cli
 
             return run_cache_cli(args)
         if args.command == "render":

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inst.config import DATASET_NAMES, ExperimentConfig, add_override_argument, load_config
+from keras_inst.config import DATASET_NAMES, ExperimentConfig
+from keras_inst.config_io import add_override_argument, load_config
 
 
 def resolve_model(model_arg: str | Path, *, config: str | None = None, overrides: Sequence[str] = ()) -> tuple[Path, ExperimentConfig, Path | None, dict | None]:

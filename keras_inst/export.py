@@ -24,6 +24,9 @@ class decisions and, with labels, the macro ROC-AUC change are recorded. A check
 the probabilities differ by more than :data:`TOLERANCES`; the export is still written (to be
 inspected) but the command exits with status 1. Everything is built in a temporary folder
 beside ``DIR`` and renamed into place, so a killed export leaves no half-written model.
+
+The serving model and its SavedModel come from :mod:`keras_inst.serving`, the TFLite
+conversion and runtime from :mod:`keras_inst.lite`.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from keras_inst.lite import (
     convert_tflite,
     read_thresholds,
 )
+from keras_inst.serving import dual_output_model, model_info, save_serving_model
 from keras_inst.taxonomy import NUM_CLASSES
 
 FORMATS: tuple[str, ...] = ("saved_model", "tflite", "tflite_fp16", "tflite_int8")
@@ -96,7 +100,7 @@ def load_source(model_or_run_dir: str | Path) -> Source:
         if not p.is_file():
             raise ValueError(f"{run_dir}: not a finished run directory (no model.keras)")
         if (run_dir / "config.yaml").is_file():
-            from keras_inst.config import load_config
+            from keras_inst.config_io import load_config
 
             cfg = load_config(run_dir / "config.yaml")
     elif p.suffix != ".keras" or not p.is_file():
@@ -107,73 +111,6 @@ def load_source(model_or_run_dir: str | Path) -> Source:
     if int(model.output.shape[-1]) == len(CLASSES):
         thresholds = read_thresholds((run_dir or p.parent) / "report.json", CLASSES)
     return Source(model=model, path=p, run_dir=run_dir, config=cfg, thresholds=thresholds)
-
-
-def model_info(model: Any) -> dict[str, Any]:
-    """Sample rate, input length and output sizes of a model built by ``build_model``."""
-    try:
-        frontend = model.get_layer("frontend")
-        log_mel = frontend.get_layer("log_mel")
-    except ValueError:
-        raise ValueError(
-            f"model {model.name!r} has no 'frontend' sub-model with a 'log_mel' layer; "
-            "export models built by keras_inst.model.build_model"
-        ) from None
-    emb = model.get_layer("backbone").output.shape[-1]
-    return {
-        "sample_rate": int(log_mel.sample_rate),
-        "input_samples": int(model.input.shape[-1]),
-        "num_classes": int(model.output.shape[-1]),
-        "embedding_dim": int(emb),
-    }
-
-
-def dual_output_model(model: Any) -> Any:
-    """waveform ``[B, S]`` -> ``{"probabilities": [B, C], "embeddings": [B, D]}``, sharing weights.
-
-    The front end and backbone run once for both outputs.
-    """
-    import keras
-
-    wav = keras.Input(tuple(model.input.shape[1:]), name=INPUT_NAME, dtype="float32")
-    emb = model.get_layer("backbone")(model.get_layer("frontend")(wav))  # [B, D]
-    probs = model.get_layer("probabilities")(model.get_layer("head")(emb))  # [B, C]
-    return keras.Model(wav, {"probabilities": probs, "embeddings": emb}, name="keras_inst_serving")
-
-
-def save_serving_model(dual: Any, path: str | Path, *, class_names: Sequence[str], sample_rate: int,
-                       thresholds: dict[str, float] | None, labels_file: Path) -> None:
-    """Write the SavedModel with the ``serving_default`` and ``metadata`` signatures."""
-    import tensorflow as tf
-
-    samples = int(dual.input.shape[-1])
-    root = tf.Module()
-
-    def serve(waveform):
-        out = dual(waveform, training=False)
-        return {"probabilities": out["probabilities"], "embeddings": out["embeddings"]}
-
-    root.serve = tf.function(
-        serve, input_signature=[tf.TensorSpec([None, samples], tf.float32, name=INPUT_NAME)], autograph=False
-    )
-    # Track the tf.Variables the function captures (not the Keras wrappers): otherwise the
-    # TFLite converter cannot freeze them and emits READ_VARIABLE ops that yield NaN.
-    root.model_variables = list(root.serve.get_concrete_function().variables)
-    root.labels = tf.saved_model.Asset(str(labels_file))
-    meta = {
-        "class_names": tf.constant(list(class_names)),
-        "sample_rate": tf.constant(int(sample_rate), tf.int32),
-        "input_samples": tf.constant(samples, tf.int32),
-    }
-    if thresholds is not None:
-        meta["thresholds"] = tf.constant([thresholds[c] for c in class_names], tf.float64)
-
-    def metadata(request):
-        del request  # TF Serving needs an input; its value is unused
-        return dict(meta)
-
-    root.metadata = tf.function(metadata, input_signature=[tf.TensorSpec([], tf.int32, name="request")])
-    tf.saved_model.save(root, str(path), signatures={SIGNATURE: root.serve, "metadata": root.metadata})
 
 
 def _predict_keras(dual: Any, x: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:

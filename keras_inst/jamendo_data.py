@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inst.audio_cache import AudioCache, CacheEntry, build_cache, open_cache
+from keras_inst.audio_cache import AudioCache, CacheEntry, open_cache
+from keras_inst.cache_build import build_cache
 from keras_inst.config import ExperimentConfig
 from keras_inst.datasets.base import ReaderReport, Song
 

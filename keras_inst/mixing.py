@@ -307,31 +307,34 @@ def numpy_structure(sampler: RecipeSampler, fn, *inputs: tf.Tensor,
 
 def finish_recipe(rec: dict[str, tf.Tensor], *, sampler: RecipeSampler,
                   random_effects: bool = True) -> dict[str, tf.Tensor]:
-    """Add effect parameters, per-source audibility and the labels to one recipe (graph code).
+    """Add effect parameters, per-source audibility and the labels to recipes (graph code).
 
-    Adds ``valid`` bool [N], ``params`` (:class:`EffectParams`, fields [N]; identity for unused
-    slots, and everywhere when ``random_effects`` is False), ``audible`` bool [N] and
-    ``labels`` float32 [15].
+    Works on one recipe (fields as in :meth:`RecipeSampler.array_specs`) or on a batch of them
+    (every field with a leading batch axis: one call per batch is much cheaper than one per
+    example). Adds ``valid`` bool [..., N], ``params`` (:class:`EffectParams`, fields [..., N];
+    identity for unused slots, and everywhere when ``random_effects`` is False), ``audible`` bool
+    [..., N] and ``labels`` float32 [..., 15].
     """
     n_max = sampler.n_max
-    valid = tf.range(n_max) < rec["n"]  # [N]
+    valid = tf.range(n_max) < rec["n"][..., None]  # [..., N]
+    ident = EffectParams(*(tf.broadcast_to(v, tf.shape(valid)) for v in identity_params(n_max)))
     if random_effects:
         drawn = sample_effect_params(rec["effects_seed"], n_max, sampler.effects,
-                                     musical=rec["musical"])
-        ident = identity_params(n_max)
+                                     musical=rec["musical"][..., None])
         params = EffectParams(*(tf.where(valid, p, q) for p, q in zip(drawn, ident, strict=True)))
     else:
-        params = identity_params(n_max)
+        params = ident
     # Frames a source plays: W = ceil(rate * chunk / hop), in float64 as min_active_count.
     rate = tf.cast(params.rate, tf.float64)
-    w = tf.math.ceil(rate * sampler.chunk_samples / sampler.table.hop)  # [N]
+    w = tf.math.ceil(rate * sampler.chunk_samples / sampler.table.hop)  # [..., N]
     w = tf.minimum(w, float(sampler.window_max))
-    need = tf.maximum(tf.math.ceil(sampler.table.min_active_fraction * w - 1e-9), 1.0)  # [N]
-    in_window = tf.range(sampler.window_max, dtype=tf.float64)[None, :] < w[:, None]  # [N, Wmax]
+    need = tf.maximum(tf.math.ceil(sampler.table.min_active_fraction * w - 1e-9), 1.0)  # [..., N]
+    in_window = tf.range(sampler.window_max, dtype=tf.float64) < w[..., None]  # [..., N, Wmax]
     count = tf.reduce_sum(tf.cast(rec["active"] > 0, tf.float64)
-                          * tf.cast(in_window, tf.float64), axis=1)  # [N]
+                          * tf.cast(in_window, tf.float64), axis=-1)  # [..., N]
     audible = valid & (count >= need)
-    labels = tf.reduce_max(rec["classes"] * tf.cast(audible, tf.float32)[:, None], axis=0)  # [15]
+    labels = tf.reduce_max(rec["classes"] * tf.cast(audible, tf.float32)[..., None],
+                           axis=-2)  # [..., 15]
     return {**rec, "valid": valid, "params": params, "audible": audible, "labels": labels}
 
 

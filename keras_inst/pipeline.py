@@ -1,14 +1,16 @@
 """tf.data pipelines (paper §2.3): on-the-fly training mixes, fixed musical validation/test mixes.
 
-Training (infinite): ``Dataset.range(start_example, inf)`` -> parallel map, one numpy_function
-per example that draws recipe ``i`` (:class:`keras_inst.mixing.RecipeSampler`) and gathers its
-source chunks (int16, from the cache's memory maps; ``T_in`` samples, enough for the longest
-time stretch / pitch shift) -> graph code: effect parameters and labels
-(:func:`keras_inst.mixing.finish_recipe`) -> batch -> ONE vectorised
-:func:`keras_inst.effects.apply_effects` call over the M used source slots of the batch,
-gathered into ``[M, T_in]`` (mixes with N < N_max leave slots unused) -> segment sum per mix ->
+Training (infinite): ``Dataset.range(start_example, inf, B)`` (the first example of each batch)
+-> parallel map, per batch: one numpy_function (:func:`draw_batch`) draws recipes ``i .. i+B-1``
+(:class:`keras_inst.mixing.RecipeSampler`) and reads the int16 chunks of their USED source
+slots only, ``[M, T_in]`` (``T_in`` samples: enough for the longest time stretch / pitch shift)
+from the cache's memory maps -> graph code on the whole batch: effect parameters and labels
+(:func:`keras_inst.mixing.finish_recipe`), ONE vectorised
+:func:`keras_inst.effects.apply_effects` call over the M rows -> sorted segment sum per mix ->
 peak normalisation -> ``(waveform float32 [B, T], labels float32 [B, 15])`` -> prefetch. This
-design was chosen by measurement (docs/benchmarks.md "Data pipeline", scripts/bench_pipeline.py).
+design was chosen by measurement (docs/benchmarks.md "Data pipeline",
+scripts/bench_pipeline.py): against the previous per-example map + batch + mix, one
+numpy_function and one graph call per batch removed most of the per-example overhead.
 
 Order and determinism: maps run with ``deterministic=True`` and every random number is a pure
 function of ``(training.seed, example index)``, so the same seed gives the same examples
@@ -105,31 +107,68 @@ def _audio_specs(sampler: RecipeSampler, t_in: int) -> list[tuple[str, tf.DType,
     return [("audio", tf.int16, (sampler.n_max, t_in)), ("scales", tf.float32, (sampler.n_max,))]
 
 
-def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tensor, *,
-                out_samples: int, sample_rate: int, peak_normalize: float,
-                random_effects: bool) -> tf.Tensor:
-    """Sources ``audio`` int16 ``[B, N, T_in]`` (``scales``, ``valid`` and params fields
-    ``[B, N]``) -> effects -> sum -> peak-normalised mixes float32 ``[B, out_samples]``.
+def draw_batch(sampler: RecipeSampler, first: int, size: int, length: int
+               ) -> tuple[np.ndarray, ...]:
+    """Training recipes ``first .. first + size - 1`` stacked (``sampler.array_specs()`` with a
+    leading [size] axis), then the int16 chunks of their USED slots only, ``[M, length]`` in
+    example-major order, and their float32 scales ``[M]`` (no PAD rows are read or copied)."""
+    cols = list(zip(*(sampler.train_arrays(first + j) for j in range(size)), strict=True))
+    arrays = [np.stack(c) for c in cols]
+    stems, starts = arrays[4], arrays[5]  # [size, N]
+    used = stems >= 0
+    audio = np.empty((int(used.sum()), length), np.int16)
+    scales = np.empty(audio.shape[0], np.float32)
+    table = sampler.table
+    for r, (k, lo) in enumerate(zip(stems[used].tolist(), starts[used].tolist(), strict=True)):
+        src = table.audio[k]
+        hi = min(lo + length, src.shape[0])
+        m = max(0, hi - lo)
+        if m:
+            audio[r, :m] = src[lo:hi]
+        audio[r, m:] = 0  # past the stem's end
+        scales[r] = table.scales[k]
+    return (*arrays, audio, scales)
 
-    Only the M used slots are processed: they are gathered into ``[M, T_in]`` for ONE effects
-    call and summed back per mix with a segment sum (unused slots would otherwise make up ~40 %
-    of the rows that every full-tensor step of the effects chain copies).
+
+def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, batch: Any,
+             out_samples: int, sample_rate: int, peak_normalize: float,
+             random_effects: bool) -> tf.Tensor:
+    """Used source slots ``x [M, T_in]`` (int16 or float; ``scale``, ``params`` fields and
+    ``mix_of`` [M], the mix of each row, ascending) -> effects -> sum -> peak-normalised mixes
+    float32 ``[batch, out_samples]``.
+
+    ONE effects call for all rows, which casts per effect group only what that group reads and
+    folds the int16 scales into the gain; a sorted segment sum (3.7x faster than the unsorted
+    one here) adds the rows of each mix.
     """
-    n, t_in = audio.shape[1], audio.shape[2]
-    b = tf.shape(audio)[0]
-    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M] used slots in [B*N] order
-    x = tf.gather(tf.reshape(audio, [-1, t_in]), rows)  # [M, T_in] int16
-    x = tf.cast(x, tf.float32) * tf.gather(tf.reshape(scales, [-1]), rows)[:, None]
     if random_effects:
-        flat_params = type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
-        y = apply_effects(x, flat_params, out_samples=out_samples, sample_rate=sample_rate)
+        y = apply_effects(x, params, out_samples=out_samples, sample_rate=sample_rate,
+                          scale=scale)
     else:
-        y = x[:, :out_samples]  # [M, T]
-    mix = tf.math.unsorted_segment_sum(y, rows // n, num_segments=b)  # [B, T]
-    mix.set_shape([audio.shape[0], out_samples])
+        y = tf.cast(x[:, :out_samples], tf.float32) * scale[:, None]  # [M, T]
+    mix = tf.math.segment_sum(y, tf.cast(mix_of, tf.int32))  # [<= B, T]: up to the last id
+    mix = tf.pad(mix, [[0, batch - tf.shape(mix)[0]], [0, 0]])  # [B, T]
     peak = tf.reduce_max(tf.abs(mix), axis=1)  # [B]
     gain = tf.where(peak > peak_normalize, peak_normalize / tf.maximum(peak, 1e-12), 1.0)
     return mix * gain[:, None]
+
+
+def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tensor,
+                **kwargs: Any) -> tf.Tensor:
+    """Sources ``audio`` int16 ``[B, N, T_in]`` (``scales``, ``valid`` and params fields
+    ``[B, N]``) -> :func:`mix_rows` of the used slots -> float32 ``[B, out_samples]``.
+
+    Only the M used slots are processed (unused slots of mixes with N < N_max would otherwise
+    make up ~40 % of the rows that every full-tensor step copies).
+    """
+    n, t_in = audio.shape[1], audio.shape[2]
+    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M] used slots, ascending in [B*N] order
+    flat_params = type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
+    mix = mix_rows(tf.gather(tf.reshape(audio, [-1, t_in]), rows),
+                   tf.gather(tf.reshape(scales, [-1]), rows), flat_params, rows // n,
+                   batch=tf.shape(audio)[0], **kwargs)
+    mix.set_shape([audio.shape[0], kwargs["out_samples"]])
+    return mix
 
 
 _RECIPE_KEYS = ("index", "dataset", "musical", "n", "stems", "starts", "valid", "params",
@@ -174,6 +213,37 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
     t_in = training_input_samples(cfg) if random_effects else t_out
     table = sampler.table
 
+    mix_kw: dict[str, Any] = dict(
+        out_samples=t_out, sample_rate=cfg.audio.sample_rate,
+        peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects)
+    if batched_effects:
+        # One numpy_function per batch draws its b recipes and reads only the used slots'
+        # chunks ([M, T_in]); graph code finishes the recipes and mixes, all on [b, ...] tensors.
+        specs = sampler.array_specs()
+        out_types = [dt for _, dt, _ in specs] + [tf.int16, tf.float32]
+
+        def batch_of(first: tf.Tensor) -> tuple:
+            outs = tf.numpy_function(lambda i: draw_batch(sampler, int(i), b, t_in), [first],
+                                     out_types, stateful=False)
+            rec = {}
+            for (name, _, shape), t in zip(specs, outs, strict=False):
+                t.set_shape((b, *shape))
+                rec[name] = t
+            x, scale = outs[-2], outs[-1]
+            x.set_shape((None, t_in))
+            scale.set_shape((None,))
+            rec = finish_recipe(rec, sampler=sampler, random_effects=random_effects)
+            rows = tf.where(tf.reshape(rec["valid"], [-1]))[:, 0]  # [M], as draw_batch's rows
+            flat_params = type(rec["params"])(*(tf.gather(tf.reshape(p, [-1]), rows)
+                                                for p in rec["params"]))
+            mix = mix_rows(x, scale, flat_params, rows // sampler.n_max, batch=b, **mix_kw)
+            mix.set_shape((b, t_out))
+            return _output(rec, mix, with_recipe)
+
+        ds = tf.data.Dataset.range(start_example, tf.int64.max, b)  # first example of a batch
+        ds = ds.map(batch_of, num_parallel_calls=calls, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
     def draw(i: np.int64) -> tuple[np.ndarray, ...]:
         arrays = sampler.train_arrays(i)
         audio, scales = gather_sources(table, arrays[4], arrays[5], t_in)
@@ -183,13 +253,6 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
         rec = numpy_structure(sampler, draw, i, extra=_audio_specs(sampler, t_in))
         return finish_recipe(rec, sampler=sampler, random_effects=random_effects)
 
-    mix_kw = dict(out_samples=t_out, sample_rate=cfg.audio.sample_rate,
-                  peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects)
-
-    def mix_batch(rec: dict[str, Any]) -> tuple:
-        mix = mix_sources(rec["audio"], rec["scales"], rec["params"], rec["valid"], **mix_kw)
-        return _output(rec, mix, with_recipe)
-
     def mix_one(rec: dict[str, Any]) -> tuple:
         params = type(rec["params"])(*(p[None] for p in rec["params"]))
         mix = mix_sources(rec["audio"][None], rec["scales"][None], params, rec["valid"][None],
@@ -198,12 +261,8 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
 
     ds = tf.data.Dataset.range(start_example, tf.int64.max)
     ds = ds.map(example, num_parallel_calls=calls, deterministic=True)
-    if batched_effects:
-        ds = ds.batch(b, drop_remainder=True)
-        ds = ds.map(mix_batch, num_parallel_calls=calls, deterministic=True)
-    else:
-        ds = ds.map(mix_one, num_parallel_calls=calls, deterministic=True)
-        ds = ds.batch(b, drop_remainder=True)
+    ds = ds.map(mix_one, num_parallel_calls=calls, deterministic=True)
+    ds = ds.batch(b, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

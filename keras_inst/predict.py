@@ -118,8 +118,8 @@ def _load_saved_model(path: Path, *, batch_size: int) -> Classifier:
 def _load_keras(path: Path, *, batch_size: int) -> Classifier:
     _import_tensorflow(path)
 
-    from keras_inst.export import model_info
     from keras_inst.model import load_model
+    from keras_inst.serving import model_info
 
     model = load_model(path, compile=False)  # inference only: no optimizer
     info = model_info(model)

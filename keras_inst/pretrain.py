@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inst.config import ExperimentConfig, add_override_argument, load_config, to_dict
+from keras_inst.config import ExperimentConfig
+from keras_inst.config_io import add_override_argument, load_config, to_dict
 from keras_inst.jamendo_data import (  # the tagging data lives in its own module
     DATASET,
     TaggingData,

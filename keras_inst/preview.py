@@ -163,7 +163,7 @@ def _index(cfg: ExperimentConfig, sidecars: list[Mapping[str, Any]]) -> str:
 
 def run_preview_cli(args: Any) -> int:
     """``python -m keras_inst.data preview``: ``args`` has config, overrides, n, out, seed."""
-    from keras_inst.config import load_config
+    from keras_inst.config_io import load_config
     from keras_inst.train import ensure_rendered_corpus
 
     cfg = load_config(args.config, args.overrides)

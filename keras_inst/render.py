@@ -9,6 +9,10 @@ Slakh (BS.1770 integrated loudness to ``-13 LUFS`` plus a random per-stem offset
 the whole song so nothing clips) and written in Slakh's exact layout, so the Slakh reader reads
 it unchanged as dataset ``rendered``. Rendering is deterministic for a seed, incremental
 (finished tracks are kept; a killed render resumes) and parallel over tracks.
+
+The plan of each track (ensemble, roles, programs, levels) is :mod:`keras_inst.ensembles`, the
+arrangement of a score for it :mod:`keras_inst.arrange`, the synthesis of one part and the
+loudness measure :mod:`keras_inst.synth`; this module renders tracks and writes the corpus.
 """
 
 from __future__ import annotations
@@ -21,18 +25,18 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from keras_inst import arrange
-from keras_inst.arrange import Score
+from keras_inst.arrange import arrange
+from keras_inst.ensembles import TrackPlan, plan_corpus
+from keras_inst.scores import Score, load_source
+from keras_inst.synth import default_soundfont, integrated_loudness, soundfont_bytes, synthesize
 
 RENDER_VERSION = 1
 TARGET_LUFS = -13.0  # Slakh's normalization_factor
 TARGET_PEAK_DB = -1.0  # Slakh's target_peak
-LEVEL_SPREAD_DB = 3.0  # per-stem random level offset, uniform in +-this
 TAIL_SECONDS = 1.0  # release tail after the last note
 DEFAULT_MAX_SECONDS = 30.0
 CORPUS_FILE = "corpus.json"
@@ -66,227 +70,6 @@ def slakh_program_name(program: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Ensembles and the corpus plan (pure: no music21, no audio).
-
-
-@dataclass(frozen=True)
-class _Slot:
-    roles: tuple[str, ...]  # one is chosen per song (see arrange.ROLES)
-    programs: tuple[int, ...]  # GM program, one chosen per song; 128 = drums
-    p: float = 1.0  # probability that the song has this stem
-
-
-@dataclass(frozen=True)
-class Ensemble:
-    name: str
-    kinds: tuple[str, ...]  # score kinds it can play (arrange.SOURCE_KINDS)
-    style: str  # accompaniment and drum style
-    slots: tuple[_Slot, ...]
-
-
-def _s(roles: str, *programs: int, p: float = 1.0) -> _Slot:
-    return _Slot(tuple(roles.split("|")), programs, p)
-
-
-ENSEMBLES: tuple[Ensemble, ...] = (
-    Ensemble("rock_band", ("folk", "chorale"), "rock", (
-        _s("melody", 53), _s("strum", 29, 30, 27), _s("bass_roots", 33, 34),
-        _s("drums", 128), _s("comp", 0, 1, 16, 18, p=0.5))),
-    Ensemble("pop_band", ("folk", "chorale"), "pop", (
-        _s("melody", 53), _s("strum|arp", 25, 24), _s("bass_roots", 33, 35, 32),
-        _s("comp", 0, 1, 2), _s("drums", 128, p=0.7), _s("pad", 89, 90, 92, p=0.3))),
-    Ensemble("string_quartet", ("chorale", "quartet", "madrigal"), "classical", (
-        _s("melody", 40), _s("upper", 40), _s("inner", 41), _s("bass", 42))),
-    Ensemble("wind_quintet", ("chorale", "quartet", "madrigal"), "classical", (
-        _s("melody", 73, 68, 72), _s("upper", 71, 68, 69), _s("inner", 60), _s("bass", 70, 67))),
-    Ensemble("brass_quartet", ("chorale", "madrigal"), "classical", (
-        _s("melody", 56, 59), _s("upper", 56, 60), _s("inner", 60, 57), _s("bass", 57, 58))),
-    Ensemble("choir", ("chorale", "madrigal"), "classical", (
-        _s("melody", 53), _s("upper", 52), _s("inner", 52), _s("bass", 52),
-        _s("pad", 19, 16, 20, p=0.4))),
-    Ensemble("hymn", ("chorale",), "classical", (
-        _s("melody", 53), _s("all_parts", 0, 1, 19), _s("bass", 42, 43, p=0.3))),
-    Ensemble("jazz_combo", ("folk", "chorale"), "jazz", (
-        _s("melody", 65, 66, 64, 56, 26), _s("bass_walk", 32), _s("jazz_comp", 0, 1, 4),
-        _s("drums", 128))),
-    Ensemble("synth_pop", ("folk", "chorale"), "dance", (
-        _s("melody", 80, 81, 84, 54), _s("bass_roots", 38, 39), _s("pad", 88, 89, 90, 91, 95),
-        _s("comp", 4, 5, p=0.6), _s("drums", 128))),
-    Ensemble("piano_trio", ("chorale", "quartet", "folk"), "classical", (
-        _s("melody", 40), _s("bass", 42), _s("arp|comp", 0, 1))),
-    Ensemble("folk_band", ("folk",), "folk", (
-        _s("melody", 40), _s("strum", 24, 25), _s("bass_roots", 32, 33),
-        _s("melody_double", 73, 78, 74, p=0.4), _s("drums", 128, p=0.4))),
-    Ensemble("funk_band", ("folk", "chorale"), "funk", (
-        _s("melody", 61, 56, 62, 63), _s("strum", 28, 27), _s("bass_roots", 36, 37, 33),
-        _s("comp", 4, 5), _s("drums", 128))),
-)
-
-
-@dataclass(frozen=True)
-class StemPlan:
-    name: str  # "S00", ...
-    role: str
-    program: int  # GM program 0..127, 128 = drums
-    level_db: float  # offset from TARGET_LUFS
-
-    @property
-    def is_drum(self) -> bool:
-        return self.program == 128
-
-
-@dataclass(frozen=True)
-class TrackPlan:
-    index: int  # 1-based: Track00001 ...
-    seed: int  # per-track seed from (corpus seed, index)
-    ensemble: str
-    style: str
-    source_kind: str
-    stems: tuple[StemPlan, ...]
-
-    @property
-    def name(self) -> str:
-        return f"Track{self.index:05d}"
-
-
-def _track_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-
-
-def plan_track(index: int, seed: int) -> TrackPlan:
-    """The ensemble, source kind and stems of track ``index`` (1-based); independent of songs.
-
-    Ensembles follow a shuffled round robin (every block of len(ENSEMBLES) tracks holds each
-    ensemble once), so every class is present in many songs of any corpus of >= 12 songs.
-    """
-    if index < 1:
-        raise ValueError(f"track index must be >= 1, got {index}")
-    n = len(ENSEMBLES)
-    block = (index - 1) // n
-    order = np.random.default_rng([seed, block, 0xE5]).permutation(n)
-    ens = ENSEMBLES[int(order[(index - 1) % n])]
-    tseed = _track_seed(seed, index)
-    rng = np.random.default_rng([tseed, 1])
-    kind = str(rng.choice(ens.kinds))
-    stems = []
-    for slot in ens.slots:
-        role, program = str(rng.choice(slot.roles)), int(rng.choice(slot.programs))
-        level = float(rng.uniform(-LEVEL_SPREAD_DB, LEVEL_SPREAD_DB))
-        if rng.random() < slot.p:
-            stems.append(StemPlan(f"S{len(stems):02d}", role, program, round(level, 3)))
-    return TrackPlan(index, tseed, ens.name, ens.style, kind, tuple(stems))
-
-
-def plan_corpus(songs: int, seed: int) -> list[TrackPlan]:
-    """Plans of tracks 1..songs (pure and fast; what render_corpus renders)."""
-    if songs < 1:
-        raise ValueError(f"songs must be >= 1, got {songs}")
-    return [plan_track(i, seed) for i in range(1, songs + 1)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthesis and loudness.
-
-
-def default_soundfont() -> Path:
-    """TimGM6mb.sf2 as bundled in pretty_midi's package folder."""
-    import pretty_midi
-
-    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-
-
-@lru_cache(maxsize=2)
-def _soundfont_bytes(path: str) -> bytes:
-    return Path(path).read_bytes()
-
-
-def synthesize(
-    notes: list[tuple[float, float, int, int]],
-    *,
-    program: int,
-    soundfont: str | Path,
-    sample_rate: int,
-    n_samples: int,
-) -> tuple[np.ndarray, str]:
-    """Render (onset_s, duration_s, key, velocity) notes on one GM program -> (mono float32 [n], preset).
-
-    A fresh synthesizer per stem keeps stems independent of each other and of render order.
-    """
-    import tinysoundfont
-
-    synth = tinysoundfont.Synth(samplerate=sample_rate)
-    sfid = synth.sfload(_soundfont_bytes(str(soundfont)))
-    drum = program == 128
-    try:
-        synth.program_select(0, sfid, 0, 0 if drum else program, is_drums=drum)
-    except RuntimeError as e:
-        raise ValueError(f"soundfont {soundfont}: no preset for GM program {program} ({e})") from e
-    preset = synth.sfpreset_name(sfid, 128 if drum else 0, 0 if drum else program) or "?"
-    events = []
-    for on, dur, key, vel in notes:
-        a = int(round(on * sample_rate))
-        b = max(a + 1, int(round((on + dur) * sample_rate)))
-        events += [(a, 1, key, vel), (b, 0, key, 0)]
-    events.sort(key=lambda e: (e[0], e[1], e[2]))  # note-offs before note-ons at one sample
-    buf = memoryview(bytearray(n_samples * 8))  # interleaved stereo float32
-    pos = 0
-    for sample, is_on, key, vel in events:
-        sample = min(sample, n_samples)
-        if sample > pos:
-            synth.generate_simple(sample - pos, buffer=buf[pos * 8 : sample * 8])
-            pos = sample
-        if is_on:
-            synth.noteon(0, key, vel)
-        else:
-            synth.noteoff(0, key)
-    if pos < n_samples:
-        synth.generate_simple(n_samples - pos, buffer=buf[pos * 8 :])
-    stereo = np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)  # [n, 2]
-    return stereo.mean(axis=1).astype(np.float32), preset
-
-
-def _k_weighting(fs: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """BS.1770 K-weighting (shelf + high-pass) designed for any rate from its analog prototype.
-
-    Constants from B. De Man's derivation; they reproduce the spec's 48 kHz coefficients exactly.
-    """
-    k = np.tan(np.pi * 1681.974450955533 / fs)
-    q, vh = 0.7071752369554196, 10 ** (3.999843853973347 / 20)
-    vb = vh**0.4996667741545416
-    a0 = 1 + k / q + k * k
-    shelf = (
-        np.array([vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k]) / a0,
-        np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]),
-    )
-    k, q = np.tan(np.pi * 38.13547087602444 / fs), 0.5003270373238773
-    a0 = 1 + k / q + k * k
-    high_pass = (np.array([1.0, -2.0, 1.0]), np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
-    return [shelf, high_pass]
-
-
-def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
-    """ITU-R BS.1770-4 gated integrated loudness (LUFS) of mono audio; -inf when silent."""
-    from scipy.signal import lfilter
-
-    y = np.asarray(x, dtype=np.float64)
-    for b, a in _k_weighting(sample_rate):
-        y = lfilter(b, a, y)
-    block, hop = int(0.4 * sample_rate), int(0.1 * sample_rate)
-    c = np.concatenate([[0.0], np.cumsum(y * y)])
-    starts = np.arange(0, max(1, len(y) - block + 1), hop)
-    z = (c[np.minimum(starts + block, len(y))] - c[starts]) / min(block, len(y))  # mean square per block
-    with np.errstate(divide="ignore"):
-        lk = -0.691 + 10 * np.log10(z)
-    z = z[lk > -70.0]
-    if z.size == 0:
-        return float("-inf")
-    rel = -0.691 + 10 * np.log10(z.mean()) - 10.0
-    with np.errstate(divide="ignore"):
-        z = z[-0.691 + 10 * np.log10(z) > rel]
-    return float(-0.691 + 10 * np.log10(z.mean()))
-
-
-# ---------------------------------------------------------------------------------------------
 # One track.
 
 
@@ -298,8 +81,8 @@ def _render_track(plan: TrackPlan, out_dir: Path, params: dict) -> dict:
 
     sr, soundfont = params["sample_rate"], params["soundfont"]
     rng = np.random.default_rng([plan.seed, 2])
-    score: Score = arrange.load_source(plan.source_kind, rng)
-    song = arrange.arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
+    score: Score = load_source(plan.source_kind, rng)
+    song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
     n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
     stems = []
     for sp in plan.stems:
@@ -408,7 +191,7 @@ def _params(seed: int, soundfont: Path, sample_rate: int, max_seconds: float) ->
         "sample_rate": sample_rate,
         "max_seconds": max_seconds,
         "soundfont": str(soundfont),
-        "soundfont_sha1": hashlib.sha1(_soundfont_bytes(str(soundfont))).hexdigest(),
+        "soundfont_sha1": hashlib.sha1(soundfont_bytes(str(soundfont))).hexdigest(),
         "music21_version": music21.__version__,
     }
 

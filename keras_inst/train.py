@@ -20,7 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_inst.config import ExperimentConfig, add_override_argument, dump_config, load_config
+from keras_inst.config import ExperimentConfig
+from keras_inst.config_io import add_override_argument, dump_config, load_config
 
 STATE_FILE = "state.json"
 LAST_CKPT = "checkpoints/last.keras"

@@ -24,7 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_inst.config import ExperimentConfig, add_override_argument, dump_config, load_config
+from keras_inst.config import ExperimentConfig
+from keras_inst.config_io import add_override_argument, dump_config, load_config
 
 HP_NAME = "p_musical"
 PROJECT = "search"

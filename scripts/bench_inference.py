@@ -117,7 +117,7 @@ def prepare(work: Path, *, config: str, minutes: float) -> dict:
     import soundfile as sf
 
     from keras_inst.audio_io import synthetic_mixes
-    from keras_inst.config import load_config
+    from keras_inst.config_io import load_config
     from keras_inst.export import export_model
     from keras_inst.model import build_model
 

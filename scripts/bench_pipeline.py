@@ -4,9 +4,10 @@ Prints one JSON object: examples/s of the training stream (configs/paper.yaml mi
 effects: up to 6 sources, every effect at its configured probability) on a rendered corpus,
 with all cores and with one core, of the alternatives considered (effects per example vs per
 batch, a generator with parallel interleave, audio in memory vs memory-mapped, the stream
-without effects), with glibc's malloc thresholds raised, of a straightforward single-process
-NumPy implementation of the same augmentation (keras_inst.effects_numpy) and of the paper
-model's training step (batch 16). Every variant runs in its own process, so no variant's
+without effects), with glibc's malloc thresholds raised, of three single-process baselines of
+the same augmentation on the same recipes (the straightforward NumPy chain of
+keras_inst.effects_numpy at hop 256 and at the TF chain's hop 512, and audiomentations' librosa
+chain) and of the paper model's training step (batch 16). Every variant runs in its own process, so no variant's
 background prefetching disturbs another.
 
     python scripts/bench_pipeline.py [--root /tmp/rendered100] [--batches 30] [--out FILE]
@@ -27,11 +28,12 @@ from pathlib import Path
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
 VARIANTS = ("tf_batched_effects", "tf_per_example_effects", "tf_batched_intra_op_1",
             "tf_per_example_intra_op_1", "generator_interleave", "in_memory_audio", "no_effects",
-            "one_core", "numpy_baseline", "model_train_step")
+            "one_core", "numpy_baseline", "numpy_baseline_hop512", "librosa_baseline",
+            "model_train_step")
 
 
 def _config(root: str, cache_dir: str):
-    from keras_inst.config import load_config
+    from keras_inst.config_io import load_config
 
     return load_config("paper", ["data.datasets=[rendered]", f"data.roots.rendered={root}",
                                  f"data.cache_dir={cache_dir}", "training.transfer=scratch",
@@ -102,23 +104,82 @@ def _generator_dataset(cfg, sampler, workers: int = 4):
     return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _numpy_baseline(cfg, sampler, n_examples: int) -> dict:
-    """Per example, per source: effects one by one (effects_numpy), sum, normalise."""
-    import numpy as np
-
-    from keras_inst.effects_numpy import apply_effects_np, params_item
+def _recipes(cfg, sampler, n_examples: int) -> list[tuple]:
+    """The first ``n_examples`` recipes of the TF stream: (n, stems, starts, params) each."""
     from keras_inst.mixing import recipe_dataset
-    from keras_inst.pipeline import training_input_samples
 
-    t_in, t = training_input_samples(cfg), cfg.audio.chunk_samples
-    table = sampler.table
-    # The same recipes and parameters as the TF stream (drawn beforehand, not timed).
     recs = []
     for r in recipe_dataset(sampler, count=n_examples).batch(n_examples):
         params = type(r["params"])(*(p.numpy() for p in r["params"]))
         for i in range(n_examples):
             recs.append((r["n"][i].numpy(), r["stems"][i].numpy(), r["starts"][i].numpy(),
                          type(params)(*(p[i] for p in params))))
+    return recs
+
+
+def _effects_numpy(hop: int):
+    """The straightforward NumPy chain (keras_inst.effects_numpy) at phase-vocoder ``hop``."""
+    from keras_inst.effects_numpy import apply_effects_np
+
+    def one(x, p, *, out_samples: int, sample_rate: int):
+        return apply_effects_np(x, p, out_samples=out_samples, sample_rate=sample_rate, hop=hop)
+
+    return one
+
+
+def _effects_librosa(x, p, *, out_samples: int, sample_rate: int):
+    """What an audiomentations user runs: its Gain, Low/HighShelfFilter and PeakingFilter
+    (RBJ biquads through scipy.signal.sosfilt), TimeStretch and PitchShift with
+    method="librosa_phase_vocoder" (librosa.effects.time_stretch / pitch_shift with their
+    defaults: n_fft 2048, hop 512, soxr_hq resampling), float32, one transform after the other."""
+    import librosa
+    import numpy as np
+    import scipy.signal
+
+    from keras_inst.effects_numpy import SHELF_Q, rbj_biquad
+
+    def eq(y):
+        for kind, f0, db, q in (("low_shelf", p.low_shelf_hz, p.low_shelf_db, SHELF_Q),
+                                ("high_shelf", p.high_shelf_hz, p.high_shelf_db, SHELF_Q),
+                                ("peaking", p.peak_hz, p.peak_db, p.peak_q)):
+            if db != 0.0:
+                b, a = rbj_biquad(kind, f0, db, q=q, sample_rate=sample_rate)
+                y = scipy.signal.sosfilt(scipy.signal.tf2sos(b, a), y).astype(np.float32)
+        return y
+
+    y = x * np.float32(10.0 ** (p.gain_db / 20.0))
+    if p.eq_first:
+        y = eq(y)
+    if p.rate != 1.0:
+        y = librosa.effects.time_stretch(y, rate=float(p.rate))
+    y = y[: out_samples + 2048]
+    if p.semitones != 0.0:
+        y = librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=float(p.semitones),
+                                        res_type="soxr_hq")
+    y = y[:out_samples]
+    if not p.eq_first:
+        y = eq(y)
+    return np.pad(y, (0, out_samples - len(y)))
+
+
+def _single_process(cfg, sampler, n_examples: int, apply_one) -> dict:
+    """Per example, per source: read the chunk, ``apply_one`` its effects, sum, normalise;
+    the same recipes and parameters as the TF stream (drawn beforehand, not timed)."""
+    import numpy as np
+
+    from keras_inst.effects_numpy import IDENTITY, params_item
+    from keras_inst.pipeline import training_input_samples
+
+    t_in, t = training_input_samples(cfg), cfg.audio.chunk_samples
+    table = sampler.table
+    recs = _recipes(cfg, sampler, n_examples)
+    # Lazy imports and first-call set-up (librosa's, soxr's) are not timed: warm up every effect.
+    every = IDENTITY._replace(gain_db=-3.0, low_shelf_db=3.0, high_shelf_db=3.0, peak_db=3.0,
+                              semitones=1.0, rate=1.1)
+    noise = np.random.default_rng(0).standard_normal(t_in).astype(np.float32)
+    for eq_first in (True, False):
+        apply_one(noise, every._replace(eq_first=eq_first), out_samples=t,
+                  sample_rate=cfg.audio.sample_rate)
     t0, c0 = time.perf_counter(), time.process_time()
     for n, stems, starts, params in recs:
         mix = np.zeros(t, np.float32)
@@ -128,8 +189,8 @@ def _numpy_baseline(cfg, sampler, n_examples: int) -> dict:
             x = np.zeros(t_in, np.float32)
             chunk = table.audio[k][lo: lo + t_in].astype(np.float32) * table.scales[k]
             x[: chunk.size] = chunk
-            mix += apply_effects_np(x, params_item(params, j), out_samples=t,
-                                    sample_rate=cfg.audio.sample_rate)
+            mix += apply_one(x, params_item(params, j), out_samples=t,
+                             sample_rate=cfg.audio.sample_rate)
         peak = np.abs(mix).max()
         if peak > cfg.mixing.peak_normalize:
             mix *= cfg.mixing.peak_normalize / peak
@@ -140,7 +201,7 @@ def _numpy_baseline(cfg, sampler, n_examples: int) -> dict:
 def _model_rate(steps: int) -> dict:
     import numpy as np
 
-    from keras_inst.config import load_config
+    from keras_inst.config_io import load_config
     from keras_inst.train import build_compiled_model
 
     cfg = load_config("paper", ["training.transfer=scratch", "training.pretrained=null"])
@@ -156,6 +217,16 @@ def _model_rate(steps: int) -> dict:
     return {**_timed(steps * 16, time.perf_counter() - t0, time.process_time() - c0),
             "steps": steps, "params": int(model.count_params())}
 
+
+# Single-process baselines of the same augmentation (same recipes and parameters):
+# numpy_baseline: keras_inst.effects_numpy with its reference phase vocoder (n_fft 1024, hop 256,
+# librosa's default overlap n_fft / 4); numpy_baseline_hop512: the same at the TF chain's hop
+# (TF_PV_HOP = 512); librosa_baseline: audiomentations' librosa_phase_vocoder chain.
+BASELINES = {
+    "numpy_baseline": lambda: _effects_numpy(256),
+    "numpy_baseline_hop512": lambda: _effects_numpy(512),
+    "librosa_baseline": lambda: _effects_librosa,
+}
 
 # name -> (dataset kind, keyword arguments of training_dataset, tf.data thread options)
 PIPELINES = {
@@ -185,8 +256,13 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
 
     cfg = _config(args.root, args.cache_dir)
     sampler, bundle = _sampler(cfg)
-    if name == "numpy_baseline":
-        return _numpy_baseline(cfg, sampler, args.numpy_examples)
+    if name in BASELINES:
+        if name == "librosa_baseline":
+            try:
+                import librosa  # noqa: F401
+            except ImportError:
+                return {"skipped": "librosa is not installed (pip install '.[test]')"}
+        return _single_process(cfg, sampler, args.numpy_examples, BASELINES[name]())
     if name not in PIPELINES:
         raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
     kind, kw, threading = PIPELINES[name]
@@ -300,25 +376,31 @@ def main(argv: list[str] | None = None) -> int:
         results[name]["cpu_ms_per_example"] = round(1e3 / results[name]["examples_per_cpu_s"], 2)
         if name == "malloc_thresholds":
             results[name]["env"] = MALLOC_ENV
-    chosen_name = "tf_batched_effects" if args.design == "batched" else "tf_per_example_effects"
-    chosen = results.get(chosen_name, {}).get("examples_per_s")
-    model = results.get("model_train_step", {}).get("examples_per_s")
-    numpy_rate = results.get("numpy_baseline", {}).get("examples_per_s")
+    chosen_name = next((n for n in ("chosen", "tf_batched_effects") if n in results
+                        and "examples_per_s" in results[n]), "chosen")
+    if args.design != "batched":
+        chosen_name = "tf_per_example_effects"
+
+    def wall(a: str, b: str) -> float | None:
+        ra, rb = results.get(a, {}), results.get(b, {})
+        if "examples_per_s" in ra and "examples_per_s" in rb:
+            return round(ra["examples_per_s"] / rb["examples_per_s"], 2)
+        return None
+
+    ratios = {"pipeline_over_model": wall(chosen_name, "model_train_step"),
+              "one_core_over_model": wall("one_core", "model_train_step"),
+              # per CPU second (all threads): independent of other load on the machine
+              "pipeline_over_model_per_cpu_s": _ratio(results, chosen_name, "model_train_step")}
+    for base in BASELINES:
+        key = base.replace("_baseline", "")
+        ratios[f"pipeline_over_{key}"] = wall(chosen_name, base)
+        ratios[f"pipeline_over_{key}_per_cpu_s"] = _ratio(results, chosen_name, base)
     doc = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_avg_at_end": os.getloadavg()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "corpus": args.root, "design": args.design, "batch_size": 16, "results": results,
-        "ratios": {
-            "pipeline_over_model": round(chosen / model, 2) if chosen and model else None,
-            "pipeline_over_numpy": round(chosen / numpy_rate, 2) if chosen and numpy_rate else None,
-            "one_core_over_model": (round(results["one_core"]["examples_per_s"] / model, 2)
-                                    if model and "examples_per_s" in results.get("one_core", {})
-                                    else None),
-            # per CPU second (all threads): independent of other load on the machine
-            "pipeline_over_numpy_per_cpu_s": _ratio(results, chosen_name, "numpy_baseline"),
-            "pipeline_over_model_per_cpu_s": _ratio(results, chosen_name, "model_train_step"),
-        },
+        "corpus": args.root, "design": args.design, "pipeline": chosen_name, "batch_size": 16,
+        "results": results, "ratios": ratios,
     }
     text = json.dumps(doc, indent=1)
     print(text)

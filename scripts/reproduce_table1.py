@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from keras_inst.config import add_override_argument, load_config
+from keras_inst.config_io import add_override_argument, load_config
 
 MODES = (("From Scratch", "scratch"), ("Frozen Backbone", "frozen"), ("Fine-tuned", "finetune"))
 PAPER = {"scratch": (0.8488, 0.6812, 0.4459), "frozen": (0.8908, 0.7623, 0.4160), "finetune": (0.9429, 0.8334, 0.3618)}

@@ -1,4 +1,5 @@
-"""Export: SavedModel signatures, TFLite float32/float16/int8 run without TensorFlow, checks, atomicity.
+"""Export: export.json, TFLite float32/float16/int8 run without TensorFlow, checks on run data,
+atomicity (the SavedModel itself: test_serving.py).
 
 The exported model is a small classifier (1-second windows, 4 conv blocks) trained for a few
 seconds on a toy task: harmonic tones are "piano" (hence "key"), white noise is "drums" (hence
@@ -9,13 +10,7 @@ in meaningful probabilities rather than in the ~0.5 outputs of an untrained net.
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from toy_models import (  # noqa: E402  (tests/ is on sys.path under pytest)
@@ -27,7 +22,7 @@ from toy_models import (  # noqa: E402  (tests/ is on sys.path under pytest)
 )
 
 from keras_inst import export as E
-from keras_inst.config import dump_config, load_config
+from keras_inst.config_io import dump_config, load_config
 from keras_inst.model import build_model
 from keras_inst.taxonomy import CLASS_INDEX, CLASSES
 
@@ -68,6 +63,10 @@ def test_export_json_records_everything(exported, toy_run):
     assert (manifest["sample_rate"], manifest["input_samples"], manifest["input_seconds"]) == (16000, 16000, 1.0)
     assert manifest["embedding_dim"] == 32
     assert manifest["thresholds"] == TOY_THRESHOLDS  # carried from the run's report.json
+    import tensorflow as tf
+
+    meta = tf.saved_model.load(str(out / "saved_model")).signatures["metadata"](request=tf.constant(0))
+    np.testing.assert_allclose(meta["thresholds"].numpy(), [TOY_THRESHOLDS[c] for c in CLASSES], rtol=1e-6)
     assert manifest["source"] == str(toy_run[0] / "model.keras")
     assert "synthetic" in manifest["check_data"]["check"] and "data root" in manifest["check_data"]["check"]
     assert (manifest["check_data"]["examples"], manifest["check_data"]["labelled"]) == (32, False)
@@ -83,60 +82,6 @@ def test_export_json_records_everything(exported, toy_run):
     assert arts["saved_model"]["probabilities_max_abs_diff"] < 1e-6
     assert arts["tflite"]["probabilities_max_abs_diff"] < 1e-4
     assert arts["tflite_int8"]["decision_agreement"] >= 0.98
-
-
-def _cli_show(saved_model: Path, signature: str) -> str:
-    cli = Path(sys.executable).with_name("saved_model_cli")
-    assert cli.is_file(), f"saved_model_cli not found next to {sys.executable}"
-    res = subprocess.run(
-        [str(cli), "show", "--dir", str(saved_model), "--tag_set", "serve", "--signature_def", signature],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
-    assert res.returncode == 0, res.stderr
-    return res.stdout
-
-
-def _tensor_infos(text: str) -> dict[str, tuple[str, str]]:
-    """{'inputs/waveform': ('DT_FLOAT', '(-1, 16000)'), ...} from saved_model_cli output."""
-    pat = re.compile(r"(inputs|outputs)\['(\w+)'\] tensor_info:\s*dtype: (\w+)\s*shape: ([^\n]+)")
-    return {f"{kind}/{name}": (dtype, shape.strip()) for kind, name, dtype, shape in pat.findall(text)}
-
-
-def test_saved_model_signatures_via_saved_model_cli(exported):
-    out, _ = exported
-    serving = _tensor_infos(_cli_show(out / "saved_model", "serving_default"))
-    assert serving == {
-        "inputs/waveform": ("DT_FLOAT", "(-1, 16000)"),
-        "outputs/probabilities": ("DT_FLOAT", "(-1, 15)"),
-        "outputs/embeddings": ("DT_FLOAT", "(-1, 32)"),
-    }
-    assert (out / "saved_model" / "assets" / "labels.txt").read_text().split() == list(CLASSES)
-
-
-def test_saved_model_reloads_and_matches_keras(exported, toy_run):
-    import tensorflow as tf
-
-    out, _ = exported
-    _, model, _ = toy_run
-    loaded = tf.saved_model.load(str(out / "saved_model"))
-    fn = loaded.signatures["metadata"]
-    # TF Serving rejects signatures without inputs, hence the unused scalar "request".
-    assert {k: (v.dtype, v.shape.as_list()) for k, v in fn.structured_input_signature[1].items()} == {"request": (tf.int32, [])}
-    assert {k: (v.dtype, v.shape.as_list()) for k, v in fn.structured_outputs.items()} == {
-        "class_names": (tf.string, [15]),
-        "sample_rate": (tf.int32, []),
-        "input_samples": (tf.int32, []),
-        "thresholds": (tf.float64, [15]),
-    }
-    meta = fn(request=tf.constant(0))
-    assert [s.decode() for s in meta["class_names"].numpy()] == list(CLASSES)
-    assert int(meta["sample_rate"]) == 16000 and int(meta["input_samples"]) == 16000
-    np.testing.assert_allclose(meta["thresholds"].numpy(), [TOY_THRESHOLDS[c] for c in CLASSES], rtol=1e-6)
-    x, _ = toy_batch(2, 6)
-    got = loaded.signatures["serving_default"](waveform=tf.constant(x))
-    np.testing.assert_allclose(got["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-6)
-    emb = keras.Model(model.input, model.get_layer("backbone")(model.get_layer("frontend")(model.input)))
-    np.testing.assert_allclose(got["embeddings"].numpy(), emb.predict(x, verbose=0), atol=1e-5)
 
 
 def test_tflite_variants_run_without_tensorflow(exported, toy_run, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_inst import model as M
-from keras_inst.config import load_config
+from keras_inst.config_io import load_config
 from keras_inst.taxonomy import NUM_CLASSES
 
 PAPER_PARAMS = 3_674_003  # 3.67 M: Won et al.'s ShortChunkCNN with a 15-class classifier

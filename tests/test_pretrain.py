@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_inst.config import load_config
+from keras_inst.config_io import load_config
 from keras_inst.jamendo_data import (
     evaluation_plan,
     load_tagging_data,

@@ -1,34 +1,28 @@
-"""Pre-trained backbones: musicnn VGG port (parity with musicnn's own TF1 graph), fetching,
-weight mapping, config checks and the short-chunk CNN weights loader.
+"""Pre-trained backbones: musicnn VGG port (parity with musicnn's own TF1 graph), weight mapping,
+config checks and the short-chunk CNN weights loader.
 
-tests/data/musicnn/MSD_vgg is musicnn 0.1.0's MSD_vgg checkpoint without its Adam slots plus its
-original .meta graph; tests/data/musicnn_golden/msd_vgg.npz holds the outputs of that graph with
-the original, unstripped checkpoint (see tests/data/musicnn/make_test_data.py).
+The reference outputs come from musicnn's original graph on the vendored MSD_vgg checkpoint
+(tests/data/musicnn; see tests/test_musicnn.py for the files themselves).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tarfile
-import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from keras_inst import musicnn as M
 from keras_inst import pretrained as P
-from keras_inst.config import load_config
+from keras_inst.config_io import load_config
 from keras_inst.features import log_mel_from_config
 from keras_inst.model import build_backbone, build_model
 
 DATA = Path(__file__).resolve().parent / "data"
 MUSICNN = DATA / "musicnn"
 GOLDEN = DATA / "musicnn_golden" / "msd_vgg.npz"
-CKPT_FILES = (".index", ".data-00000-of-00001", ".meta")
 
 
 @pytest.fixture(scope="module")
@@ -58,28 +52,7 @@ def _keras_outputs(backbone: keras.Model, log_mel_tm: np.ndarray) -> tuple[np.nd
     return np.asarray(pool5), np.asarray(emb)
 
 
-def _write_checkpoint(values: dict[str, np.ndarray], folder: Path) -> None:
-    """TF1 checkpoint with prefix ``<folder>/`` (musicnn's file naming) holding ``values``."""
-    folder.mkdir(parents=True)
-    graph = tf.Graph()
-    with graph.as_default():
-        variables = {n: tf.compat.v1.Variable(v, name=n.replace("/", "_")) for n, v in values.items()}
-        saver = tf.compat.v1.train.Saver(var_list=variables)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            saver.save(sess, str(folder) + "/", write_meta_graph=False, write_state=False)
-
-
 # --- the port is musicnn's graph -------------------------------------------------------------
-
-
-def test_vendored_data_sizes_and_licence():
-    sizes = {f: (MUSICNN / "MSD_vgg" / f).stat().st_size for f in CKPT_FILES}
-    # 607,030 float32 model weights, no optimizer slots (the wheel's file is 7.3 MB).
-    assert sizes[".data-00000-of-00001"] == 607030 * 4
-    assert sizes[".meta"] == 560489  # musicnn's graph file, unchanged
-    assert "Permission to use, copy, modify" in (MUSICNN / "LICENSE.md").read_text()
-    assert GOLDEN.stat().st_size < 1_000_000
 
 
 def test_pool_table_matches_msd_meta_graph():
@@ -94,19 +67,13 @@ def test_pool_table_matches_msd_meta_graph():
     assert P.MUSICNN_POOLS["msd"] != P.MUSICNN_POOLS["mtt"]
 
 
-def test_vendored_checkpoint_reproduces_original_outputs(golden):
-    ref = P.musicnn_reference_outputs(MUSICNN / "MSD_vgg", golden["log_mel"])
-    np.testing.assert_allclose(ref["pool5"], golden["pool5"], atol=1e-6)
-    np.testing.assert_allclose(ref["logits"], golden["logits"], atol=1e-6)
-
-
 def test_keras_backbone_matches_musicnn_graph(msd_backbone, golden):
     pool5, emb = _keras_outputs(msd_backbone, golden["log_mel"])
     assert pool5.shape == (2, 2, 1, 128) and emb.shape == (2, 128)
     np.testing.assert_allclose(pool5, golden["pool5"], atol=1e-4)
     np.testing.assert_allclose(emb, golden["pool5"].max(axis=(1, 2)), atol=1e-4)
     # musicnn's own output layer on the Keras pool5 gives the graph's tag logits.
-    dense = P.read_musicnn_variables("msd", path=MUSICNN)
+    dense = M.read_musicnn_variables("msd", path=MUSICNN)
     logits = pool5.reshape(2, -1) @ dense["dense/kernel"] + dense["dense/bias"]
     np.testing.assert_allclose(logits, golden["logits"], atol=1e-4)
     assert np.abs(golden["logits"]).max() > 1.0  # real weights, not a degenerate output
@@ -115,7 +82,7 @@ def test_keras_backbone_matches_musicnn_graph(msd_backbone, golden):
 def test_keras_backbone_matches_graph_on_4s_chunks(msd_backbone, golden):
     # 251 frames = the project's 4-s chunks; the graph's input is made length-dynamic.
     log_mel = np.concatenate([golden["log_mel"], golden["log_mel"][::-1, :64]], axis=1)
-    ref = P.musicnn_reference_outputs(MUSICNN / "MSD_vgg", log_mel, outputs=("pool5",))
+    ref = M.musicnn_reference_outputs(MUSICNN / "MSD_vgg", log_mel, outputs=("pool5",))
     pool5, emb = _keras_outputs(msd_backbone, log_mel)
     assert pool5.shape == ref["pool5"].shape == (2, 3, 1, 128)
     np.testing.assert_allclose(pool5, ref["pool5"], atol=1e-4)
@@ -128,7 +95,7 @@ def test_front_end_and_backbone_from_audio(msd_backbone, musicnn_cfg, golden):
     assert log_mel.shape == (2, 96, 188)
     np.testing.assert_allclose(log_mel[:, :, :187].transpose(0, 2, 1), golden["log_mel"], atol=1e-4)
     pool5, _ = _keras_outputs(msd_backbone, log_mel[:, :, :187].transpose(0, 2, 1))
-    dense = P.read_musicnn_variables("msd", path=MUSICNN)
+    dense = M.read_musicnn_variables("msd", path=MUSICNN)
     logits = pool5.reshape(2, -1) @ dense["dense/kernel"] + dense["dense/bias"]
     np.testing.assert_allclose(logits, golden["logits"], atol=1e-3)
     np.testing.assert_array_equal(logits.argmax(axis=1), golden["logits"].argmax(axis=1))
@@ -164,91 +131,15 @@ def test_load_errors_name_the_problem(musicnn_cfg, tmp_path):
     with pytest.raises(ValueError, match="not a musicnn_vgg backbone"):
         P.load_musicnn_weights(build_backbone(load_config("demo")), "msd", path=MUSICNN)
 
-    values = P.read_musicnn_variables("msd", path=MUSICNN)
+    values = M.read_musicnn_variables("msd", path=MUSICNN)
     extra = dict(values, **{"6CNN/kernel": np.zeros((3, 3, 128, 128), np.float32)})
     del extra["5CNN/bias"]
-    _write_checkpoint(extra, tmp_path / "odd" / "MSD_vgg")
+    M.write_musicnn_checkpoint(extra, tmp_path / "odd" / "MSD_vgg")
     fresh = P.build_musicnn_backbone(musicnn_cfg)
     before = [np.array(w) for w in fresh.get_weights()]
     with pytest.raises(ValueError, match=r"unmapped checkpoint variables \['6CNN/kernel'\], missing variables \['5CNN/bias'\]"):
         P.load_musicnn_weights(fresh, "msd", path=tmp_path / "odd")
     assert all(np.array_equal(a, b) for a, b in zip(before, fresh.get_weights(), strict=True))
-
-
-# --- fetching --------------------------------------------------------------------------------
-
-
-def _fake_wheel(path: Path) -> Path:
-    """A wheel laid out like musicnn's, holding the vendored MSD_vgg and a path-traversal member."""
-    with zipfile.ZipFile(path, "w") as zf:
-        for f in CKPT_FILES:
-            zf.write(MUSICNN / "MSD_vgg" / f, f"musicnn/MSD_vgg/{f}")
-        zf.writestr("musicnn/models.py", "# not extracted\n")
-        zf.writestr("musicnn-0.1.0.dist-info/LICENSE.md", (MUSICNN / "LICENSE.md").read_text())
-        zf.writestr("../escape.txt", "must not be written\n")
-    return path
-
-
-def test_fetch_from_user_folders(tmp_path):
-    assert P.fetch_musicnn(cache_dir=tmp_path / "cache", path=MUSICNN) == MUSICNN
-    unpacked = tmp_path / "musicnn-0.1.0"  # an unpacked wheel: the checkpoints are under musicnn/
-    shutil.copytree(MUSICNN / "MSD_vgg", unpacked / "musicnn" / "MSD_vgg")
-    assert P.fetch_musicnn(cache_dir=tmp_path / "cache", path=unpacked) == unpacked / "musicnn"
-    assert not (tmp_path / "cache").exists()  # folders are used in place
-
-
-def test_fetch_from_wheel_and_sdist_into_cache(tmp_path, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise AssertionError(f"tried to run {args}")
-
-    monkeypatch.setattr(P.subprocess, "run", no_network)
-    wheel = _fake_wheel(tmp_path / "musicnn-0.1.0-py3-none-any.whl")
-    cache = tmp_path / "cache"
-    root = P.fetch_musicnn(cache_dir=cache, path=wheel)
-    assert root == cache / "musicnn-0.1.0"
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    assert files == ["LICENSE.md"] + [f"MSD_vgg/{f}" for f in sorted(CKPT_FILES)]
-    assert not (tmp_path / "escape.txt").exists() and not (cache / "escape.txt").exists()
-    assert [p.name for p in cache.iterdir()] == ["musicnn-0.1.0"]  # no temp folder left
-    wheel.unlink()
-    assert P.fetch_musicnn(cache_dir=cache) == root  # cached: no download
-    assert np.array_equal(
-        P.read_musicnn_variables("msd", path=root)["3CNN/kernel"],
-        P.read_musicnn_variables("msd", path=MUSICNN)["3CNN/kernel"],
-    )
-
-    sdist = tmp_path / "musicnn-0.1.0.tar.gz"
-    with tarfile.open(sdist, "w:gz") as tf_:
-        for f in CKPT_FILES:
-            tf_.add(MUSICNN / "MSD_vgg" / f, f"musicnn-0.1.0/musicnn/MSD_vgg/{f}")
-    root2 = P.fetch_musicnn(cache_dir=tmp_path / "cache2", path=sdist)
-    assert sorted(p.name for p in (root2 / "MSD_vgg").iterdir()) == sorted(CKPT_FILES)
-
-
-def test_fetch_errors(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist.*pip download musicnn==0.1.0"):
-        P.fetch_musicnn(cache_dir=tmp_path, path=tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="no musicnn checkpoint folder"):
-        P.fetch_musicnn(cache_dir=tmp_path, path=DATA / "musicnn_golden")
-    with pytest.raises(ValueError, match="holds no musicnn VGG checkpoint"):
-        P.fetch_musicnn(cache_dir=tmp_path / "c", path=GOLDEN)  # an .npz is a zip file
-    (tmp_path / "notes.txt").write_text("not an archive")
-    with pytest.raises(ValueError, match="notes.txt: not a wheel"):
-        P.fetch_musicnn(cache_dir=tmp_path / "c", path=tmp_path / "notes.txt")
-    assert not (tmp_path / "c" / "musicnn-0.1.0").exists()
-
-    calls = []
-
-    def offline(cmd, **kwargs):
-        calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for musicnn==0.1.0")
-
-    monkeypatch.setattr(P.subprocess, "run", offline)
-    with pytest.raises(RuntimeError, match=r"offline\?.*No matching distribution.*training.pretrained_path"):
-        P.fetch_musicnn(cache_dir=tmp_path / "empty")
-    assert calls and calls[0][1:] == ["-m", "pip", "download", "musicnn==0.1.0", "--no-deps",
-                                      "--disable-pip-version-check", "-d", calls[0][-1]]
-    assert not (tmp_path / "empty" / "musicnn-0.1.0").exists()
 
 
 # --- config checks and the training entry point ----------------------------------------------
@@ -273,7 +164,7 @@ def test_load_pretrained_backbone_musicnn_into_full_model(musicnn_cfg):
     model = build_model(musicnn_cfg)
     backbone = P.load_pretrained_backbone(model, musicnn_cfg)
     assert backbone is model.get_layer("backbone")
-    values = P.read_musicnn_variables("msd", path=MUSICNN)
+    values = M.read_musicnn_variables("msd", path=MUSICNN)
     np.testing.assert_array_equal(np.asarray(backbone.get_layer("conv4").kernel), values["4CNN/kernel"])
     np.testing.assert_array_equal(np.asarray(backbone.get_layer("input_bn").moving_variance), values["batch_normalization/moving_variance"])
     assert backbone.input.shape == (None, 96, 251)
@@ -316,14 +207,14 @@ def test_short_chunk_weights_round_trip(tmp_path):
 @pytest.mark.slow
 def test_both_checkpoints_match_their_graphs_from_cache():
     """Full parity for MSD_vgg and MTT_vgg with the checkpoints in the user cache (no download)."""
-    root = Path(P.DEFAULT_CACHE).expanduser() / f"musicnn-{P.MUSICNN_VERSION}"
-    if P._musicnn_dir(root) is None:
-        pytest.skip(f"musicnn not cached in {root}; run keras_inst.pretrained.fetch_musicnn() once")
+    root = Path(M.DEFAULT_CACHE).expanduser() / f"musicnn-{M.MUSICNN_VERSION}"
+    if M._musicnn_dir(root) is None:
+        pytest.skip(f"musicnn not cached in {root}; run keras_inst.musicnn.fetch_musicnn() once")
     cfg = load_config("musicnn_finetune")
     rng = np.random.default_rng(0)
-    for which, folder in P.MUSICNN_MODELS.items():
+    for which, folder in M.MUSICNN_MODELS.items():
         backbone = P.load_musicnn_weights(P.build_musicnn_backbone(cfg, variant=which), which, path=root)
         for frames in (187, 251, P.MUSICNN_MIN_FRAMES[which]):
             log_mel = rng.uniform(0.0, 4.0, (2, frames, 96)).astype(np.float32)
-            ref = P.musicnn_reference_outputs(root / folder, log_mel, outputs=("pool5",))
+            ref = M.musicnn_reference_outputs(root / folder, log_mel, outputs=("pool5",))
             np.testing.assert_allclose(_keras_outputs(backbone, log_mel)[0], ref["pool5"], atol=1e-4)

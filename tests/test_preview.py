@@ -10,8 +10,8 @@ import numpy as np
 import soundfile as sf
 from test_pipeline import write_slakh_tree
 
-from keras_inst.audio_cache import build_cache
-from keras_inst.config import load_config
+from keras_inst.cache_build import build_cache
+from keras_inst.config_io import load_config
 from keras_inst.data import main as data_main
 from keras_inst.datasets import read_dataset
 from keras_inst.mixing import RecipeSampler

@@ -1,42 +1,32 @@
-"""Embedded corpus renderer: Slakh layout, loudness, determinism, resume, class coverage."""
+"""Embedded corpus renderer: Slakh tables and layout, normalised stems, determinism, resume, drum
+parts and range fitting of arranged parts."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from test_ensembles import plan_classes
 
 from keras_inst import arrange
 from keras_inst.drums import CRASH, HAT_CLOSED, KICK, SNARE, TOMS, drum_part
+from keras_inst.ensembles import plan_corpus
 from keras_inst.render import (
-    ENSEMBLES,
     TARGET_LUFS,
     TARGET_PEAK_DB,
-    default_soundfont,
-    integrated_loudness,
-    plan_corpus,
     render_corpus,
     slakh_inst_class,
     slakh_program_name,
-    synthesize,
 )
-from keras_inst.taxonomy import CLASSES, classes_for
+from keras_inst.synth import integrated_loudness
 
 SR = 16000
 SECONDS = 4.0  # keeps the rendered songs (and the tests) short
-
-
-def _plan_classes(plan) -> frozenset[str]:
-    out: set[str] = set()
-    for s in plan.stems:
-        out |= classes_for("slakh", s.program)
-    return frozenset(out)
 
 
 @pytest.fixture(scope="module")
@@ -64,56 +54,6 @@ def test_slakh_tables_match_fixture(fixtures_dir):
         slakh_inst_class(129)
 
 
-def test_plan_covers_every_class_in_many_songs():
-    plans = plan_corpus(100, 0)
-    counts = Counter(c for p in plans for c in _plan_classes(p))
-    assert set(counts) == set(CLASSES)
-    assert min(counts.values()) >= 10, counts
-    # shuffled round robin: each block of len(ENSEMBLES) tracks holds every ensemble once
-    n = len(ENSEMBLES)
-    for b in range(100 // n):
-        assert sorted(p.ensemble for p in plans[b * n : (b + 1) * n]) == sorted(e.name for e in ENSEMBLES)
-    for p in plans:
-        assert [s.name for s in p.stems] == [f"S{i:02d}" for i in range(len(p.stems))]
-        assert all(abs(s.level_db) <= 3.0 for s in p.stems)
-        assert all(s.is_drum == (s.program == 128) for s in p.stems)
-
-
-def test_plan_is_deterministic_and_prefix_stable():
-    assert plan_corpus(100, 0)[:30] == plan_corpus(30, 0)
-    assert plan_corpus(30, 0) == plan_corpus(30, 0)
-    assert plan_corpus(30, 0) != plan_corpus(30, 1)
-    with pytest.raises(ValueError, match="songs"):
-        plan_corpus(0, 0)
-
-
-def test_integrated_loudness_golden_values():
-    t = np.arange(10 * SR) / SR
-    tone = np.sin(2 * np.pi * 997 * t)
-    # BS.1770: a full-scale 997 Hz sine reads -3.01 LKFS (at 48 kHz exactly; 16 kHz within 0.05)
-    assert integrated_loudness(tone, SR) == pytest.approx(-3.01, abs=0.05)
-    t48 = np.arange(5 * 48000) / 48000
-    assert integrated_loudness(np.sin(2 * np.pi * 997 * t48), 48000) == pytest.approx(-3.01, abs=0.005)
-    assert integrated_loudness(0.1 * tone, SR) == pytest.approx(-23.01, abs=0.05)
-    # the gates ignore silence: the same tone followed by 10 s of silence reads the same
-    gated = np.concatenate([0.1 * tone, np.zeros(10 * SR)])
-    assert integrated_loudness(gated, SR) == pytest.approx(-23.01, abs=0.15)
-    assert integrated_loudness(np.zeros(SR), SR) == float("-inf")
-
-
-def test_synthesize_places_notes_and_shows_program_levels_differ():
-    n = 2 * SR
-    piano, preset = synthesize([(0.5, 1.0, 60, 100)], program=0, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
-    assert piano.shape == (n,) and piano.dtype == np.float32 and preset
-    assert np.max(np.abs(piano[: int(0.49 * SR)])) < 1e-4  # silent before the onset
-    assert np.sqrt(np.mean(piano[int(0.5 * SR) : int(0.6 * SR)] ** 2)) > 1e-3
-    pad, _ = synthesize([(0.5, 1.0, 60, 100)], program=89, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
-    # why stems are normalised: TimGM6mb's piano is far quieter than its pad at one velocity
-    assert integrated_loudness(pad, SR) - integrated_loudness(piano, SR) > 6.0
-    drums, _ = synthesize([(0.0, 0.2, KICK, 110)], program=128, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
-    assert np.max(np.abs(drums)) > 0.01
-
-
 def test_drum_part_rock_groove_and_fill():
     rng = np.random.default_rng(0)
     hits = drum_part("rock", start_q=0.0, n_bars=9, bar_q=4.0, beat_q=1.0, rng=rng)
@@ -128,18 +68,6 @@ def test_drum_part_rock_groove_and_fill():
     assert all(0 <= t < 36.0 and 20 <= v <= 127 for t, _, _, v in hits)
     with pytest.raises(ValueError, match="unknown drum style"):
         drum_part("polka", start_q=0, n_bars=1, bar_q=4, beat_q=1, rng=rng)
-
-
-def test_key_and_chords_of_a_cadence():
-    # I - IV - V - I in C major, one bar (4 quarters) each, as whole-note triads + bass
-    prog = [(0, (60, 64, 67), 48), (4, (60, 65, 69), 53), (8, (59, 62, 67), 55), (12, (60, 64, 67), 48)]
-    upper = [(float(t), 4.0, k) for t, keys, _ in prog for k in keys]
-    bass = [(float(t), 4.0, b) for t, _, b in prog]
-    assert arrange.estimate_key([upper, bass]) == (0, "major")
-    chords = arrange.estimate_chords([upper, bass], 16.0, 4.0, 0, "major")
-    assert [(c.t0, c.root, c.ivs) for c in chords] == [(0.0, 0, (0, 4, 7)), (4.0, 5, (0, 4, 7)), (8.0, 7, (0, 4, 7)), (12.0, 0, (0, 4, 7))]
-    a_minor = [(float(i), 1.0, k) for i, k in enumerate([57, 60, 64, 57, 59, 62, 64, 56, 57, 60, 64, 69])]
-    assert arrange.estimate_key([a_minor]) == (9, "minor")
 
 
 def test_fit_moves_parts_by_octaves_into_range():
@@ -211,7 +139,7 @@ def test_drums_stem_and_reader_classes(corpus):
     assert [s.song_id for s in songs] == [p.name for p in plans]
     for song, plan, meta in zip(songs, plans, metas, strict=True):
         assert song.dataset == "rendered" and song.mix_path is not None
-        assert song.classes == _plan_classes(plan)  # every planned stem made it into the audio
+        assert song.classes == plan_classes(plan)  # every planned stem made it into the audio
         assert song.artist == f"midi:{meta['UUID']}"
 
 

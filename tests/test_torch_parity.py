@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_inst.config import load_config
+from keras_inst.config_io import load_config
 from keras_inst.model import build_model
 from keras_inst.torch_convert import convert_state_dict, load_state_dict
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from keras_inst.config import load_config
+from keras_inst.config_io import load_config
 from keras_inst.render import render_corpus
 
 TINY = [

@@ -32,7 +32,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, Path]:
     """6 rendered 8-second songs (4/1/1 split) and their audio cache, built once."""
-    from keras_inst.audio_cache import build_cache
+    from keras_inst.cache_build import build_cache
     from keras_inst.datasets import read_dataset
     from keras_inst.render import render_corpus
 
@@ -118,7 +118,7 @@ def test_search_table_p_musical_and_resume(corpus, tmp_path: Path, monkeypatch, 
 
 
 def test_best_epoch_metrics_and_trial_config() -> None:
-    from keras_inst.config import load_config
+    from keras_inst.config_io import load_config
 
     hist = {"val_roc_auc": [0.6, 0.8, 0.8, math.nan], "val_loss": [0.5, 0.4, 0.3, math.nan]}
     assert best_epoch_metrics(hist, "val_roc_auc") == (1, {"val_roc_auc": 0.8, "val_loss": 0.4})

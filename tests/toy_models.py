@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_inst.config import dump_config, load_config
+from keras_inst.config_io import dump_config, load_config
 from keras_inst.taxonomy import CLASSES, multi_hot
 from keras_inst.train import build_compiled_model
 

@@ -24,9 +24,13 @@ from pathlib import Path
 
 import librosa
 import numpy as np
-import tensorflow as tf
 
-from keras_inst.pretrained import fetch_musicnn, musicnn_reference_outputs, read_musicnn_variables
+from keras_inst.musicnn import (
+    fetch_musicnn,
+    musicnn_reference_outputs,
+    read_musicnn_variables,
+    write_musicnn_checkpoint,
+)
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE.parent / "musicnn_golden"
@@ -54,25 +58,13 @@ def musicnn_log_mel(audio: np.ndarray, frames: int = 187) -> np.ndarray:
     return np.log10(10000.0 * mel + 1.0).transpose(0, 2, 1)[:, :frames].astype(np.float32)
 
 
-def write_stripped_checkpoint(values: dict[str, np.ndarray], folder: Path) -> None:
-    """A TF1 checkpoint with exactly ``values`` under their names, prefix ``<folder>/``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    graph = tf.Graph()
-    with graph.as_default():
-        variables = {n: tf.compat.v1.Variable(v, name=n.replace("/", "_")) for n, v in values.items()}
-        saver = tf.compat.v1.train.Saver(var_list=variables)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            saver.save(sess, str(folder) + "/", write_meta_graph=False, write_state=False)
-
-
 def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = fetch_musicnn(cache_dir=tmp, path=argv[0] if argv else None)
         values = read_musicnn_variables("msd", path=root)
         out = HERE / "MSD_vgg"
         shutil.rmtree(out, ignore_errors=True)
-        write_stripped_checkpoint(values, out)
+        write_musicnn_checkpoint(values, out)
         shutil.copyfile(root / "MSD_vgg" / ".meta", out / ".meta")
         shutil.copyfile(root / "LICENSE.md", HERE / "LICENSE.md")
         again = read_musicnn_variables("msd", path=HERE)
