@@ -238,9 +238,14 @@ def apply_effects(x: tf.Tensor, params: EffectParams, *, out_samples: int,
 
 
 def _uniform(u: tf.Tensor, bounds: tuple[float, float], *, log: bool = False) -> tf.Tensor:
+    """``u`` in [0, 1) -> uniform (or log-uniform) in ``bounds``, float32.
+
+    In float64 and rounded once: Eigen's vectorised and scalar float32 ``exp`` differ by an ulp,
+    which made a batch of recipes and the same recipes one by one disagree in the last digit.
+    """
     lo, hi = (math.log(bounds[0]), math.log(bounds[1])) if log else bounds
-    v = lo + (hi - lo) * u
-    return tf.exp(v) if log else v
+    v = lo + (hi - lo) * tf.cast(u, tf.float64)
+    return tf.cast(tf.exp(v) if log else v, tf.float32)
 
 
 _SPLITMIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)

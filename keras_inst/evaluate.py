@@ -40,10 +40,9 @@ def select_songs(cfg: ExperimentConfig, dataset: str, songs: list, *, split: str
     used this dataset, else the split the training pipeline would make (same config and seed)."""
     if split == "all":
         return songs
-    from keras_inst.pipeline import split_dataset
-    from keras_inst.splits import load_split
+    from keras_inst.splits import SPLIT_FILE, load_split, split_dataset
 
-    split_file = run_dir / "split.json" if run_dir is not None else None
+    split_file = run_dir / SPLIT_FILE if run_dir is not None else None
     if split_file is not None and split_file.is_file():
         saved = json.loads(split_file.read_text(encoding="utf-8"))
         if dataset in saved.get("datasets", []):

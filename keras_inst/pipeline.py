@@ -37,8 +37,7 @@ Keras ``fit``/``predict`` release their iterators; in scripts, ``del`` iterators
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +56,10 @@ from keras_inst.mixing import (
     finish_recipe,
     numpy_structure,
 )
-from keras_inst.splits import SPLITS, SongSplit, load_split, save_split, split_songs
+from keras_inst.splits import SPLITS, SongSplit, load_or_make_split
 
 logger = logging.getLogger("keras_inst.pipeline")
 
-SPLIT_FILE = "split.json"
 EVAL_CACHE_BYTES = 512 * 2**20  # mixed eval audio above this is re-mixed each pass instead
 
 
@@ -344,40 +342,6 @@ def read_datasets(cfg: ExperimentConfig) -> tuple[dict[str, list[Song]], dict[st
             raise ValueError(f"{name} at {root}: no usable songs (reader problems: "
                              f"{reports[name].counts or 'none'})")
     return songs, reports
-
-
-def split_dataset(cfg: ExperimentConfig, name: str, songs: Sequence[Song]) -> SongSplit:
-    """One dataset's split per ``cfg.data``: MTG-Jamendo's official split, Slakh's when
-    ``data.slakh_official_split``, else seeded random (grouped by ``data.group_by``)."""
-    official = name == "mtg_jamendo" or (name == "slakh" and cfg.data.slakh_official_split)
-    return split_songs(songs, fractions=cfg.data.split, seed=cfg.data.split_seed,
-                       group_by=cfg.data.group_by, use_official=official,
-                       unassigned="drop" if name == "mtg_jamendo" else "error")
-
-
-def load_or_make_split(cfg: ExperimentConfig, songs: Mapping[str, Sequence[Song]], *,
-                       run_dir: str | Path | None = None) -> SongSplit:
-    """``run_dir/split.json`` when it exists (a resumed run keeps its songs); else split each
-    dataset (:func:`split_dataset`) and, with a ``run_dir``, save the split there atomically."""
-    path = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
-    everything = [s for name in songs for s in songs[name]]
-    if path is not None and path.is_file():
-        return load_split(path, everything)
-    parts: dict[str, list[Song]] = {k: [] for k in SPLITS}
-    params: dict = {}
-    for name, found in songs.items():
-        one = split_dataset(cfg, name, found)
-        for k in SPLITS:
-            parts[k] += one[k]
-        params = {**one.params, "use_official": params.get("use_official", False)
-                  or one.params["use_official"]}  # seed/fractions/group_by are shared
-    split = SongSplit({k: sorted(v, key=lambda s: (s.dataset, s.song_id))
-                       for k, v in parts.items()}, params)
-    if path is not None:
-        tmp = path.with_name(f"{SPLIT_FILE}.tmp-{os.getpid()}")
-        save_split(split, tmp)
-        os.replace(tmp, path)
-    return split
 
 
 def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song], *,

@@ -74,12 +74,8 @@ def write_preview(cfg: ExperimentConfig, out_dir: str | Path, *, n: int = 8, see
     from keras_inst.audio_cache import ensure_cache
     from keras_inst.features import log_mel_from_config
     from keras_inst.mixing import RecipeSampler
-    from keras_inst.pipeline import (
-        load_or_make_split,
-        read_datasets,
-        source_table,
-        training_dataset,
-    )
+    from keras_inst.pipeline import read_datasets, source_table, training_dataset
+    from keras_inst.splits import load_or_make_split
 
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")

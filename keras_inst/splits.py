@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_inst.datasets.base import Song
+
+if TYPE_CHECKING:
+    from keras_inst.config import ExperimentConfig
+
+SPLIT_FILE = "split.json"  # a run directory's split, reused on resume and by evaluation
 
 logger = logging.getLogger("keras_inst.splits")
 
@@ -199,3 +206,40 @@ def load_split(path: str | Path, songs: Iterable[Song], *, dataset: str | None =
         logger.info("%s: %d songs read are not in the saved split (ignored)", path, unlisted)
     params = {k: doc.get(k) for k in ("seed", "fractions", "group_by", "use_official")}
     return SongSplit({k: sorted(v, key=_key) for k, v in parts.items()}, params)
+
+
+# ----------------------------------------------------------------------------------------------
+# Splits of an experiment (config-driven; a run directory keeps its split)
+
+def split_dataset(cfg: ExperimentConfig, name: str, songs: Sequence[Song]) -> SongSplit:
+    """One dataset's split per ``cfg.data``: MTG-Jamendo's official split, Slakh's when
+    ``data.slakh_official_split``, else seeded random (grouped by ``data.group_by``)."""
+    official = name == "mtg_jamendo" or (name == "slakh" and cfg.data.slakh_official_split)
+    return split_songs(songs, fractions=cfg.data.split, seed=cfg.data.split_seed,
+                       group_by=cfg.data.group_by, use_official=official,
+                       unassigned="drop" if name == "mtg_jamendo" else "error")
+
+
+def load_or_make_split(cfg: ExperimentConfig, songs: Mapping[str, Sequence[Song]], *,
+                       run_dir: str | Path | None = None) -> SongSplit:
+    """``run_dir/split.json`` when it exists (a resumed run keeps its songs); else split each
+    dataset (:func:`split_dataset`) and, with a ``run_dir``, save the split there atomically."""
+    path = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
+    everything = [s for name in songs for s in songs[name]]
+    if path is not None and path.is_file():
+        return load_split(path, everything)
+    parts: dict[str, list[Song]] = {k: [] for k in SPLITS}
+    params: dict = {}
+    for name, found in songs.items():
+        one = split_dataset(cfg, name, found)
+        for k in SPLITS:
+            parts[k] += one[k]
+        params = {**one.params, "use_official": params.get("use_official", False)
+                  or one.params["use_official"]}  # seed/fractions/group_by are shared
+    split = SongSplit({k: sorted(v, key=lambda s: (s.dataset, s.song_id))
+                       for k, v in parts.items()}, params)
+    if path is not None:
+        tmp = path.with_name(f"{SPLIT_FILE}.tmp-{os.getpid()}")
+        save_split(split, tmp)
+        os.replace(tmp, path)
+    return split

@@ -19,11 +19,13 @@ from keras_inst.config import ExperimentConfig
 from keras_inst.config_io import load_config
 from keras_inst.datasets import read_dataset
 from keras_inst.pipeline import (
-    SPLIT_FILE,
     build_data,
+    draw_batch,
+    gather_sources,
     musical_eval_dataset,
     training_dataset,
 )
+from keras_inst.splits import SPLIT_FILE
 from keras_inst.taxonomy import CLASS_INDEX, FAMILY_OF
 
 SR = 16000
@@ -229,3 +231,23 @@ def test_per_example_effects_equal_batched(tree: Path, bundle) -> None:
         err = np.abs(xa.numpy() - xb.numpy())
         assert err.max() < 1e-3 and np.mean(err > 1e-5) < 0.02
         np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+
+
+def test_draw_batch_reads_only_used_slots(bundle) -> None:
+    """draw_batch: the recipes of train_arrays, stacked, and the chunks of the used slots in
+    example-major order (what gather_sources reads for them; PAD slots are not read)."""
+    s = bundle.sampler
+    t_in = 20000
+    out = draw_batch(s, 12, 5, t_in)
+    rows = [s.train_arrays(12 + j) for j in range(5)]
+    for k, col in enumerate(zip(*rows, strict=True)):
+        np.testing.assert_array_equal(out[k], np.stack(col))
+    audio, scales = out[-2], out[-1]
+    assert audio.shape == (sum(int(r[3]) for r in rows), t_in)
+    m = 0
+    for r in rows:
+        ref, ref_scales = gather_sources(s.table, r[4], r[5], t_in)
+        n = int(r[3])
+        np.testing.assert_array_equal(audio[m: m + n], ref[:n])
+        np.testing.assert_array_equal(scales[m: m + n], ref_scales[:n])
+        m += n

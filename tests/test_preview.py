@@ -15,7 +15,8 @@ from keras_inst.config_io import load_config
 from keras_inst.data import main as data_main
 from keras_inst.datasets import read_dataset
 from keras_inst.mixing import RecipeSampler
-from keras_inst.pipeline import load_or_make_split, read_datasets, source_table, training_dataset
+from keras_inst.pipeline import read_datasets, source_table, training_dataset
+from keras_inst.splits import load_or_make_split
 from keras_inst.taxonomy import CLASSES, close
 
 
