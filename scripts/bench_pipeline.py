@@ -1,14 +1,14 @@
-"""Benchmark the training input pipeline against the model's training rate and a NumPy baseline.
+"""Benchmark the training input pipeline against the model's training rate and NumPy baselines.
 
 Prints one JSON object: examples/s of the training stream (configs/paper.yaml mixing and
 effects: up to 6 sources, every effect at its configured probability) on a rendered corpus,
-with all cores and with one core, of the alternatives considered (effects per example vs per
-batch, a generator with parallel interleave, audio in memory vs memory-mapped, the stream
-without effects), with glibc's malloc thresholds raised, of three single-process baselines of
-the same augmentation on the same recipes (the straightforward NumPy chain of
-keras_inst.effects_numpy at hop 256 and at the TF chain's hop 512, and audiomentations' librosa
-chain) and of the paper model's training step (batch 16). Every variant runs in its own process, so no variant's
-background prefetching disturbs another.
+with all cores and with one core; of the alternatives considered (the shared intra-op pool,
+effects per example before batching, Python generators with parallel interleave, audio in
+memory vs memory-mapped, the stream without effects, glibc's malloc thresholds raised); of
+three single-process baselines of the same augmentation on the same recipes (the
+straightforward NumPy chain of keras_inst.effects_numpy at hop 256 and at the TF chain's hop
+512, and audiomentations' librosa chain); and of the paper model's training step (batch 16).
+Every variant runs in its own process, so no variant's background prefetching disturbs another.
 
     python scripts/bench_pipeline.py [--root /tmp/rendered100] [--batches 30] [--out FILE]
 """
@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
-VARIANTS = ("tf_batched_effects", "tf_per_example_effects", "tf_batched_intra_op_1",
-            "tf_per_example_intra_op_1", "generator_interleave", "in_memory_audio", "no_effects",
-            "one_core", "numpy_baseline", "numpy_baseline_hop512", "librosa_baseline",
-            "model_train_step")
+VARIANTS = ("chosen", "shared_intra_op_pool", "per_example_effects", "generator_interleave",
+            "in_memory_audio", "no_effects", "one_core", "numpy_baseline", "numpy_baseline_hop512",
+            "librosa_baseline", "model_train_step")
 
 
 def _config(root: str, cache_dir: str):
@@ -230,16 +229,13 @@ BASELINES = {
 
 # name -> (dataset kind, keyword arguments of training_dataset, tf.data thread options)
 PIPELINES = {
-    "tf_batched_effects": ("tf", {"batched_effects": True}, {}),
-    "tf_per_example_effects": ("tf", {"batched_effects": False}, {}),
-    "tf_batched_intra_op_1": ("tf", {"batched_effects": True}, {"max_intra_op_parallelism": 1}),
-    "tf_per_example_intra_op_1": ("tf", {"batched_effects": False},
-                                  {"max_intra_op_parallelism": 1}),
+    "chosen": ("tf", {}, {}),  # keras_inst.pipeline.training_dataset's defaults
+    "shared_intra_op_pool": ("tf", {"intra_op_parallelism": None}, {}),
+    "per_example_effects": ("tf", {"batched_effects": False}, {}),
     "generator_interleave": ("generator", {}, {}),
     "in_memory_audio": ("memory", {}, {}),
     "no_effects": ("tf", {"random_effects": False}, {}),
     "one_core": ("tf", {}, {"private_threadpool_size": 1, "max_intra_op_parallelism": 1}),
-    "chosen": ("tf", {}, {}),
 }
 
 
@@ -266,7 +262,6 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     if name not in PIPELINES:
         raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
     kind, kw, threading = PIPELINES[name]
-    kw = {"batched_effects": args.design == "batched", **kw}
     if kind == "generator":
         ds = _generator_dataset(cfg, sampler)
     else:
@@ -299,7 +294,7 @@ def _subprocess(name: str, args: argparse.Namespace, env: dict | None = None) ->
     cmd = [sys.executable, __file__, "--variant", name, "--json-variant", str(out),
            "--root", args.root, "--cache-dir", args.cache_dir, "--batches", str(args.batches),
            "--warmup", str(args.warmup), "--numpy-examples", str(args.numpy_examples),
-           "--model-steps", str(args.model_steps), "--design", args.design]
+           "--model-steps", str(args.model_steps)]
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True)
@@ -330,8 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--numpy-examples", type=int, default=160)
     p.add_argument("--repeat", type=int, default=3, help="runs per variant (median reported)")
     p.add_argument("--model-steps", type=int, default=5)
-    p.add_argument("--design", choices=("batched", "per_example"), default="batched",
-                   help="effects placement used by the one-core/malloc/memory variants")
     p.add_argument("--only", nargs="*", default=None, help="run only these variants")
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.add_argument("--variant", default=None, help=argparse.SUPPRESS)
@@ -376,10 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name]["cpu_ms_per_example"] = round(1e3 / results[name]["examples_per_cpu_s"], 2)
         if name == "malloc_thresholds":
             results[name]["env"] = MALLOC_ENV
-    chosen_name = next((n for n in ("chosen", "tf_batched_effects") if n in results
-                        and "examples_per_s" in results[n]), "chosen")
-    if args.design != "batched":
-        chosen_name = "tf_per_example_effects"
+    chosen_name = "chosen"
 
     def wall(a: str, b: str) -> float | None:
         ra, rb = results.get(a, {}), results.get(b, {})
@@ -399,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_avg_at_end": os.getloadavg()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "corpus": args.root, "design": args.design, "pipeline": chosen_name, "batch_size": 16,
+        "corpus": args.root, "pipeline": chosen_name, "batch_size": 16,
         "results": results, "ratios": ratios,
     }
     text = json.dumps(doc, indent=1)
