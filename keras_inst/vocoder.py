@@ -136,7 +136,7 @@ def _anchored_phase(g: tf.Tensor, j0: tf.Tensor, ph0: tf.Tensor, block: int = 16
     # Block offsets (a small [b, nb, F] tensor) in float64, wrapped into [0, 2 pi): the phases
     # then stay below ~16 * 2 pi instead of growing to J * 2 pi, which keeps float32 rounding
     # (and so the dependence of the result on the batch's shapes) ~10x smaller.
-    offsets = tf.cumsum(tf.reduce_sum(tf.cast(g4, tf.float64), axis=2), axis=1,
+    offsets = tf.cumsum(tf.cast(tf.reduce_sum(g4, axis=2), tf.float64), axis=1,
                         exclusive=True)  # [b, nb, F]
     at_j0 = (tf.cast(tf.gather_nd(inner, tf.stack([j0 // block, j0 % block], axis=1)[:, None, :],
                                   batch_dims=1)[:, 0], tf.float64)

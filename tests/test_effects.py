@@ -6,8 +6,6 @@ per-signal NumPy/SciPy reference :func:`keras_inst.effects_numpy.apply_effects_n
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import scipy.signal
@@ -371,23 +369,3 @@ def test_runs_in_tf_data_map_and_tf_function():
     np.testing.assert_allclose(dyn(x, p).numpy(), E.apply_effects(x, p, out_samples=T).numpy(),
                                atol=1e-6)
     assert dyn(x[:0], E.identity_params(0)).shape == (0, T)
-
-
-@pytest.mark.slow
-def test_benchmark_tf_batched_vs_numpy_loop():
-    """96 sources (16 mixes x 6) with every effect on: the batched TF chain beats the loop."""
-    cfg = EffectsConfig(p_gain=1, p_low_shelf=1, p_high_shelf=1, p_peaking=1, p_pitch_shift=1,
-                        p_time_stretch=1)
-    x = noise(96)
-    p = E.sample_effect_params(0, 96, cfg)
-    fn = tf.function(lambda x: E.apply_effects(x, p, out_samples=T))
-    fn(x)
-    t0 = time.perf_counter()
-    fn(x).numpy()
-    t_tf = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(96):
-        EN.apply_effects_np(x[i], EN.params_item(p, i), out_samples=T)
-    t_np = time.perf_counter() - t0
-    print(f"TF {t_tf * 1000:.0f} ms/call, NumPy {t_np * 1000:.0f} ms, x{t_np / t_tf:.1f}")
-    assert t_np / t_tf > 2.0

@@ -13,8 +13,6 @@ import soundfile as sf
 import yaml
 from test_ensembles import plan_classes
 
-from keras_inst import arrange
-from keras_inst.drums import CRASH, HAT_CLOSED, KICK, SNARE, TOMS, drum_part
 from keras_inst.ensembles import plan_corpus
 from keras_inst.render import (
     TARGET_LUFS,
@@ -52,32 +50,6 @@ def test_slakh_tables_match_fixture(fixtures_dir):
         assert slakh_program_name(int(key)) == entry["name"], key
     with pytest.raises(ValueError, match="0..128"):
         slakh_inst_class(129)
-
-
-def test_drum_part_rock_groove_and_fill():
-    rng = np.random.default_rng(0)
-    hits = drum_part("rock", start_q=0.0, n_bars=9, bar_q=4.0, beat_q=1.0, rng=rng)
-    bar2 = [(t - 4.0, k) for t, _, k, _ in hits if 4.0 <= t < 8.0]  # no crash, no fill
-    assert {t for t, k in bar2 if k == SNARE} == {1.0, 3.0}
-    assert {0.0, 2.0} <= {t for t, k in bar2 if k == KICK} <= {0.0, 1.5, 2.0}
-    assert sorted(t for t, k in bar2 if k == HAT_CLOSED) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
-    fill = [(t - 28.0, k) for t, _, k, _ in hits if 31.0 <= t < 32.0]  # every 8th bar ends in a fill
-    assert [t for t, _ in fill] == [3.0, 3.25, 3.5, 3.75]
-    assert all(k in set(TOMS) | {SNARE} for _, k in fill)
-    assert [k for t, _, k, _ in hits if t == 0.0].count(CRASH) == 1
-    assert all(0 <= t < 36.0 and 20 <= v <= 127 for t, _, _, v in hits)
-    with pytest.raises(ValueError, match="unknown drum style"):
-        drum_part("polka", start_q=0, n_bars=1, bar_q=4, beat_q=1, rng=rng)
-
-
-def test_fit_moves_parts_by_octaves_into_range():
-    notes = [(0.0, 1.0, k, 80) for k in (84, 88, 91, 96)]  # high melody -> cello (36..76)
-    fitted = arrange._fit(notes, 42)
-    assert [k for _, _, k, _ in fitted] == [60, 64, 67, 72]  # the smallest shift that fits
-    chorale_alto = [(0.0, 1.0, k, 80) for k in (60, 64, 67)]  # fits a violin: stays at pitch
-    assert arrange._fit(chorale_alto, 40) == chorale_alto
-    low = arrange._fit([(0.0, 1.0, 20, 80), (1.0, 1.0, 50, 80)], 40)  # violin 55..100
-    assert [k for _, _, k, _ in low] == [56, 86]  # three octaves up: both fit
 
 
 # ------------------------------------------------------------------ the rendered corpus
