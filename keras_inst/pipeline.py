@@ -81,6 +81,16 @@ class DataBundle:
 # Audio of the sources
 
 
+def _read_chunk(table: SourceTable, k: int, lo: int, out: np.ndarray) -> float:
+    """Stem ``k``'s int16 samples from ``lo`` into ``out [length]`` (zeros past the stem's end);
+    returns the stem's int16 -> float scale."""
+    src = table.audio[k]
+    m = max(0, min(lo + out.shape[0], src.shape[0]) - lo)
+    out[:m] = src[lo: lo + m]
+    out[m:] = 0
+    return float(table.scales[k])
+
+
 def gather_sources(table: SourceTable, stems: np.ndarray, starts: np.ndarray,
                    length: int) -> tuple[np.ndarray, np.ndarray]:
     """int16 ``[N, length]`` chunks (zeros past a stem's end and for PAD slots) and their
@@ -89,15 +99,8 @@ def gather_sources(table: SourceTable, stems: np.ndarray, starts: np.ndarray,
     out = np.zeros((n, length), np.int16)
     scales = np.zeros(n, np.float32)
     for i in range(n):
-        k = int(stems[i])
-        if k < 0:
-            continue
-        lo = int(starts[i])
-        src = table.audio[k]
-        hi = min(lo + length, src.shape[0])
-        if hi > lo:
-            out[i, : hi - lo] = src[lo:hi]
-        scales[i] = table.scales[k]
+        if stems[i] >= 0:
+            scales[i] = _read_chunk(table, int(stems[i]), int(starts[i]), out[i])
     return out, scales
 
 
@@ -116,15 +119,8 @@ def draw_batch(sampler: RecipeSampler, first: int, size: int, length: int
     used = stems >= 0
     audio = np.empty((int(used.sum()), length), np.int16)
     scales = np.empty(audio.shape[0], np.float32)
-    table = sampler.table
     for r, (k, lo) in enumerate(zip(stems[used].tolist(), starts[used].tolist(), strict=True)):
-        src = table.audio[k]
-        hi = min(lo + length, src.shape[0])
-        m = max(0, hi - lo)
-        if m:
-            audio[r, :m] = src[lo:hi]
-        audio[r, m:] = 0  # past the stem's end
-        scales[r] = table.scales[k]
+        scales[r] = _read_chunk(sampler.table, k, lo, audio[r])
     return (*arrays, audio, scales)
 
 
@@ -151,6 +147,13 @@ def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, 
     return mix * gain[:, None]
 
 
+def used_rows(valid: tf.Tensor, params: Any) -> tuple[tf.Tensor, Any]:
+    """The used slots of ``valid [B, N]`` as rows of ``[B * N]`` (ascending: example-major, the
+    order of :func:`draw_batch`'s audio) and the params fields ``[B, N]`` gathered to ``[M]``."""
+    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M]
+    return rows, type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
+
+
 def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tensor,
                 **kwargs: Any) -> tf.Tensor:
     """Sources ``audio`` int16 ``[B, N, T_in]`` (``scales``, ``valid`` and params fields
@@ -160,8 +163,7 @@ def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tens
     make up ~40 % of the rows that every full-tensor step copies).
     """
     n, t_in = audio.shape[1], audio.shape[2]
-    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M] used slots, ascending in [B*N] order
-    flat_params = type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
+    rows, flat_params = used_rows(valid, params)
     mix = mix_rows(tf.gather(tf.reshape(audio, [-1, t_in]), rows),
                    tf.gather(tf.reshape(scales, [-1]), rows), flat_params, rows // n,
                    batch=tf.shape(audio)[0], **kwargs)
@@ -243,9 +245,7 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
             x.set_shape((None, t_in))
             scale.set_shape((None,))
             rec = finish_recipe(rec, sampler=sampler, random_effects=random_effects)
-            rows = tf.where(tf.reshape(rec["valid"], [-1]))[:, 0]  # [M], as draw_batch's rows
-            flat_params = type(rec["params"])(*(tf.gather(tf.reshape(p, [-1]), rows)
-                                                for p in rec["params"]))
+            rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
             mix = mix_rows(x, scale, flat_params, rows // sampler.n_max, batch=b, **mix_kw)
             mix.set_shape((b, t_out))
             return _output(rec, mix, with_recipe)
