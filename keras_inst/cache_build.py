@@ -322,7 +322,8 @@ def run_cache_cli(args: Any) -> int:
         if name == "rendered" and not Path(root).expanduser().is_dir():
             raise ValueError(f"rendered corpus not found at {root}; render it first: "
                              f"python -m keras_inst.data render --out {root}")
-        found, reader_report = read_dataset(name, root)
+        found, reader_report = read_dataset(name, root,
+                                            problem_stems=cfg.data.problem_stems_for(name))
         n_stems = sum(len(s.stems) for s in found)
         counts = ", ".join(f"{k} {n}" for k, n in sorted(reader_report.counts.items())) or "none"
         print(f"{name}: {len(found)} songs, {n_stems} stems in {root} (reader problems: {counts})")

@@ -121,6 +121,9 @@ class DataConfig:
     split_seed: int = 0
     group_by: str = "none"  # none | artist | album
     slakh_official_split: bool = False
+    # slakh-utils' splits/problem_stems.json ({track: {stem: reason}}): the stems it lists (white
+    # noise, wrong MIDI, missing audio, ...) are skipped and counted in the reader's report.
+    slakh_problem_stems: str | None = None
     cache_dir: str = "~/.cache/keras_inst/audio"
     render_songs: int = 0  # >0: render this many embedded-corpus songs into roots.rendered if missing
     render_seed: int = 0
@@ -138,6 +141,10 @@ class DataConfig:
         _check(abs(sum(self.split) - 1.0) < 1e-6, k + "split", f"fractions must sum to 1, got {sum(self.split)}")
         _check(self.group_by in ("none", "artist", "album"), k + "group_by", f"must be none, artist or album, got {self.group_by!r}")
         _check(self.render_songs >= 0, k + "render_songs", f"must be >= 0, got {self.render_songs}")
+
+    def problem_stems_for(self, name: str) -> str | None:
+        """The problem-stems file to give ``read_dataset(name, ...)`` (Slakh only)."""
+        return self.slakh_problem_stems if name == "slakh" else None
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def evaluate_model(
     if expected != cfg.audio.chunk_samples:
         raise ValueError(f"model {model_path} takes {expected} samples but the config's audio gives {cfg.audio.chunk_samples}; pass the model's --config")
 
-    songs, reader_report = read_dataset(dataset, root)
+    songs, reader_report = read_dataset(dataset, root,
+                                        problem_stems=cfg.data.problem_stems_for(dataset))
     if not songs:
         raise ValueError(f"{dataset} at {root}: no usable songs ({reader_report.counts})")
     chosen = select_songs(cfg, dataset, songs, split=split, run_dir=run_dir)

@@ -349,7 +349,8 @@ def read_datasets(cfg: ExperimentConfig) -> tuple[dict[str, list[Song]], dict[st
         if not Path(root).expanduser().is_dir():
             raise ValueError(f"config key 'data.roots.{name}': root folder {root!r} does not "
                              f"exist")
-        songs[name], reports[name] = read_dataset(name, root)
+        songs[name], reports[name] = read_dataset(
+            name, root, problem_stems=cfg.data.problem_stems_for(name))
         if not songs[name]:
             raise ValueError(f"{name} at {root}: no usable songs (reader problems: "
                              f"{reports[name].counts or 'none'})")

@@ -73,3 +73,10 @@ def test_frozen_scratch_needs_no_pretrained_but_frozen_does():
     with pytest.raises(ValueError, match="training.pretrained"):
         load_config("paper", ["training.transfer=frozen", "training.pretrained=null"])
     assert load_config("paper", ["training.transfer=scratch", "training.pretrained=null"]).training.pretrained is None
+
+
+def test_slakh_problem_stems_reach_only_the_slakh_reader():
+    cfg = load_config("paper", ["data.slakh_problem_stems=/d/slakh-utils/splits/problem_stems.json"])
+    assert cfg.data.problem_stems_for("slakh") == "/d/slakh-utils/splits/problem_stems.json"
+    assert cfg.data.problem_stems_for("medleydb") is None
+    assert load_config("paper").data.problem_stems_for("slakh") is None

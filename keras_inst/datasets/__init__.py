@@ -23,10 +23,12 @@ READER_MODULES = {
 }
 
 
-def read_dataset(name: str, root: str | Path, *, require_audio: bool = True) -> tuple[list[Song], ReaderReport]:
+def read_dataset(name: str, root: str | Path, *, require_audio: bool = True,
+                 problem_stems: str | Path | None = None) -> tuple[list[Song], ReaderReport]:
     """Read dataset ``name`` at ``root``; problems are counted in the report, never fatal.
 
     ``require_audio=False`` keeps stems whose audio file is missing (metadata-only inspection).
+    ``problem_stems`` (Slakh only): slakh-utils' ``problem_stems.json``, whose stems are skipped.
     """
     if name not in READER_MODULES:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READER_MODULES)}")
@@ -35,5 +37,10 @@ def read_dataset(name: str, root: str | Path, *, require_audio: bool = True) -> 
         raise ValueError(f"{name}: root folder {str(root)!r} does not exist")
     module = importlib.import_module(READER_MODULES[name])
     report = ReaderReport(dataset=name)
-    songs = module.read(root, report=report, dataset=name, require_audio=require_audio)
+    kwargs = {}
+    if problem_stems is not None:
+        if name != "slakh":
+            raise ValueError(f"{name}: problem_stems applies to the slakh dataset only")
+        kwargs["problem_stems"] = module.load_problem_stems(problem_stems)
+    songs = module.read(root, report=report, dataset=name, require_audio=require_audio, **kwargs)
     return songs, report

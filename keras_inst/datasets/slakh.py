@@ -20,12 +20,16 @@ related tracks together, ``artist`` is ``"midi:<UUID>"`` (the md5 of the source 
 the key of Slakh's own ``duplicates.json``: tracks rendered from the same MIDI share it) and
 ``album`` is ``"msd:<MSD track id>"`` from ``lmd_midi_dir`` (the recording the Lakh MIDI was
 matched to: different MIDI versions of one song share it). Either is None when the metadata
-lacks it (the rendered corpus). ``duplicates.json`` and ``problem_stems.json`` are not read.
+lacks it (the rendered corpus). ``duplicates.json`` is not read (grouping by ``artist`` keeps
+its duplicates together); slakh-utils' ``problem_stems.json`` (:func:`load_problem_stems`), when
+given, makes the reader skip the stems it lists (reported as ``problem_stem``).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from keras_inst.datasets.base import ReaderReport, Song, Stem
@@ -108,6 +112,24 @@ def _groups(meta: dict) -> tuple[str | None, str | None]:
     return artist, album
 
 
+def load_problem_stems(path: str | Path) -> dict[str, dict[str, str]]:
+    """slakh-utils' ``problem_stems.json``: ``{"Track00357": {"S03": "white-noise"}, ...}``.
+
+    Raises ValueError naming the file when it is missing or not of that form.
+    """
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the Slakh problem-stems file: {e}") from None
+    ok = isinstance(data, dict) and all(
+        isinstance(v, dict) and all(isinstance(r, str) for r in v.values()) for v in data.values())
+    if not ok:
+        raise ValueError(f"{path}: expected {{track: {{stem: reason}}}} as in slakh-utils' "
+                         f"splits/problem_stems.json")
+    return {str(t): {str(k): r for k, r in v.items()} for t, v in data.items()}
+
+
 def read_track(
     track: Path,
     split: str | None,
@@ -115,8 +137,12 @@ def read_track(
     report: ReaderReport,
     dataset: str,
     require_audio: bool = True,
+    skip: Mapping[str, str] | None = None,
 ) -> Song | None:
-    """One track folder as a Song, or None (reported) when it has no usable stem."""
+    """One track folder as a Song, or None (reported) when it has no usable stem.
+
+    ``skip``: stem id -> reason (this track's entry of ``problem_stems.json``).
+    """
     meta_path = track / "metadata.yaml"
     if not meta_path.is_file():
         report.add("missing_file", meta_path, f"track {track.name} has no metadata.yaml")
@@ -137,6 +163,10 @@ def read_track(
             report.add("bad_metadata", meta_path, f"stem {sid} has no usable program_num/is_drum")
             continue
         path = _first_existing(stem_dir / str(sid))
+        if skip and str(sid) in skip:
+            report.add("problem_stem", path, f"stem {sid} (program {program}) is listed as "
+                                             f"{skip[str(sid)]!r} in problem_stems.json")
+            continue
         status = audio_status(path)
         if status == "missing" and str(s.get("plugin_name")) == "None":
             report.add("unrendered_stem", path, f"stem {sid} (program {program}) was not rendered")
@@ -177,12 +207,14 @@ def read(
     report: ReaderReport,
     dataset: str = "slakh",
     require_audio: bool = True,
+    problem_stems: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[Song]:
     """Read every Slakh-layout track under ``root``, sorted by track name.
 
     ``require_audio=True`` skips stems whose file is missing or empty (reported);
     ``require_audio=False`` keeps them (metadata inspection). Unrendered stems are always
-    skipped. A track name seen twice (in two split folders) is reported and read once.
+    skipped, and so are the stems of ``problem_stems`` (:func:`load_problem_stems`). A track
+    name seen twice (in two split folders) is reported and read once.
     """
     root = Path(root)
     songs: dict[str, Song] = {}
@@ -197,7 +229,8 @@ def read(
                 f"track {track.name} also in {songs[track.name].official_split}",
             )
             continue
-        song = read_track(track, split, report=report, dataset=dataset, require_audio=require_audio)
+        song = read_track(track, split, report=report, dataset=dataset, require_audio=require_audio,
+                          skip=(problem_stems or {}).get(track.name))
         if song is not None:
             songs[track.name] = song
     return [songs[k] for k in sorted(songs)]

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from keras_inst.datasets import read_dataset
@@ -186,3 +187,37 @@ def test_drum_flag_unknown_program_and_rendered_name(tmp_path: Path, fixtures_di
     assert s02.labels == ("program 200",) and s02.classes == frozenset()
     assert report.of_kind("unknown_label") == [(str(meta), "unknown label 'program 200'")]
     assert len(report.of_kind("missing_file")) == 7  # S03..S10 rendered in metadata, not here
+
+
+def test_problem_stems_are_skipped_and_reported(tmp_path: Path, fixtures_dir: Path) -> None:
+    """slakh-utils' real problem_stems.json lists Track00357/S03 as white noise: with the file
+    that stem is skipped (and counted), without it the track keeps every stem."""
+    problems = fixtures_dir / "slakh" / "metadata" / "splits" / "problem_stems.json"
+    root = tmp_path / "slakh2100_flac_redux"
+    _track(root / "train" / "Track00357", fixtures_dir)
+    _track(root / "train" / "Track00001", fixtures_dir)
+    plain, report = read_dataset("slakh", root)
+    assert [len(s.stems) for s in plain] == [len(RENDERED), len(RENDERED)]
+    assert "problem_stem" not in report.counts
+    songs, report = read_dataset("slakh", root, problem_stems=problems)
+    by_id = {s.song_id: s for s in songs}
+    assert [st.stem_id for st in by_id["Track00357"].stems] == [
+        f"Track00357/{s}" for s in RENDERED if s != "S03"]
+    assert len(by_id["Track00001"].stems) == len(RENDERED)  # not listed: untouched
+    assert report.counts["problem_stem"] == 1
+    ((file, message),) = report.of_kind("problem_stem")
+    assert "white-noise" in message and Path(file).name.startswith("S03")
+    assert Path(file).parent.parent.name == "Track00357"
+
+
+def test_problem_stems_file_errors_name_the_file(tmp_path: Path, fixtures_dir: Path) -> None:
+    root = tmp_path / "slakh"
+    _track(root / "Track00001", fixtures_dir)
+    bad = tmp_path / "problems.json"
+    bad.write_text('{"Track00001": ["S00"]}')
+    with pytest.raises(ValueError, match="problems.json"):
+        read_dataset("slakh", root, problem_stems=bad)
+    with pytest.raises(ValueError, match="missing.json"):
+        read_dataset("slakh", root, problem_stems=tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="slakh dataset only"):
+        read_dataset("medleydb", root, problem_stems=bad)
