@@ -185,6 +185,7 @@ def test_process_pool_matches_serial(corpus, tmp_path, monkeypatch, start):
         assert ea.key == eb.key and ea.scale == eb.scale
         np.testing.assert_array_equal(ca.int16(ea), cb.int16(eb))
 
+
 def test_cli_and_ensure_cache(corpus, tmp_path, monkeypatch, capsys):
     import keras_inst.datasets as datasets
     from keras_inst.config_io import load_config
@@ -193,8 +194,8 @@ def test_cli_and_ensure_cache(corpus, tmp_path, monkeypatch, capsys):
     songs = corpus_songs(corpus, dataset="medleydb")
     seen = []
 
-    def fake_read(name, root):
-        seen.append((name, str(root)))
+    def fake_read(name, root, *, problem_stems=None):
+        seen.append((name, str(root), problem_stems))
         return songs, datasets.ReaderReport(dataset=name)
 
     monkeypatch.setattr(datasets, "read_dataset", fake_read)
@@ -203,9 +204,13 @@ def test_cli_and_ensure_cache(corpus, tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "caching stems at 16000 Hz" in err  # progress bar on stderr
-    assert seen == [("medleydb", str(tmp_path / "audio"))]
+    assert seen == [("medleydb", str(tmp_path / "audio"), None)]
     assert "4 stems cached now, 0 up to date, 4 failed" in out and "notes.wav" in out
     assert main(argv) == 0 and "0 stems cached now, 4 up to date" in capsys.readouterr().out
+    slakh = ["cache", "--dataset", "slakh", "--root", str(tmp_path / "audio"), "--cache-dir",
+             str(tmp_path / "c"), "--workers", "1", "--set", "data.slakh_problem_stems=/p.json"]
+    assert main(slakh) == 0 and seen[-1] == ("slakh", str(tmp_path / "audio"), "/p.json")
+    capsys.readouterr()
     assert main(["cache", "--cache-dir", str(tmp_path / "c")]) == 2  # neither config nor dataset
     assert "--dataset" in capsys.readouterr().err
     cfg = load_config("demo", [f"data.cache_dir={tmp_path / 'c'}"])
