@@ -103,7 +103,7 @@ def _generator_dataset(cfg, sampler, workers: int = 4):
     return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _recipes(cfg, sampler, n_examples: int) -> list[tuple]:
+def _recipes(sampler, n_examples: int) -> list[tuple]:
     """The first ``n_examples`` recipes of the TF stream: (n, stems, starts, params) each."""
     from keras_inst.mixing import recipe_dataset
 
@@ -126,18 +126,19 @@ def _effects_numpy(hop: int):
     return one
 
 
-def _effects_librosa(x, p, *, out_samples: int, sample_rate: int):
+def _effects_librosa():
     """What an audiomentations user runs: its Gain, Low/HighShelfFilter and PeakingFilter
     (RBJ biquads through scipy.signal.sosfilt), TimeStretch and PitchShift with
     method="librosa_phase_vocoder" (librosa.effects.time_stretch / pitch_shift with their
-    defaults: n_fft 2048, hop 512, soxr_hq resampling), float32, one transform after the other."""
+    defaults: n_fft 2048, hop 512, soxr_hq resampling), float32, one transform after the other.
+    Imported once here, not in the timed per-source function."""
     import librosa
     import numpy as np
     import scipy.signal
 
     from keras_inst.effects_numpy import SHELF_Q, rbj_biquad
 
-    def eq(y):
+    def eq(y, p, sample_rate: int):
         for kind, f0, db, q in (("low_shelf", p.low_shelf_hz, p.low_shelf_db, SHELF_Q),
                                 ("high_shelf", p.high_shelf_hz, p.high_shelf_db, SHELF_Q),
                                 ("peaking", p.peak_hz, p.peak_db, p.peak_q)):
@@ -146,19 +147,22 @@ def _effects_librosa(x, p, *, out_samples: int, sample_rate: int):
                 y = scipy.signal.sosfilt(scipy.signal.tf2sos(b, a), y).astype(np.float32)
         return y
 
-    y = x * np.float32(10.0 ** (p.gain_db / 20.0))
-    if p.eq_first:
-        y = eq(y)
-    if p.rate != 1.0:
-        y = librosa.effects.time_stretch(y, rate=float(p.rate))
-    y = y[: out_samples + 2048]
-    if p.semitones != 0.0:
-        y = librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=float(p.semitones),
-                                        res_type="soxr_hq")
-    y = y[:out_samples]
-    if not p.eq_first:
-        y = eq(y)
-    return np.pad(y, (0, out_samples - len(y)))
+    def one(x, p, *, out_samples: int, sample_rate: int):
+        y = x * np.float32(10.0 ** (p.gain_db / 20.0))
+        if p.eq_first:
+            y = eq(y, p, sample_rate)
+        if p.rate != 1.0:
+            y = librosa.effects.time_stretch(y, rate=float(p.rate))
+        y = y[: out_samples + 2048]
+        if p.semitones != 0.0:
+            y = librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=float(p.semitones),
+                                            res_type="soxr_hq")
+        y = y[:out_samples]
+        if not p.eq_first:
+            y = eq(y, p, sample_rate)
+        return np.pad(y, (0, out_samples - len(y)))
+
+    return one
 
 
 def _single_process(cfg, sampler, n_examples: int, apply_one) -> dict:
@@ -171,7 +175,7 @@ def _single_process(cfg, sampler, n_examples: int, apply_one) -> dict:
 
     t_in, t = training_input_samples(cfg), cfg.audio.chunk_samples
     table = sampler.table
-    recs = _recipes(cfg, sampler, n_examples)
+    recs = _recipes(sampler, n_examples)
     # Lazy imports and first-call set-up (librosa's, soxr's) are not timed: warm up every effect.
     every = IDENTITY._replace(gain_db=-3.0, low_shelf_db=3.0, high_shelf_db=3.0, peak_db=3.0,
                               semitones=1.0, rate=1.1)
@@ -217,14 +221,15 @@ def _model_rate(steps: int) -> dict:
             "steps": steps, "params": int(model.count_params())}
 
 
-# Single-process baselines of the same augmentation (same recipes and parameters):
+# Single-process baselines of the same augmentation (same recipes and parameters); each entry
+# makes the per-source function (imports and set-up outside the timed loop):
 # numpy_baseline: keras_inst.effects_numpy with its reference phase vocoder (n_fft 1024, hop 256,
 # librosa's default overlap n_fft / 4); numpy_baseline_hop512: the same at the TF chain's hop
 # (TF_PV_HOP = 512); librosa_baseline: audiomentations' librosa_phase_vocoder chain.
 BASELINES = {
     "numpy_baseline": lambda: _effects_numpy(256),
     "numpy_baseline_hop512": lambda: _effects_numpy(512),
-    "librosa_baseline": lambda: _effects_librosa,
+    "librosa_baseline": _effects_librosa,
 }
 
 # name -> (dataset kind, keyword arguments of training_dataset, tf.data thread options)
