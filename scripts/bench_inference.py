@@ -7,7 +7,7 @@ weights: speed does not depend on them) it measures
 
 * latency per 4-second window (batch 1; median and 90th percentile of ``--repeats`` calls after
   3 warm-up calls) with 1 thread and with all cores;
-* the real-time factor of ``keras_inst.predict`` on one long file (``--minutes`` of synthetic
+* the real-time factor of ``keras_inst.deploy.predict`` on one long file (``--minutes`` of synthetic
   44.1 kHz stereo 16-bit WAV: decoding, downmix, resampling to 16 kHz, non-overlapping windows
   ``--hop 4``, batches of 16) with all cores.
 
@@ -51,8 +51,8 @@ def _cpu_name() -> str:
 
 
 def _runner(form: str, path: Path, threads: int, batch_size: int):
-    """(classifier for keras_inst.predict, raw batch -> probabilities function)."""
-    from keras_inst.predict import load_classifier
+    """(classifier for keras_inst.deploy.predict, raw batch -> probabilities function)."""
+    from keras_inst.deploy.predict import load_classifier
 
     if form in ("keras", "saved_model"):
         import tensorflow as tf
@@ -65,7 +65,7 @@ def _runner(form: str, path: Path, threads: int, batch_size: int):
 
 
 def worker(args: argparse.Namespace) -> dict:
-    from keras_inst.predict import analyse_file
+    from keras_inst.deploy.predict import analyse_file
 
     work = Path(args.workdir)
     t0 = time.perf_counter()
@@ -90,7 +90,7 @@ def worker(args: argparse.Namespace) -> dict:
         "runs": args.repeats,
     }
     if args.long_file:
-        from keras_inst.audio_io import load_audio
+        from keras_inst.deploy.audio_io import load_audio
 
         path = Path(args.long_file)
         import scipy.signal  # noqa: F401  (a one-time import of ~0.5-1.5 s; not decoding time)
@@ -116,10 +116,10 @@ def prepare(work: Path, *, config: str, minutes: float) -> dict:
     import keras
     import soundfile as sf
 
-    from keras_inst.audio_io import synthetic_mixes
-    from keras_inst.config_io import load_config
-    from keras_inst.export import export_model
-    from keras_inst.model import build_model
+    from keras_inst.config.io import load_config
+    from keras_inst.deploy.audio_io import synthetic_mixes
+    from keras_inst.deploy.export import export_model
+    from keras_inst.models.short_chunk import build_model
 
     keras.utils.set_random_seed(0)
     cfg = load_config(config)
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
 
-    from keras_inst.lite import default_num_threads
+    from keras_inst.deploy.lite import default_num_threads
 
     cores = default_num_threads()
     forms = [f for f in args.forms.split(",") if f]

@@ -6,7 +6,7 @@ with all cores and with one core; of the alternatives considered (the shared int
 effects per example before batching, Python generators with parallel interleave, audio in
 memory vs memory-mapped, the stream without effects, glibc's malloc thresholds raised); of
 three single-process baselines of the same augmentation on the same recipes (the
-straightforward NumPy chain of keras_inst.effects_numpy at hop 256 and at the TF chain's hop
+straightforward NumPy chain of keras_inst.augment.reference at hop 256 and at the TF chain's hop
 512, and audiomentations' librosa chain); and of the paper model's training step (batch 16).
 Every variant runs in its own process, so no variant's background prefetching disturbs another.
 
@@ -32,7 +32,7 @@ VARIANTS = ("chosen", "shared_intra_op_pool", "per_example_effects", "generator_
 
 
 def _config(root: str, cache_dir: str):
-    from keras_inst.config_io import load_config
+    from keras_inst.config.io import load_config
 
     return load_config("paper", ["data.datasets=[rendered]", f"data.roots.rendered={root}",
                                  f"data.cache_dir={cache_dir}", "training.transfer=scratch",
@@ -40,8 +40,8 @@ def _config(root: str, cache_dir: str):
 
 
 def _sampler(cfg):
-    from keras_inst.mixing import RecipeSampler
-    from keras_inst.pipeline import build_data
+    from keras_inst.data.mixing import RecipeSampler
+    from keras_inst.data.pipeline import build_data
 
     bundle = build_data(cfg, progress=False)
     return RecipeSampler(bundle.sampler.table, cfg.mixing, cfg.effects, seed=0), bundle
@@ -72,8 +72,8 @@ def _generator_dataset(cfg, sampler, workers: int = 4):
     """Alternative: per-example Python generators, interleaved in parallel, batched effects."""
     import tensorflow as tf
 
-    from keras_inst.mixing import finish_recipe
-    from keras_inst.pipeline import gather_sources, mix_sources, training_input_samples
+    from keras_inst.data.mixing import finish_recipe
+    from keras_inst.data.pipeline import gather_sources, mix_sources, training_input_samples
 
     t_in = training_input_samples(cfg)
     specs = sampler.array_specs() + [("audio", tf.int16, (sampler.n_max, t_in)),
@@ -105,7 +105,7 @@ def _generator_dataset(cfg, sampler, workers: int = 4):
 
 def _recipes(sampler, n_examples: int) -> list[tuple]:
     """The first ``n_examples`` recipes of the TF stream: (n, stems, starts, params) each."""
-    from keras_inst.mixing import recipe_dataset
+    from keras_inst.data.mixing import recipe_dataset
 
     recs = []
     for r in recipe_dataset(sampler, count=n_examples).batch(n_examples):
@@ -117,8 +117,8 @@ def _recipes(sampler, n_examples: int) -> list[tuple]:
 
 
 def _effects_numpy(hop: int):
-    """The straightforward NumPy chain (keras_inst.effects_numpy) at phase-vocoder ``hop``."""
-    from keras_inst.effects_numpy import apply_effects_np
+    """The straightforward NumPy chain (keras_inst.augment.reference) at phase-vocoder ``hop``."""
+    from keras_inst.augment.reference import apply_effects_np
 
     def one(x, p, *, out_samples: int, sample_rate: int):
         return apply_effects_np(x, p, out_samples=out_samples, sample_rate=sample_rate, hop=hop)
@@ -136,7 +136,7 @@ def _effects_librosa():
     import numpy as np
     import scipy.signal
 
-    from keras_inst.effects_numpy import SHELF_Q, rbj_biquad
+    from keras_inst.augment.reference import SHELF_Q, rbj_biquad
 
     def eq(y, p, sample_rate: int):
         for kind, f0, db, q in (("low_shelf", p.low_shelf_hz, p.low_shelf_db, SHELF_Q),
@@ -170,8 +170,8 @@ def _single_process(cfg, sampler, n_examples: int, apply_one) -> dict:
     the same recipes and parameters as the TF stream (drawn beforehand, not timed)."""
     import numpy as np
 
-    from keras_inst.effects_numpy import IDENTITY, params_item
-    from keras_inst.pipeline import training_input_samples
+    from keras_inst.augment.reference import IDENTITY, params_item
+    from keras_inst.data.pipeline import training_input_samples
 
     t_in, t = training_input_samples(cfg), cfg.audio.chunk_samples
     table = sampler.table
@@ -204,8 +204,8 @@ def _single_process(cfg, sampler, n_examples: int, apply_one) -> dict:
 def _model_rate(steps: int) -> dict:
     import numpy as np
 
-    from keras_inst.config_io import load_config
-    from keras_inst.train import build_compiled_model
+    from keras_inst.config.io import load_config
+    from keras_inst.training.train import build_compiled_model
 
     cfg = load_config("paper", ["training.transfer=scratch", "training.pretrained=null"])
     model = build_compiled_model(cfg)
@@ -223,7 +223,7 @@ def _model_rate(steps: int) -> dict:
 
 # Single-process baselines of the same augmentation (same recipes and parameters); each entry
 # makes the per-source function (imports and set-up outside the timed loop):
-# numpy_baseline: keras_inst.effects_numpy with its reference phase vocoder (n_fft 1024, hop 256,
+# numpy_baseline: keras_inst.augment.reference with its reference phase vocoder (n_fft 1024, hop 256,
 # librosa's default overlap n_fft / 4); numpy_baseline_hop512: the same at the TF chain's hop
 # (TF_PV_HOP = 512); librosa_baseline: audiomentations' librosa_phase_vocoder chain.
 BASELINES = {
@@ -234,7 +234,7 @@ BASELINES = {
 
 # name -> (dataset kind, keyword arguments of training_dataset, tf.data thread options)
 PIPELINES = {
-    "chosen": ("tf", {}, {}),  # keras_inst.pipeline.training_dataset's defaults
+    "chosen": ("tf", {}, {}),  # keras_inst.data.pipeline.training_dataset's defaults
     "shared_intra_op_pool": ("tf", {"intra_op_parallelism": None}, {}),
     "per_example_effects": ("tf", {"batched_effects": False}, {}),
     "generator_interleave": ("generator", {}, {}),
@@ -253,7 +253,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     if name == "model_train_step":
         return _model_rate(args.model_steps)
-    from keras_inst.pipeline import training_dataset
+    from keras_inst.data.pipeline import training_dataset
 
     cfg = _config(args.root, args.cache_dir)
     sampler, bundle = _sampler(cfg)
@@ -314,7 +314,7 @@ def _subprocess(name: str, args: argparse.Namespace, env: dict | None = None) ->
 def _ensure_corpus(args: argparse.Namespace) -> None:
     if Path(args.root).is_dir():
         return
-    from keras_inst.render import render_corpus
+    from keras_inst.corpus.render import render_corpus
 
     print(f"{args.root} not found: rendering {args.render_songs} songs there", file=sys.stderr)
     render_corpus(args.root, songs=args.render_songs, seed=0, sample_rate=16000)
@@ -344,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.disable(logging.WARNING)
-    from keras_inst.audio_cache import ensure_cache
-    from keras_inst.datasets import read_dataset
+    from keras_inst.data.cache.store import ensure_cache
+    from keras_inst.data.datasets import read_dataset
 
     songs, _ = read_dataset("rendered", args.root)
     ensure_cache(_config(args.root, args.cache_dir), songs, progress=False)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from keras_inst.config_io import add_override_argument
+from keras_inst.config.io import add_override_argument
 
 
 def _load_torch_state_dict(path: Path) -> dict:
@@ -59,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     state = _load_torch_state_dict(args.state_dict)
 
-    from keras_inst.config_io import load_config  # TensorFlow only after the arguments check out
-    from keras_inst.model import build_model
-    from keras_inst.torch_convert import load_state_dict
+    from keras_inst.config.io import load_config  # TensorFlow only after the arguments check out
+    from keras_inst.models.short_chunk import build_model
+    from keras_inst.models.torch_convert import load_state_dict
 
     arch = "short_chunk_res" if args.res else "short_chunk_cnn"
     try:

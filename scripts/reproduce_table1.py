@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from keras_inst.config_io import add_override_argument, load_config
+from keras_inst.config.io import add_override_argument, load_config
 
 MODES = (("From Scratch", "scratch"), ("Frozen Backbone", "frozen"), ("Fine-tuned", "finetune"))
 PAPER = {"scratch": (0.8488, 0.6812, 0.4459), "frozen": (0.8908, 0.7623, 0.4160), "finetune": (0.9429, 0.8334, 0.3618)}
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="scratch,frozen,finetune")
     args = p.parse_args(argv)
 
-    from keras_inst.train import train
+    from keras_inst.training.train import train
 
     out = Path(args.out_dir)
     results: dict[str, dict] = {}

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from keras_inst.audio_cache import AudioCache, CacheEntry
-from keras_inst.cache_build import CacheReport, build_cache
-from keras_inst.datasets.base import Song, Stem
+from keras_inst.data.cache.build import CacheReport, build_cache
+from keras_inst.data.cache.store import AudioCache, CacheEntry
+from keras_inst.data.datasets.base import Song, Stem
 
 SR = 16000
 GOOD = ("wav44", "flac16", "wav22", "mp3")

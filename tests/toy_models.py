@@ -16,9 +16,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_inst.config_io import dump_config, load_config
+from keras_inst.config.io import dump_config, load_config
 from keras_inst.taxonomy import CLASSES, multi_hot
-from keras_inst.train import build_compiled_model
+from keras_inst.training.train import build_compiled_model
 
 SR = 16000
 TOY_OVERRIDES = (
@@ -67,7 +67,7 @@ def toy_batch(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_toy_model() -> tuple[keras.Model, object]:
-    """Compiled as keras_inst.train does (GroupedOptimizer, lr 0.01), so the saved model needs
+    """Compiled as keras_inst.training.train does (GroupedOptimizer, lr 0.01), so the saved model needs
     what a real run's model.keras needs to load."""
     cfg = load_config("paper", TOY_OVERRIDES)
     keras.utils.set_random_seed(0)
@@ -78,7 +78,7 @@ def train_toy_model() -> tuple[keras.Model, object]:
 
 
 def write_toy_run(run_dir: Path) -> tuple[keras.Model, object]:
-    """A finished run directory as keras_inst.train leaves it (model, config, report)."""
+    """A finished run directory as keras_inst.training.train leaves it (model, config, report)."""
     model, cfg = train_toy_model()
     run_dir.mkdir(parents=True)
     model.save(run_dir / "model.keras")

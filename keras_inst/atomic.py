@@ -1,0 +1,83 @@
+"""Atomic file writes: write beside the target under a hidden temporary name, then ``os.replace``.
+
+Every output of keras_inst (configs, states, reports, models, cache files, exports) is written
+through here, so an interrupted process never leaves a half-written file under the final name:
+a reader sees the old file or the new one. The temporary name carries the process id, so two
+processes writing the same target never share a temporary file, and :func:`clean_stale` removes
+what a killed writer left behind. This module imports nothing from keras_inst (any layer may use it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp-"
+
+
+def temp_path(path: str | Path) -> Path:
+    """A temporary sibling of ``path`` for this process: ``.<name>.tmp-<pid><suffix>``.
+
+    The suffix is kept (``model.keras`` -> ``.model.keras.tmp-123.keras``) because some writers
+    (``keras.Model.save``, matplotlib) choose the format from it.
+    """
+    p = Path(path)
+    return p.with_name(f".{p.name}{TMP_MARK}{os.getpid()}{p.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces ``path``, on error it is removed."""
+    final = Path(path)
+    tmp = temp_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_with(path: str | Path, writer: Callable[[Path], Any]) -> Path:
+    """Call ``writer(tmp_path)`` (e.g. ``model.save``, ``fig.savefig``) and move the result into place."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def clean_stale(folder: str | Path) -> int:
+    """Remove temporary files of :func:`temp_path` that killed writers left in ``folder``; their count."""
+    n = 0
+    for p in Path(folder).glob(f".*{TMP_MARK}*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        n += 1
+    return n

@@ -1,0 +1,307 @@
+"""Experiment configuration: frozen, validated dataclasses holding every number of a run.
+
+One :class:`ExperimentConfig` holds every number of a run (DDSP-style), in sections
+(:class:`AudioConfig`, :class:`FeaturesConfig`, ...); each section checks its values when built
+(bad values raise ``ValueError`` naming the key). Loading from YAML with ``--set`` overrides,
+conversion to and from dicts and saving are in :mod:`keras_inst.config.io`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+TRANSFER_MODES = ("scratch", "frozen", "finetune")
+DATASET_NAMES = ("medleydb", "mixing_secrets", "slakh", "mtg_jamendo", "rendered")
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ValueError(f"config key '{key}': {message}")
+
+
+def _check_range(value: Sequence[float], key: str, lo: float | None = None) -> None:
+    _check(len(value) == 2 and value[0] <= value[1], key, f"must be [low, high] with low <= high, got {list(value)}")
+    if lo is not None:
+        _check(value[0] >= lo, key, f"must be >= {lo}, got {list(value)}")
+
+
+def _check_prob(value: float, key: str) -> None:
+    _check(0.0 <= value <= 1.0, key, f"must be a probability in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Sample rate and chunk length of model inputs (paper: 16 kHz, 4-second chunks)."""
+
+    sample_rate: int = 16000
+    chunk_seconds: float = 4.0
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(round(self.sample_rate * self.chunk_seconds))
+
+    def __post_init__(self) -> None:
+        _check(self.sample_rate >= 4000, "audio.sample_rate", f"must be >= 4000 Hz, got {self.sample_rate}")
+        _check(self.chunk_seconds > 0, "audio.chunk_seconds", f"must be > 0, got {self.chunk_seconds}")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Log-mel front end (paper: window 512, hop 256, 128 mel bins)."""
+
+    n_fft: int = 512
+    win_length: int | None = None  # None: n_fft
+    hop_length: int = 256
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float | None = 8000.0  # None: Nyquist
+    mel_scale: str = "htk"  # htk | slaney
+    mel_norm: str | None = None  # None | slaney (area normalisation of the triangles)
+    center: bool = True
+    pad_mode: str = "reflect"  # reflect | constant
+    power: float = 2.0
+    compression: str = "db"  # db: 10*log10(max(x, amin)) for power 2, 20*log10 for power 1 | log10: log10(1 + log_c*x)
+    amin: float = 1e-10
+    top_db: float | None = None  # per example, never per batch
+    log_c: float = 10000.0
+
+    def __post_init__(self) -> None:
+        k = "features."
+        _check(self.n_fft >= 16, k + "n_fft", f"must be >= 16, got {self.n_fft}")
+        win = self.win_length if self.win_length is not None else self.n_fft
+        _check(0 < win <= self.n_fft, k + "win_length", f"must be in (0, n_fft={self.n_fft}], got {win}")
+        _check(self.hop_length > 0, k + "hop_length", f"must be > 0, got {self.hop_length}")
+        _check(self.n_mels > 0, k + "n_mels", f"must be > 0, got {self.n_mels}")
+        _check(self.f_min >= 0, k + "f_min", f"must be >= 0, got {self.f_min}")
+        if self.f_max is not None:
+            _check(self.f_max > self.f_min, k + "f_max", f"must be > f_min={self.f_min}, got {self.f_max}")
+        _check(self.mel_scale in ("htk", "slaney"), k + "mel_scale", f"must be 'htk' or 'slaney', got {self.mel_scale!r}")
+        _check(self.mel_norm in (None, "slaney"), k + "mel_norm", f"must be null or 'slaney', got {self.mel_norm!r}")
+        _check(self.pad_mode in ("reflect", "constant"), k + "pad_mode", f"must be 'reflect' or 'constant', got {self.pad_mode!r}")
+        _check(self.power in (1.0, 2.0), k + "power", f"must be 1 (magnitude) or 2 (power), got {self.power}")
+        _check(self.compression in ("db", "log10"), k + "compression", f"must be 'db' or 'log10', got {self.compression!r}")
+        _check(self.amin > 0, k + "amin", f"must be > 0, got {self.amin}")
+        _check(self.top_db is None or self.top_db > 0, k + "top_db", f"must be null or > 0, got {self.top_db}")
+        _check(self.log_c > 0, k + "log_c", f"must be > 0, got {self.log_c}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone and head (paper §2.1: 7 conv blocks, 512-d embedding, FC head)."""
+
+    architecture: str = "short_chunk_cnn"  # short_chunk_cnn | short_chunk_res | musicnn_vgg
+    channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
+    width_multiplier: float = 1.0
+    head_units: int = 512
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        k = "model."
+        _check(
+            self.architecture in ("short_chunk_cnn", "short_chunk_res", "musicnn_vgg"),
+            k + "architecture",
+            f"must be short_chunk_cnn, short_chunk_res or musicnn_vgg, got {self.architecture!r}",
+        )
+        _check(len(self.channels) >= 1 and all(c > 0 for c in self.channels), k + "channels", f"must be positive ints, got {list(self.channels)}")
+        _check(self.width_multiplier > 0, k + "width_multiplier", f"must be > 0, got {self.width_multiplier}")
+        _check(self.head_units > 0, k + "head_units", f"must be > 0, got {self.head_units}")
+        _check(0.0 <= self.dropout < 1.0, k + "dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which datasets, where they are, and how songs are split (paper §2.2: 65/17.5/17.5)."""
+
+    datasets: tuple[str, ...] = ("medleydb", "mixing_secrets", "slakh")
+    roots: Mapping[str, str] = field(default_factory=dict)  # dataset name -> root folder
+    split: tuple[float, float, float] = (0.65, 0.175, 0.175)
+    split_seed: int = 0
+    group_by: str = "none"  # none | artist | album
+    slakh_official_split: bool = False
+    # slakh-utils' splits/problem_stems.json ({track: {stem: reason}}): the stems it lists (white
+    # noise, wrong MIDI, missing audio, ...) are skipped and counted in the reader's report.
+    slakh_problem_stems: str | None = None
+    cache_dir: str = "~/.cache/keras_inst/audio"
+    render_songs: int = 0  # >0: render this many embedded-corpus songs into roots.rendered if missing
+    render_seed: int = 0
+    soundfont: str | None = None  # None: TimGM6mb bundled with pretty_midi
+
+    def __post_init__(self) -> None:
+        k = "data."
+        _check(len(self.datasets) >= 1, k + "datasets", "must name at least one dataset")
+        for name in self.datasets:
+            _check(name in DATASET_NAMES, k + "datasets", f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
+        _check(len(set(self.datasets)) == len(self.datasets), k + "datasets", f"names a dataset twice: {list(self.datasets)}")
+        for name in self.roots:
+            _check(name in DATASET_NAMES, k + "roots", f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
+        _check(len(self.split) == 3 and all(s >= 0 for s in self.split), k + "split", f"must be three non-negative fractions, got {list(self.split)}")
+        _check(abs(sum(self.split) - 1.0) < 1e-6, k + "split", f"fractions must sum to 1, got {sum(self.split)}")
+        _check(self.group_by in ("none", "artist", "album"), k + "group_by", f"must be none, artist or album, got {self.group_by!r}")
+        _check(self.render_songs >= 0, k + "render_songs", f"must be >= 0, got {self.render_songs}")
+
+    def problem_stems_for(self, name: str) -> str | None:
+        """The problem-stems file to give ``read_dataset(name, ...)`` (Slakh only)."""
+        return self.slakh_problem_stems if name == "slakh" else None
+
+
+@dataclass(frozen=True)
+class MixingConfig:
+    """On-the-fly mixing (paper §2.3)."""
+
+    p_musical: float = 0.4
+    p_single_source: float = 0.2
+    min_sources: int = 2
+    max_sources: int = 6
+    dataset_weights: tuple[float, ...] | None = None  # None: equal weight per dataset (paper: 1/3 each)
+    p_prefer_audible: float = 0.9  # probability that a chunk position is drawn among audible ones
+    activity_threshold_db: float = -40.0  # frame RMS relative to the stem's loudest frame
+    min_active_fraction: float = 0.1  # a stem counts as audible in a chunk above this fraction of active frames
+    peak_normalize: float = 0.95  # mixes whose peak exceeds this are scaled down to it
+    eval_chunks_per_song: int = 8  # validation/test: musical chunks per song
+
+    def __post_init__(self) -> None:
+        k = "mixing."
+        _check_prob(self.p_musical, k + "p_musical")
+        _check_prob(self.p_single_source, k + "p_single_source")
+        _check_prob(self.p_prefer_audible, k + "p_prefer_audible")
+        _check(self.min_sources >= 1, k + "min_sources", f"must be >= 1, got {self.min_sources}")
+        _check(self.max_sources >= self.min_sources, k + "max_sources", f"must be >= min_sources={self.min_sources}, got {self.max_sources}")
+        if self.dataset_weights is not None:
+            _check(all(w >= 0 for w in self.dataset_weights) and sum(self.dataset_weights) > 0, k + "dataset_weights", f"must be non-negative with a positive sum, got {list(self.dataset_weights)}")
+        _check(self.activity_threshold_db < 0, k + "activity_threshold_db", f"must be < 0 dB, got {self.activity_threshold_db}")
+        _check(0.0 <= self.min_active_fraction <= 1.0, k + "min_active_fraction", f"must be in [0, 1], got {self.min_active_fraction}")
+        _check(0.0 < self.peak_normalize <= 1.0, k + "peak_normalize", f"must be in (0, 1], got {self.peak_normalize}")
+        _check(self.eval_chunks_per_song >= 1, k + "eval_chunks_per_song", f"must be >= 1, got {self.eval_chunks_per_song}")
+
+
+@dataclass(frozen=True)
+class EffectsConfig:
+    """Random effects per source (paper §2.3); each has its own probability and range."""
+
+    p_gain: float = 0.5
+    gain_db: tuple[float, float] = (-9.0, 3.0)
+    p_low_shelf: float = 0.25
+    low_shelf_hz: tuple[float, float] = (80.0, 400.0)
+    low_shelf_db: tuple[float, float] = (-12.0, 12.0)
+    p_high_shelf: float = 0.25
+    high_shelf_hz: tuple[float, float] = (2000.0, 6000.0)
+    high_shelf_db: tuple[float, float] = (-12.0, 12.0)
+    p_peaking: float = 0.25
+    peaking_hz: tuple[float, float] = (200.0, 5000.0)
+    peaking_db: tuple[float, float] = (-12.0, 12.0)
+    peaking_q: tuple[float, float] = (0.5, 3.0)
+    p_pitch_shift: float = 0.3
+    pitch_semitones: tuple[float, float] = (-3.0, 3.0)
+    p_time_stretch: float = 0.3
+    stretch_rate: tuple[float, float] = (0.8, 1.25)
+
+    def __post_init__(self) -> None:
+        k = "effects."
+        for name in ("p_gain", "p_low_shelf", "p_high_shelf", "p_peaking", "p_pitch_shift", "p_time_stretch"):
+            _check_prob(getattr(self, name), k + name)
+        for name in ("gain_db", "low_shelf_db", "high_shelf_db", "peaking_db", "pitch_semitones"):
+            _check_range(getattr(self, name), k + name)
+        for name in ("low_shelf_hz", "high_shelf_hz", "peaking_hz"):
+            _check_range(getattr(self, name), k + name, lo=1.0)
+        _check_range(self.peaking_q, k + "peaking_q", lo=0.05)
+        _check_range(self.stretch_rate, k + "stretch_rate", lo=0.25)
+        _check(self.stretch_rate[1] <= 4.0, k + "stretch_rate", f"must be <= 4, got {list(self.stretch_rate)}")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam with a step schedule and per-group learning rates (paper §3.1)."""
+
+    name: str = "adam"
+    head_learning_rate: float = 0.01
+    backbone_learning_rate: float = 0.0001  # finetune only; scratch uses head_learning_rate
+    lr_step_epochs: int = 20
+    lr_decay_factor: float = 0.1
+    clipnorm: float | None = None
+
+    def __post_init__(self) -> None:
+        k = "optimizer."
+        _check(self.name in ("adam",), k + "name", f"only 'adam' (the paper's) is supported, got {self.name!r}")
+        _check(self.head_learning_rate > 0, k + "head_learning_rate", f"must be > 0, got {self.head_learning_rate}")
+        _check(self.backbone_learning_rate >= 0, k + "backbone_learning_rate", f"must be >= 0, got {self.backbone_learning_rate}")
+        _check(self.lr_step_epochs >= 1, k + "lr_step_epochs", f"must be >= 1, got {self.lr_step_epochs}")
+        _check(0 < self.lr_decay_factor <= 1, k + "lr_decay_factor", f"must be in (0, 1], got {self.lr_decay_factor}")
+        _check(self.clipnorm is None or self.clipnorm > 0, k + "clipnorm", f"must be null or > 0, got {self.clipnorm}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Transfer-learning mode (paper §2.4) and the fit loop."""
+
+    transfer: str = "finetune"  # scratch | frozen | finetune
+    pretrained: str | None = None  # None | short_chunk_cnn | musicnn_msd_vgg | musicnn_mtt_vgg
+    pretrained_path: str | None = None  # weights file / checkpoint folder; None: default location
+    epochs: int = 100
+    steps_per_epoch: int = 500
+    batch_size: int = 16
+    seed: int = 0
+    mixed_precision: str | None = None  # None | mixed_bfloat16 | mixed_float16
+    shuffle_buffer: int = 256
+    num_parallel_calls: int | None = None  # None: tf.data.AUTOTUNE
+
+    def __post_init__(self) -> None:
+        k = "training."
+        _check(self.transfer in TRANSFER_MODES, k + "transfer", f"must be one of {', '.join(TRANSFER_MODES)}, got {self.transfer!r}")
+        _check(
+            self.pretrained in (None, "short_chunk_cnn", "musicnn_msd_vgg", "musicnn_mtt_vgg"),
+            k + "pretrained",
+            f"must be null, short_chunk_cnn, musicnn_msd_vgg or musicnn_mtt_vgg, got {self.pretrained!r}",
+        )
+        _check(self.transfer == "scratch" or self.pretrained is not None, k + "pretrained", f"transfer={self.transfer!r} needs a pretrained backbone; set training.pretrained or use transfer=scratch")
+        _check(self.epochs >= 1, k + "epochs", f"must be >= 1, got {self.epochs}")
+        _check(self.steps_per_epoch >= 1, k + "steps_per_epoch", f"must be >= 1, got {self.steps_per_epoch}")
+        _check(self.batch_size >= 1, k + "batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.mixed_precision in (None, "mixed_bfloat16", "mixed_float16"), k + "mixed_precision", f"must be null, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}")
+        _check(self.shuffle_buffer >= 1, k + "shuffle_buffer", f"must be >= 1, got {self.shuffle_buffer}")
+
+
+@dataclass(frozen=True)
+class TunerConfig:
+    """keras-tuner search over p_musical (paper §3.2, Fig. 2)."""
+
+    p_musical_values: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    seeds: int = 4
+    objective: str = "val_roc_auc"
+    epochs: int = 100
+
+    def __post_init__(self) -> None:
+        k = "tuner."
+        _check(len(self.p_musical_values) >= 1, k + "p_musical_values", "must name at least one value")
+        for v in self.p_musical_values:
+            _check_prob(v, k + "p_musical_values")
+        _check(self.seeds >= 1, k + "seeds", f"must be >= 1, got {self.seeds}")
+        _check(self.epochs >= 1, k + "epochs", f"must be >= 1, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Every number of one experiment."""
+
+    name: str = "experiment"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    tuner: TunerConfig = field(default_factory=TunerConfig)
+
+    def __post_init__(self) -> None:
+        w = self.mixing.dataset_weights
+        _check(w is None or len(w) == len(self.data.datasets), "mixing.dataset_weights", f"must have one weight per dataset in data.datasets ({len(self.data.datasets)}), got {None if w is None else list(w)}")
+        f_max = self.features.f_max
+        _check(f_max is None or f_max <= self.audio.sample_rate / 2, "features.f_max", f"must be <= Nyquist ({self.audio.sample_rate / 2}), got {f_max}")
+
+    def replace(self, **sections: Any) -> ExperimentConfig:
+        return dataclasses.replace(self, **sections)
+

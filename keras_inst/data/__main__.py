@@ -1,0 +1,7 @@
+"""``python -m keras_inst.data``: see :mod:`keras_inst.data.cli`."""
+
+import sys
+
+from keras_inst.data.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""Data command line: ``python -m keras_inst.data {inspect,cache,render,preview} ...``.
+
+Each subcommand lives in the module of its concern; this file only parses arguments and
+dispatches, importing the implementation lazily so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from keras_inst.config.io import add_override_argument
+from keras_inst.config.schema import DATASET_NAMES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m keras_inst.data", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="summarise a dataset download: songs, stems, class counts, problems")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--json", dest="json_path", default=None, help="also write the summary as JSON here")
+    p.add_argument("--no-audio-check", dest="audio_check", action="store_false", help="skip opening every audio file (metadata and labels only)")
+
+    p = sub.add_parser("cache", help="decode, resample and cache the stems of datasets for fast chunk access")
+    p.add_argument("--config", default=None, help="config whose data section names datasets and roots")
+    p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="one dataset (with --root)")
+    p.add_argument("--root", default=None)
+    p.add_argument("--cache-dir", default=None, help="default: the config's data.cache_dir")
+    p.add_argument("--sample-rate", type=int, default=None, help="default: the config's audio.sample_rate")
+    p.add_argument("--workers", type=int, default=None, help="parallel decode processes (default: all cores)")
+    add_override_argument(p)
+
+    p = sub.add_parser("render", help="render the embedded multitrack corpus (Slakh layout) from music21 scores")
+    p.add_argument("--out", required=True, help="output folder (Slakh layout: TrackNNNNN/...)")
+    p.add_argument("--songs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--soundfont", default=None, help=".sf2 file (default: TimGM6mb bundled with pretty_midi)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="stem sample rate (default 16000)")
+    p.add_argument("--workers", type=int, default=None, help="parallel render processes (default: all cores)")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="length of each song's excerpt in seconds (default 30)")
+
+    p = sub.add_parser("preview", help="write example training mixes as WAV + PNG with their labels")
+    p.add_argument("--config", default="demo")
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    add_override_argument(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "inspect":
+            from keras_inst.data.datasets.inspect import run_inspect
+
+            return run_inspect(args)
+        if args.command == "cache":
+            from keras_inst.data.cache.build import run_cache_cli
+
+            return run_cache_cli(args)
+        if args.command == "render":
+            from keras_inst.corpus.render import run_render_cli
+
+            return run_render_cli(args)
+        if args.command == "preview":
+            from keras_inst.data.preview import run_preview_cli
+
+            return run_preview_cli(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

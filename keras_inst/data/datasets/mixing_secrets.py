@@ -1,0 +1,43 @@
+"""Mixing Secrets reader: the MedleyDB-format release of the Cambridge-MT multitracks.
+
+The metadata (SiddGururani/mixing_secrets) is MedleyDB's ``<Song>_METADATA.yaml`` format with
+lower-cased labels from its own vocabulary; ``instrument`` may be a list (a stem recorded with
+several instruments, e.g. an acoustic guitar with vocals). Stem file names come from the
+metadata and are often the original multitrack names (``19_BackingVox03.wav``) inside
+``<Song>_STEMS/``. Audio lies in ``<root>/<Song>/`` (as built by the dataset's scripts) or in
+``<root>/Audio/<Song>/``; metadata in ``<root>/metadata/``, ``<root>/Metadata/`` or the song
+folders. The raw tracks' ``instrument`` fields are free-form track names ('BackingVox',
+'DrumMic'), so with ``include_raw`` raw tracks take their stem's labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_inst.data.datasets.base import ReaderReport, Song
+from keras_inst.data.datasets.medleydb import read_multitrack
+
+
+def read(
+    root: Path,
+    *,
+    report: ReaderReport,
+    dataset: str = "mixing_secrets",
+    include_raw: bool = False,
+    require_audio: bool = True,
+    skip_bleed: bool = False,
+) -> list[Song]:
+    """Read Mixing Secrets under ``root`` (labels mapped with the "mixing_secrets" vocabulary).
+
+    See :func:`keras_inst.data.datasets.medleydb.read_multitrack` for the keyword flags.
+    """
+    return read_multitrack(
+        Path(root),
+        report=report,
+        dataset=dataset,
+        vocabulary="mixing_secrets",
+        include_raw=include_raw,
+        raw_labels="stem",
+        require_audio=require_audio,
+        skip_bleed=skip_bleed,
+    )

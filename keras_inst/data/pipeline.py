@@ -1,0 +1,396 @@
+"""tf.data pipelines (paper §2.3): on-the-fly training mixes, fixed musical validation/test mixes.
+
+Training (infinite): ``Dataset.range(start_example, inf, B)`` (the first example of each batch)
+-> parallel map, per batch: one numpy_function (:func:`draw_batch`) draws recipes ``i .. i+B-1``
+(:class:`keras_inst.data.mixing.RecipeSampler`) and reads the int16 chunks of their USED source
+slots only, ``[M, T_in]`` (``T_in`` samples: enough for the longest time stretch / pitch shift)
+from the cache's memory maps -> graph code on the whole batch: effect parameters and labels
+(:func:`keras_inst.data.mixing.finish_recipe`), ONE vectorised
+:func:`keras_inst.augment.effects.apply_effects` call over the M rows -> sorted segment sum per mix ->
+peak normalisation -> ``(waveform float32 [B, T], labels float32 [B, 15])`` -> prefetch. This
+design was chosen by measurement (docs/benchmarks.md "Data pipeline",
+scripts/bench_pipeline.py): against the previous per-example map + batch + mix, one
+numpy_function and one graph call per batch removed most of the per-example overhead.
+
+Order and determinism: maps run with ``deterministic=True`` and every random number is a pure
+function of ``(training.seed, example index)``, so the same seed gives the same examples
+however many threads run, and ``start_example=k`` continues the stream exactly at example k.
+
+Shuffling: ``training.shuffle_buffer`` is deliberately not applied to this stream. Every
+example is an independent draw (a fresh recipe from its own seeded generator), so consecutive
+examples are already uncorrelated; a shuffle buffer would only hold ``shuffle_buffer`` mixed
+examples in memory (256 x 256 KB), delay the first batch and make the order depend on the
+buffer's fill state, which breaks exact resumption at ``start_example``.
+
+Validation/test (finite): MUSICAL mixes only (paper §2.3), ``mixing.eval_chunks_per_song``
+recipes per song for every song of the split, N drawn as in training, positions preferring
+audible ones, and no random effects (the examples stay close to real recordings and identical
+between runs and models). Recipes are drawn once up front (keyed by seed and song); the mixed
+audio is cached in memory after the first pass when it fits in ``EVAL_CACHE_BYTES``.
+
+Caveat (TensorFlow, not this module): an iterator over a dataset that calls a numpy_function,
+still alive when the interpreter exits (e.g. ``it = iter(ds)`` at module level of a script),
+can make the exit hang (measured: 1 exit in 6 with a five-line numpy_function pipeline).
+Keras ``fit``/``predict`` release their iterators; in scripts, ``del`` iterators before exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_inst.augment.effects import apply_effects, required_input_samples
+from keras_inst.config.schema import ExperimentConfig
+from keras_inst.data.cache.store import AudioCache, ensure_cache
+from keras_inst.data.datasets.base import ReaderReport, Song
+from keras_inst.data.mixing import (
+    RecipeSampler,
+    SourceTable,
+    Structure,
+    finish_recipe,
+    numpy_structure,
+)
+from keras_inst.data.splits import SPLITS, SongSplit, load_or_make_split
+
+logger = logging.getLogger("keras_inst.data.pipeline")
+
+EVAL_CACHE_BYTES = 512 * 2**20  # mixed eval audio above this is re-mixed each pass instead
+
+
+@dataclass
+class DataBundle:
+    """Everything a run needs from the data side."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    splits: SongSplit
+    cache: AudioCache
+    sampler: RecipeSampler  # the training recipes (preview, tests, diagnostics)
+    tables: dict[str, SourceTable] = field(default_factory=dict)  # per split
+    reader_reports: dict[str, ReaderReport] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Audio of the sources
+
+
+def _read_chunk(table: SourceTable, k: int, lo: int, out: np.ndarray) -> float:
+    """Stem ``k``'s int16 samples from ``lo`` into ``out [length]`` (zeros past the stem's end);
+    returns the stem's int16 -> float scale."""
+    src = table.audio[k]
+    m = max(0, min(lo + out.shape[0], src.shape[0]) - lo)
+    out[:m] = src[lo: lo + m]
+    out[m:] = 0
+    return float(table.scales[k])
+
+
+def gather_sources(table: SourceTable, stems: np.ndarray, starts: np.ndarray,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
+    """int16 ``[N, length]`` chunks (zeros past a stem's end and for PAD slots) and their
+    float32 ``[N]`` scales (0 for PAD)."""
+    n = stems.shape[0]
+    out = np.zeros((n, length), np.int16)
+    scales = np.zeros(n, np.float32)
+    for i in range(n):
+        if stems[i] >= 0:
+            scales[i] = _read_chunk(table, int(stems[i]), int(starts[i]), out[i])
+    return out, scales
+
+
+def _audio_specs(sampler: RecipeSampler, t_in: int) -> list[tuple[str, tf.DType, tuple]]:
+    return [("audio", tf.int16, (sampler.n_max, t_in)), ("scales", tf.float32, (sampler.n_max,))]
+
+
+def draw_batch(sampler: RecipeSampler, first: int, size: int, length: int
+               ) -> tuple[np.ndarray, ...]:
+    """Training recipes ``first .. first + size - 1`` stacked (``sampler.array_specs()`` with a
+    leading [size] axis), then the int16 chunks of their USED slots only, ``[M, length]`` in
+    example-major order, and their float32 scales ``[M]`` (no PAD rows are read or copied)."""
+    cols = list(zip(*(sampler.train_arrays(first + j) for j in range(size)), strict=True))
+    arrays = [np.stack(c) for c in cols]
+    stems, starts = arrays[4], arrays[5]  # [size, N]
+    used = stems >= 0
+    audio = np.empty((int(used.sum()), length), np.int16)
+    scales = np.empty(audio.shape[0], np.float32)
+    for r, (k, lo) in enumerate(zip(stems[used].tolist(), starts[used].tolist(), strict=True)):
+        scales[r] = _read_chunk(sampler.table, k, lo, audio[r])
+    return (*arrays, audio, scales)
+
+
+def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, batch: Any,
+             out_samples: int, sample_rate: int, peak_normalize: float,
+             random_effects: bool) -> tf.Tensor:
+    """Used source slots ``x [M, T_in]`` (int16 or float; ``scale``, ``params`` fields and
+    ``mix_of`` [M], the mix of each row, ascending) -> effects -> sum -> peak-normalised mixes
+    float32 ``[batch, out_samples]``.
+
+    ONE effects call for all rows, which casts per effect group only what that group reads and
+    folds the int16 scales into the gain; a sorted segment sum (3.7x faster than the unsorted
+    one here) adds the rows of each mix.
+    """
+    if random_effects:
+        y = apply_effects(x, params, out_samples=out_samples, sample_rate=sample_rate,
+                          scale=scale)
+    else:
+        y = tf.cast(x[:, :out_samples], tf.float32) * scale[:, None]  # [M, T]
+    mix = tf.math.segment_sum(y, tf.cast(mix_of, tf.int32))  # [<= B, T]: up to the last id
+    mix = tf.pad(mix, [[0, batch - tf.shape(mix)[0]], [0, 0]])  # [B, T]
+    peak = tf.reduce_max(tf.abs(mix), axis=1)  # [B]
+    gain = tf.where(peak > peak_normalize, peak_normalize / tf.maximum(peak, 1e-12), 1.0)
+    return mix * gain[:, None]
+
+
+def used_rows(valid: tf.Tensor, params: Any) -> tuple[tf.Tensor, Any]:
+    """The used slots of ``valid [B, N]`` as rows of ``[B * N]`` (ascending: example-major, the
+    order of :func:`draw_batch`'s audio) and the params fields ``[B, N]`` gathered to ``[M]``."""
+    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M]
+    return rows, type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
+
+
+def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tensor,
+                **kwargs: Any) -> tf.Tensor:
+    """Sources ``audio`` int16 ``[B, N, T_in]`` (``scales``, ``valid`` and params fields
+    ``[B, N]``) -> :func:`mix_rows` of the used slots -> float32 ``[B, out_samples]``.
+
+    Only the M used slots are processed (unused slots of mixes with N < N_max would otherwise
+    make up ~40 % of the rows that every full-tensor step copies).
+    """
+    n, t_in = audio.shape[1], audio.shape[2]
+    rows, flat_params = used_rows(valid, params)
+    mix = mix_rows(tf.gather(tf.reshape(audio, [-1, t_in]), rows),
+                   tf.gather(tf.reshape(scales, [-1]), rows), flat_params, rows // n,
+                   batch=tf.shape(audio)[0], **kwargs)
+    mix.set_shape([audio.shape[0], kwargs["out_samples"]])
+    return mix
+
+
+_RECIPE_KEYS = ("index", "dataset", "musical", "n", "stems", "starts", "valid", "params",
+                "audible", "labels")
+
+
+def _output(rec: dict[str, Any], mix: tf.Tensor, with_recipe: bool) -> tuple:
+    if with_recipe:
+        return mix, rec["labels"], {k: rec[k] for k in _RECIPE_KEYS}
+    return mix, rec["labels"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Training stream
+
+
+def training_input_samples(cfg: ExperimentConfig) -> int:
+    """Samples read per source: the chunk, plus what time stretch / pitch shift need."""
+    t = cfg.audio.chunk_samples
+    if cfg.mixing.p_musical >= 1.0:  # musical sources never get pitch/time effects
+        return t
+    return required_input_samples(t, cfg.effects)
+
+
+def _with_intra_op(ds: tf.data.Dataset, threads: int | None) -> tf.data.Dataset:
+    if threads is None:
+        return ds
+    opts = tf.data.Options()
+    opts.threading.max_intra_op_parallelism = int(threads)
+    return ds.with_options(opts)
+
+
+def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_example: int = 0,
+                     batch_size: int | None = None, with_recipe: bool = False,
+                     random_effects: bool = True, batched_effects: bool = True,
+                     num_parallel_calls: int | None = None,
+                     intra_op_parallelism: int | None = 1) -> tf.data.Dataset:
+    """The infinite training stream of ``sampler`` from example ``start_example`` (module doc).
+
+    ``with_recipe`` adds a third element, the recipe dict (stems, starts, params, audible, ...).
+    ``batched_effects=False`` applies the effects per example before batching (the measured
+    alternative; same examples up to float rounding). ``random_effects=False`` mixes the raw
+    chunks (tests). ``intra_op_parallelism`` (tf.data ``max_intra_op_parallelism``; None: the
+    process-wide intra-op pool): 1 runs each op of the stream on its tf.data thread, so parallel
+    batches fill the cores without splitting small ops across threads (measured 7 % less CPU
+    per example) and the model's training step keeps the intra-op pool to itself.
+    """
+    b = cfg.training.batch_size if batch_size is None else int(batch_size)
+    if start_example < 0:
+        raise ValueError(f"start_example must be >= 0, got {start_example}")
+    calls = num_parallel_calls if num_parallel_calls is not None else (
+        cfg.training.num_parallel_calls or tf.data.AUTOTUNE)
+    t_out = cfg.audio.chunk_samples
+    t_in = training_input_samples(cfg) if random_effects else t_out
+    table = sampler.table
+
+    mix_kw: dict[str, Any] = dict(
+        out_samples=t_out, sample_rate=cfg.audio.sample_rate,
+        peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects)
+    if batched_effects:
+        # One numpy_function per batch draws its b recipes and reads only the used slots'
+        # chunks ([M, T_in]); graph code finishes the recipes and mixes, all on [b, ...] tensors.
+        specs = sampler.array_specs()
+        out_types = [dt for _, dt, _ in specs] + [tf.int16, tf.float32]
+
+        def batch_of(first: tf.Tensor) -> tuple:
+            outs = tf.numpy_function(lambda i: draw_batch(sampler, int(i), b, t_in), [first],
+                                     out_types, stateful=False)
+            rec = {}
+            for (name, _, shape), t in zip(specs, outs, strict=False):
+                t.set_shape((b, *shape))
+                rec[name] = t
+            x, scale = outs[-2], outs[-1]
+            x.set_shape((None, t_in))
+            scale.set_shape((None,))
+            rec = finish_recipe(rec, sampler=sampler, random_effects=random_effects)
+            rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
+            mix = mix_rows(x, scale, flat_params, rows // sampler.n_max, batch=b, **mix_kw)
+            mix.set_shape((b, t_out))
+            return _output(rec, mix, with_recipe)
+
+        ds = tf.data.Dataset.range(start_example, tf.int64.max, b)  # first example of a batch
+        ds = ds.map(batch_of, num_parallel_calls=calls, deterministic=True)
+        return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
+
+    def draw(i: np.int64) -> tuple[np.ndarray, ...]:
+        arrays = sampler.train_arrays(i)
+        audio, scales = gather_sources(table, arrays[4], arrays[5], t_in)
+        return (*arrays, audio, scales)
+
+    def example(i: tf.Tensor) -> dict[str, tf.Tensor]:
+        rec = numpy_structure(sampler, draw, i, extra=_audio_specs(sampler, t_in))
+        return finish_recipe(rec, sampler=sampler, random_effects=random_effects)
+
+    def mix_one(rec: dict[str, Any]) -> tuple:
+        params = type(rec["params"])(*(p[None] for p in rec["params"]))
+        mix = mix_sources(rec["audio"][None], rec["scales"][None], params, rec["valid"][None],
+                          **mix_kw)[0]
+        return _output(rec, mix, with_recipe)
+
+    ds = tf.data.Dataset.range(start_example, tf.int64.max)
+    ds = ds.map(example, num_parallel_calls=calls, deterministic=True)
+    ds = ds.map(mix_one, num_parallel_calls=calls, deterministic=True)
+    ds = ds.batch(b, drop_remainder=True)
+    return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation / test
+
+
+def _stack(sampler: RecipeSampler, structures: Sequence[Structure]) -> dict[str, np.ndarray]:
+    cols = list(zip(*(sampler.arrays(s) for s in structures), strict=True))
+    return {name: np.stack(col) for (name, _, _), col in
+            zip(sampler.array_specs(), cols, strict=True)}
+
+
+def musical_eval_dataset(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song], *,
+                         seed: int, batch_size: int, with_recipe: bool = False
+                         ) -> tf.data.Dataset:
+    """Deterministic musical mixes of every song: ``(waveform [B, T], labels [B, 15])``.
+
+    ``mixing.eval_chunks_per_song`` recipes per song (module doc); songs without a cached stem
+    are left out with a warning. Raises ValueError when no song is left.
+    """
+    datasets = sorted({s.dataset for s in songs})
+    table = SourceTable(cache, songs, datasets=datasets, chunk_samples=cfg.audio.chunk_samples,
+                        activity_threshold_db=cfg.mixing.activity_threshold_db,
+                        min_active_fraction=cfg.mixing.min_active_fraction)
+    if table.num_songs == 0:
+        raise ValueError(f"no song to evaluate: {len(songs)} songs given, none has a cached stem")
+    sampler = RecipeSampler(table, cfg.mixing, cfg.effects, seed=seed)
+    structures = sampler.eval_structures(cfg.mixing.eval_chunks_per_song)
+    arrays = _stack(sampler, structures)
+    t = cfg.audio.chunk_samples
+
+    def gather(stems: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return gather_sources(table, stems, starts, t)
+
+    def example(rec: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        audio, scales = tf.numpy_function(gather, [rec["stems"], rec["starts"]],
+                                          [tf.int16, tf.float32], stateful=False)
+        audio.set_shape((sampler.n_max, t))
+        scales.set_shape((sampler.n_max,))
+        rec = finish_recipe(rec, sampler=sampler, random_effects=False)
+        return {**rec, "audio": audio, "scales": scales}
+
+    def mix_batch(rec: dict[str, Any]) -> tuple:
+        mix = mix_sources(rec["audio"], rec["scales"], rec["params"], rec["valid"], out_samples=t,
+                          sample_rate=cfg.audio.sample_rate,
+                          peak_normalize=cfg.mixing.peak_normalize, random_effects=False)
+        return _output(rec, mix, with_recipe)
+
+    ds = tf.data.Dataset.from_tensor_slices(arrays)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size)).map(mix_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                                       deterministic=True)
+    if len(structures) * t * 4 <= EVAL_CACHE_BYTES:
+        ds = ds.cache()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets, split, cache
+
+
+def read_datasets(cfg: ExperimentConfig) -> tuple[dict[str, list[Song]], dict[str, ReaderReport]]:
+    """Read every dataset of ``cfg.data.datasets`` from ``cfg.data.roots``."""
+    from keras_inst.data.datasets import read_dataset
+
+    songs: dict[str, list[Song]] = {}
+    reports: dict[str, ReaderReport] = {}
+    for name in cfg.data.datasets:
+        root = cfg.data.roots.get(name)
+        if not root:
+            raise ValueError(f"config key 'data.roots.{name}': no root folder for dataset "
+                             f"{name!r}; pass --set data.roots.{name}=/path/to/{name}")
+        if not Path(root).expanduser().is_dir():
+            raise ValueError(f"config key 'data.roots.{name}': root folder {root!r} does not "
+                             f"exist")
+        songs[name], reports[name] = read_dataset(
+            name, root, problem_stems=cfg.data.problem_stems_for(name))
+        if not songs[name]:
+            raise ValueError(f"{name} at {root}: no usable songs (reader problems: "
+                             f"{reports[name].counts or 'none'})")
+    return songs, reports
+
+
+def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song], *,
+                 datasets: Sequence[str] | None = None) -> SourceTable:
+    """The :class:`SourceTable` of ``songs`` with the config's chunk and activity settings."""
+    return SourceTable(cache, songs, datasets=datasets or cfg.data.datasets,
+                       chunk_samples=cfg.audio.chunk_samples,
+                       activity_threshold_db=cfg.mixing.activity_threshold_db,
+                       min_active_fraction=cfg.mixing.min_active_fraction)
+
+
+def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
+               start_example: int = 0, progress: bool = True) -> DataBundle:
+    """Read the datasets, split them (reusing ``run_dir/split.json``), ensure the audio cache
+    and build the training stream (from ``start_example``) and the validation/test datasets.
+
+    The training stream is seeded by ``training.seed``; validation/test recipes by
+    ``data.split_seed``, so runs with different training seeds are judged on the same examples
+    (and ``python -m keras_inst.evaluate --seed`` with that value reproduces the test set).
+    """
+    songs, reports = read_datasets(cfg)
+    split = load_or_make_split(cfg, songs, run_dir=run_dir)
+    for k in SPLITS:
+        if not split[k]:
+            raise ValueError(f"the {k} split has no songs ({sum(map(len, songs.values()))} songs "
+                             f"read, data.split={list(cfg.data.split)}); use more songs")
+    cache = ensure_cache(cfg, [s for k in SPLITS for s in split[k]], progress=progress)
+    table = source_table(cfg, cache, split["train"])
+    sampler = RecipeSampler(table, cfg.mixing, cfg.effects, seed=cfg.training.seed)
+    b = cfg.training.batch_size
+    eval_seed = cfg.data.split_seed
+    return DataBundle(
+        train=training_dataset(cfg, sampler, start_example=start_example),
+        validation=musical_eval_dataset(cfg, cache, split["validation"], seed=eval_seed,
+                                        batch_size=b),
+        test=musical_eval_dataset(cfg, cache, split["test"], seed=eval_seed, batch_size=b),
+        splits=split, cache=cache, sampler=sampler, tables={"train": table},
+        reader_reports=reports,
+    )

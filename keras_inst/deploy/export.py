@@ -1,0 +1,375 @@
+"""Export a trained classifier to SavedModel and TFLite, each reloaded and checked: ``keras-inst-export``.
+
+``python -m keras_inst.export MODEL_OR_RUN_DIR --out DIR [--formats saved_model,tflite,...]``
+writes into ``DIR``:
+
+* ``saved_model/``: signature ``serving_default``: ``waveform`` float32 ``[batch, samples]`` ->
+  ``probabilities`` ``[batch, C]`` and ``embeddings`` ``[batch, D]``; signature ``metadata``
+  (input ``request``: any int32 scalar, because TF Serving rejects signatures without inputs)
+  -> ``class_names`` ``[C]``, ``sample_rate``, ``input_samples`` and, when the run tuned them,
+  ``thresholds`` ``[C]``; the class names also as the asset ``labels.txt``.
+* ``model_float32.tflite``, ``model_float16.tflite`` (weights stored as float16),
+  ``model_int8.tflite``: builtin ops only (conversion fails rather than needing Flex ops),
+  same signature. The int8 model quantises the backbone and head but keeps the log-mel front
+  end in float32 in the same file (selective quantisation with the converter's
+  ``QuantizationDebugger`` and the front end's nodes denylisted): int8 power spectra and
+  decibels lose the quiet bins, which wrecks the outputs.
+* ``labels.txt`` and ``export.json``: class names, sample rate, input length, tuned thresholds
+  (from the run directory's ``report.json``), versions, and per artifact the check results.
+
+Every artifact is reloaded and run on the same waveforms as the Keras model (a held-out split
+when the run's data are available, otherwise synthetic tone/noise mixes, named in
+``export.json``); the maximum absolute differences of both outputs, the agreement of the
+class decisions and, with labels, the macro ROC-AUC change are recorded. A check fails when
+the probabilities differ by more than :data:`TOLERANCES`; the export is still written (to be
+inspected) but the command exits with status 1. Everything is built in a temporary folder
+beside ``DIR`` and renamed into place, so a killed export leaves no half-written model.
+
+The serving model and its SavedModel come from :mod:`keras_inst.deploy.serving`, the TFLite
+conversion and runtime from :mod:`keras_inst.deploy.lite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_inst.deploy.audio_io import synthetic_mixes
+from keras_inst.deploy.lite import (
+    EXPORT_JSON,
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    SIGNATURE,
+    LiteClassifier,
+    convert_tflite,
+    read_thresholds,
+)
+from keras_inst.deploy.serving import dual_output_model, model_info, save_serving_model
+from keras_inst.taxonomy import NUM_CLASSES
+
+FORMATS: tuple[str, ...] = ("saved_model", "tflite", "tflite_fp16", "tflite_int8")
+ARTIFACTS: dict[str, str] = {
+    "saved_model": "saved_model",
+    "tflite": "model_float32.tflite",
+    "tflite_fp16": "model_float16.tflite",
+    "tflite_int8": "model_int8.tflite",
+}
+# Max |probability - Keras probability| allowed per format. Measured (docs/benchmarks.md):
+# SavedModel 0; float32 TFLite 7e-6 (test model) and 1.1e-5 (paper model); float16 weights
+# 4e-4 and 1.8e-5; int8 with a float front end 3e-3 to 1.6e-2 and 2.4e-3.
+TOLERANCES: dict[str, float] = {"saved_model": 1e-5, "tflite": 1e-4, "tflite_fp16": 1e-2, "tflite_int8": 2e-2}
+LABELS_FILE = "labels.txt"
+
+
+@dataclass
+class Source:
+    """A model to export and what came with it."""
+
+    model: Any  # keras.Model
+    path: Path
+    run_dir: Path | None = None
+    config: Any = None  # ExperimentConfig of the run, if any
+    thresholds: dict[str, float] | None = None
+
+
+def load_source(model_or_run_dir: str | Path) -> Source:
+    """Load a ``.keras`` file or a run directory (``model.keras``, ``config.yaml``, ``report.json``).
+
+    Tuned thresholds come from the run directory's ``report.json`` (for a ``.keras`` file: a
+    ``report.json`` in the same folder).
+    """
+
+    from keras_inst.models.short_chunk import load_model
+    from keras_inst.taxonomy import CLASSES
+
+    p = Path(model_or_run_dir).expanduser()
+    run_dir, cfg = None, None
+    if p.is_dir():
+        run_dir, p = p, p / "model.keras"
+        if not p.is_file():
+            raise ValueError(f"{run_dir}: not a finished run directory (no model.keras)")
+        if (run_dir / "config.yaml").is_file():
+            from keras_inst.config.io import load_config
+
+            cfg = load_config(run_dir / "config.yaml")
+    elif p.suffix != ".keras" or not p.is_file():
+        raise ValueError(f"{str(model_or_run_dir)!r}: expected a run directory or an existing .keras file")
+    # compile=False: no optimizer is needed, and a run's GroupedOptimizer would need importing.
+    model = load_model(p, compile=False)
+    thresholds = None
+    if int(model.output.shape[-1]) == len(CLASSES):
+        thresholds = read_thresholds((run_dir or p.parent) / "report.json", CLASSES)
+    return Source(model=model, path=p, run_dir=run_dir, config=cfg, thresholds=thresholds)
+
+
+def _predict_keras(dual: Any, x: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
+    outs = [dual.predict_on_batch(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return {n: np.concatenate([np.asarray(o[n]) for o in outs]).astype(np.float32) for n in OUTPUT_NAMES}
+
+
+def _run_saved_model(path: Path, x: np.ndarray, info: dict, class_names: Sequence[str], batch: int = 16) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    meta = {k: v.numpy() for k, v in loaded.signatures["metadata"](request=tf.constant(0)).items()}
+    names = [s.decode() for s in meta["class_names"]]
+    if names != list(class_names) or int(meta["sample_rate"]) != info["sample_rate"]:
+        raise ValueError(f"{path}: metadata signature gives {names} at {meta['sample_rate']} Hz, expected {list(class_names)} at {info['sample_rate']} Hz")
+    fn = loaded.signatures[SIGNATURE]
+    outs = [fn(**{INPUT_NAME: tf.constant(x[i : i + batch])}) for i in range(0, len(x), batch)]
+    return {n: np.concatenate([o[n].numpy() for o in outs]) for n in OUTPUT_NAMES}
+
+
+def check_outputs(fmt: str, got: dict[str, np.ndarray], ref: dict[str, np.ndarray], *,
+                  thresholds: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+    """Differences of an artifact's outputs from Keras's on the same inputs (see module doc)."""
+    res: dict[str, Any] = {"tolerance": TOLERANCES[fmt]}
+    for n in OUTPUT_NAMES:
+        d = np.abs(got[n].astype(np.float64) - ref[n])
+        res[f"{n}_max_abs_diff"] = float(d.max())
+        res[f"{n}_mean_abs_diff"] = float(d.mean())
+    res["embeddings_max_abs_value"] = float(np.abs(ref["embeddings"]).max())
+    res["decision_agreement"] = float(np.mean((got["probabilities"] >= thresholds) == (ref["probabilities"] >= thresholds)))
+    if labels is not None and labels.shape == ref["probabilities"].shape == (len(labels), NUM_CLASSES):
+        from keras_inst.training.metrics import evaluate_predictions
+
+        # Macro ROC-AUC over the classes with positives and negatives (metrics.py).
+        auc_ref, auc = (evaluate_predictions(labels, p)["roc_auc"] for p in (ref["probabilities"], got["probabilities"]))
+        res["roc_auc_keras"], res["roc_auc"] = auc_ref, auc
+        res["roc_auc_change"] = None if auc is None or auc_ref is None else auc - auc_ref
+    res["passed"] = bool(res["probabilities_max_abs_diff"] <= TOLERANCES[fmt])
+    return res
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    import tensorflow as tf
+
+    import keras_inst
+
+    out = {"keras_inst": keras_inst.__version__, "python": sys.version.split()[0], "tensorflow": tf.__version__}
+    for dist in ("keras", "numpy", "ai-edge-litert"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _publish(tmp: Path, out: Path, *, overwrite: bool) -> None:
+    """Move the finished ``tmp`` folder to ``out`` with renames only."""
+    old = None
+    if out.exists():
+        if any(out.iterdir()):
+            if not overwrite:
+                raise ValueError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    formats: Sequence[str] = FORMATS,
+    class_names: Sequence[str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    representative: np.ndarray | None = None,
+    check_inputs: np.ndarray | None = None,
+    check_labels: np.ndarray | None = None,
+    data_note: str = "",
+    source: str = "",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Export ``model`` (built by ``build_model``) in ``formats`` to ``out_dir``; returns export.json.
+
+    ``representative``: calibration waveforms for int8 (synthetic mixes if None);
+    ``check_inputs`` / ``check_labels``: held-out waveforms ``[n, samples]`` (and multi-hot labels
+    ``[n, C]`` for the ROC-AUC change) every artifact is compared on (synthetic if None).
+    """
+    from keras_inst.taxonomy import CLASSES
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"unknown export formats {unknown or list(formats)}; known: {', '.join(FORMATS)}")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise ValueError(f"--out {out} exists and is not an empty folder; pass --overwrite to replace it")
+    info = model_info(model)
+    if class_names is None:
+        if info["num_classes"] != len(CLASSES):
+            raise ValueError(f"model has {info['num_classes']} outputs; pass class_names for a non-taxonomy head")
+        class_names = CLASSES
+    class_names = list(class_names)
+    samples, sr = info["input_samples"], info["sample_rate"]
+    if check_inputs is None:
+        check_inputs, check_labels = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=1), None
+        notes = {"check": "synthetic tone/noise mixes (64, unlabelled)"}
+    else:
+        notes = {"check": data_note or f"{len(check_inputs)} waveforms given by the caller"}
+    if representative is None and "tflite_int8" in formats:
+        representative = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=0)
+        notes["calibration"] = "synthetic tone/noise mixes (64)"
+    elif representative is not None:
+        notes["calibration"] = f"{len(representative)} waveforms: {data_note or 'given by the caller'}"
+    t_vec = np.array([thresholds[c] for c in class_names]) if thresholds else np.full(len(class_names), 0.5)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / LABELS_FILE).write_text("\n".join(class_names) + "\n", encoding="utf-8")
+        dual = dual_output_model(model)
+        ref = _predict_keras(dual, np.asarray(check_inputs, np.float32))
+        # The TFLite converters read the SavedModel; without saved_model in formats it is
+        # written to a scratch folder inside tmp and dropped before publishing.
+        sm_path = tmp / (ARTIFACTS["saved_model"] if "saved_model" in formats else ".scratch_saved_model")
+        save_serving_model(dual, sm_path, class_names=class_names, sample_rate=sr, thresholds=thresholds, labels_file=tmp / LABELS_FILE)
+        artifacts: dict[str, Any] = {}
+        for fmt in FORMATS:
+            if fmt not in formats:
+                continue
+            t0 = time.perf_counter()
+            path = tmp / ARTIFACTS[fmt]
+            if fmt == "saved_model":
+                got = _run_saved_model(path, check_inputs, info, class_names)
+                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            else:
+                path.write_bytes(convert_tflite(sm_path, fmt, representative=representative))
+                lite = LiteClassifier(path)
+                if lite.input_samples != samples:
+                    raise ValueError(f"{path.name}: input length {lite.input_samples} != model's {samples}")
+                got, size = lite.run(check_inputs), path.stat().st_size
+            entry = {"path": ARTIFACTS[fmt], "bytes": int(size)}
+            entry.update(check_outputs(fmt, got, ref, thresholds=t_vec, labels=check_labels))
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            artifacts[fmt] = entry
+        if "saved_model" not in formats:
+            shutil.rmtree(sm_path)
+        manifest = {
+            "format_version": 1,
+            "source": source,
+            "class_names": class_names,
+            "sample_rate": sr,
+            "input_samples": samples,
+            "input_seconds": samples / sr,
+            "embedding_dim": info["embedding_dim"],
+            "thresholds": dict(thresholds) if thresholds else None,
+            "thresholds_source": "tuned on the validation split (run report.json)" if thresholds else None,
+            "signature": {"name": SIGNATURE, "input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)},
+            "int8_front_end": "float32 (selective quantisation)" if "tflite_int8" in formats else None,
+            "check_data": {"examples": len(check_inputs), "labelled": check_labels is not None, **notes},
+            "artifacts": artifacts,
+            "all_checks_passed": all(a["passed"] for a in artifacts.values()),
+            "versions": _versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / EXPORT_JSON).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _publish(tmp, out, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def run_data(cfg: Any, run_dir: Path, *, calibration: int, check: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(validation waveforms for calibration, test waveforms, test labels, note) of a run's data."""
+    from keras_inst.data.pipeline import build_data
+
+    data = build_data(cfg, run_dir=run_dir)
+
+    def take(ds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys, got = [], [], 0
+        for x, y in ds:
+            xs.append(np.asarray(x))
+            ys.append(np.asarray(y))
+            got += len(xs[-1])
+            if got >= n:
+                break
+        return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+
+    cal, _ = take(data.validation, calibration)
+    x, y = take(data.test, check)
+    return cal, x, y, f"run data of {run_dir}: calibration on the validation split, checks on the test split ({', '.join(cfg.data.datasets)})"
+
+
+def _data_available(cfg: Any) -> str | None:
+    """None if the run's datasets can be read, else why not."""
+    if cfg is None:
+        return "no config.yaml"
+    for name in cfg.data.datasets:
+        root = cfg.data.roots.get(name)
+        if not root or not Path(root).expanduser().is_dir():
+            return f"data root of {name!r} ({root}) is not available"
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m keras_inst.export", description="Export a model to SavedModel and TFLite (float32, float16, int8), each checked against Keras.")
+    p.add_argument("model", help="run directory (model.keras, config.yaml, report.json) or a .keras file")
+    p.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
+    p.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
+    p.add_argument("--data", choices=("auto", "synthetic"), default="auto", help="calibration/check data: the run's validation/test splits when readable (auto) or synthetic mixes")
+    p.add_argument("--calibration-examples", type=int, default=128, help="int8 calibration waveforms (default 128)")
+    p.add_argument("--check-examples", type=int, default=256, help="held-out waveforms every artifact is compared on (default 256)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        if args.calibration_examples < 1 or args.check_examples < 1:
+            raise ValueError("--calibration-examples and --check-examples must be >= 1")
+        src = load_source(args.model)
+        cal = xs = ys = None
+        why_not = "--data synthetic" if args.data == "synthetic" else _data_available(src.config)
+        if why_not is None and src.run_dir is not None:
+            try:
+                cal, xs, ys, note = run_data(src.config, src.run_dir, calibration=args.calibration_examples, check=args.check_examples)
+                if len(cal) < min(32, args.calibration_examples):
+                    print(f"note: the validation split gives only {len(cal)} calibration waveforms; int8 ranges may be poor", file=sys.stderr)
+            except (ValueError, OSError) as e:  # e.g. a moved dataset: fall back, say why
+                why_not = f"reading the run's data failed: {e}"
+                print(f"note: {why_not}; using synthetic mixes", file=sys.stderr)
+        if xs is None:
+            info = model_info(src.model)
+            xs = synthetic_mixes(args.check_examples, samples=info["input_samples"], sample_rate=info["sample_rate"], seed=1)
+            note = f"synthetic tone/noise mixes ({why_not or 'no run directory'})"
+            if "tflite_int8" in formats:
+                cal = synthetic_mixes(args.calibration_examples, samples=info["input_samples"], sample_rate=info["sample_rate"], seed=0)
+        manifest = export_model(src.model, args.out, formats=formats, thresholds=src.thresholds, representative=cal,
+                                check_inputs=xs, check_labels=ys, data_note=note, source=str(src.path), overwrite=args.overwrite)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for fmt, a in manifest["artifacts"].items():
+        auc = f"  ROC-AUC change {a['roc_auc_change']:+.4f}" if a.get("roc_auc_change") is not None else ""
+        flag = "ok" if a["passed"] else f"FAILED (tolerance {a['tolerance']})"
+        print(f"{fmt:12s} {a['path']:28s} {a['bytes'] / 1e6:7.2f} MB  max|dp| {a['probabilities_max_abs_diff']:.2e}  agree {a['decision_agreement']:.4f}{auc}  {flag}")
+    print(f"Wrote {Path(args.out).resolve()} (details: {EXPORT_JSON}; checks on {manifest['check_data']['check']})")
+    if not manifest["all_checks_passed"]:
+        print("error: some artifacts differ from the Keras model by more than their tolerance (see export.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

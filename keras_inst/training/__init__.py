@@ -1,0 +1,1 @@
+"""Training and evaluation (paper §3): the run lifecycle, train, pretrain, tune, evaluate, metrics and reports."""

@@ -1,0 +1,403 @@
+"""Pre-training the backbone on MTG-Jamendo auto-tagging (paper §2.2, §2.4).
+
+``python -m keras_inst.pretrain --config pretrain_jamendo --set data.roots.mtg_jamendo=DIR``
+trains the paper's model (same front end and backbone as ``configs/paper.yaml``) with one
+sigmoid per tag of the chosen tag TSV (the 41 tags of ``autotagging_instrument.tsv``, or the
+50 of ``autotagging_top50tags.tsv`` with ``--tsv``) and binary cross-entropy. Training examples
+are random 4-second chunks of the training tracks (decoded once into the audio cache);
+validation and test use the official split. At the end the BACKBONE weights are written where
+:mod:`keras_inst.models.pretrained` looks for ``short_chunk_cnn`` (or ``--out``), with a sidecar JSON,
+and the run directory gets a report of track-level tag ROC-AUC / PR-AUC.
+
+Run directories work like ``keras_inst.training.train``'s (same helpers): the resolved config is the
+run's identity, every epoch is checkpointed, and running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from keras_inst.config.io import add_override_argument, load_config, to_dict
+from keras_inst.config.schema import ExperimentConfig
+from keras_inst.data.jamendo import (  # the tagging data lives in its own module
+    DATASET,
+    TaggingData,
+    evaluation_dataset,
+    jamendo_root,
+    load_tagging_data,
+    training_dataset,
+)
+from keras_inst.training.metrics import binary_cross_entropy, keras_metrics, label_aucs
+from keras_inst.training.train import (
+    BEST_CKPT,
+    LAST_CKPT,
+    STATE_FILE,
+    TrainingError,
+    atomic_json,
+    load_checkpoint,
+    prepare_run_dir,
+    read_state,
+    training_callbacks,
+)
+
+PRETRAIN_FILE = "pretrain.json"  # tag file, split folder and tag vocabulary of the run
+
+
+def tag_metrics(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) -> dict:
+    """Macro and per-tag ROC-AUC / PR-AUC (tags with positives and negatives only) and BCE."""
+
+    y_true = np.asarray(y_true, np.float64)
+    y_prob = np.asarray(y_prob, np.float64)
+    if y_true.ndim != 2 or y_true.shape != y_prob.shape or y_true.shape[1] != len(tags):
+        raise ValueError(
+            f"expected labels and probabilities [n, {len(tags)}], "
+            f"got {y_true.shape} and {y_prob.shape}"
+        )
+    per_tag: dict[str, dict] = {}
+    roc, pr, undefined = [], [], []
+    for c, tag in enumerate(tags):
+        pos = int(np.sum(y_true[:, c] > 0.5))
+        entry: dict = {"positives": pos}
+        entry["roc_auc"], entry["pr_auc"] = label_aucs(y_true[:, c], y_prob[:, c])
+        if entry["roc_auc"] is None:
+            undefined.append(tag)
+        else:
+            roc.append(entry["roc_auc"])
+            pr.append(entry["pr_auc"])
+        per_tag[tag] = entry
+    return {
+        "tracks": int(len(y_true)),
+        "roc_auc": float(np.mean(roc)) if roc else None,
+        "pr_auc": float(np.mean(pr)) if pr else None,
+        "loss": binary_cross_entropy(y_true, y_prob),
+        "undefined_tags": undefined,
+        "per_tag": per_tag,
+    }
+
+
+def evaluate_tracks(model, data: TaggingData, cfg: ExperimentConfig, split: str) -> dict | None:
+    """Track-level metrics of a split: chunk probabilities averaged per track (None: no tracks)."""
+    if not data.entries[split]:
+        return None
+    ds, tracks = evaluation_dataset(data, cfg, split)
+    probs = np.concatenate([model.predict_on_batch(x) for x, _ in ds])  # [n_chunks, n_tags]
+    n = len(data.entries[split])
+    sums = np.zeros((n, probs.shape[1]), np.float64)
+    np.add.at(sums, tracks, probs)
+    per_track = sums / np.bincount(tracks, minlength=n)[:, None]  # [n_tracks, n_tags]
+    out = tag_metrics(data.labels[split], per_track, data.tags)
+    out["chunks"] = int(len(tracks))
+    return out
+
+
+def compile_tagger(cfg: ExperimentConfig, n_tags: int):
+    """The paper's model with an ``n_tags``-sigmoid head, Adam with the step schedule, BCE."""
+    import keras
+
+    from keras_inst.models.optimizers import build_optimizer
+    from keras_inst.models.short_chunk import build_model
+
+    model = build_model(cfg, n_classes=n_tags)
+    model.compile(
+        optimizer=build_optimizer(cfg, model),
+        loss=keras.losses.BinaryCrossentropy(),
+        # Same names as keras_inst.training.metrics.keras_metrics (train's checkpointing keys on
+        # val_roc_auc), sized for the tag vocabulary instead of the 15 classes.
+        metrics=keras_metrics(num_labels=n_tags),
+    )
+    return model
+
+
+def default_weights_path(cfg: ExperimentConfig) -> Path:
+    """Where :func:`keras_inst.models.pretrained.load_pretrained_backbone` looks for short_chunk_cnn."""
+    from keras_inst.models.pretrained import short_chunk_weights_path
+
+    return short_chunk_weights_path(cfg)
+
+
+def sidecar_path(weights: Path) -> Path:
+    """``x.weights.h5`` -> ``x.pretrain.json`` (what the weights are and how good they are)."""
+    return weights.with_name(weights.name[: -len(".weights.h5")] + ".pretrain.json")
+
+
+def save_backbone(model, weights: Path, meta: dict) -> Path:
+    """Write the model's backbone weights and the sidecar JSON atomically."""
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_name(f".tmp-{os.getpid()}-{weights.name}")
+    model.get_layer("backbone").save_weights(tmp)
+    os.replace(tmp, weights)
+    atomic_json(sidecar_path(weights), meta)
+    return weights
+
+
+def _check_run_inputs(run_dir: Path, inputs: dict) -> None:
+    """The tag file, split folder and vocabulary belong to the run's identity, like its config."""
+    path = run_dir / PRETRAIN_FILE
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != inputs:
+            changed = sorted(k for k in inputs if old.get(k) != inputs[k])
+            raise TrainingError(
+                f"run directory {run_dir} was pre-trained with other {', '.join(changed)}; "
+                "choose another --run-dir or pass --overwrite"
+            )
+    else:
+        atomic_json(path, inputs)
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _markdown(report: dict) -> str:
+    f = _f
+    meta = report["meta"]
+    lines = [
+        f"# Pre-training on MTG-Jamendo: {meta['config']}",
+        "",
+        f"- tag file: {meta['tsv']} ({len(meta['tags'])} tags)",
+        f"- split: {meta['split']}",
+        f"- backbone weights: {meta['weights']}",
+        "- metrics: track level (chunk probabilities averaged per track), "
+        "macro over the tags with positives",
+        "",
+        "| split | tracks | ROC-AUC | PR-AUC | loss |",
+        "|---|---|---|---|---|",
+    ]
+    for split in ("validation", "test"):
+        r = report.get(split)
+        if r:
+            metrics = " | ".join(f(r[k]) for k in ("roc_auc", "pr_auc", "loss"))
+            lines.append(f"| {split} | {r['tracks']} | {metrics} |")
+    per = report.get("test") or report["validation"]
+    lines += [
+        "",
+        f"Per tag ({'test' if report.get('test') else 'validation'}):",
+        "",
+        "| tag | positives | ROC-AUC | PR-AUC |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t} | {e['positives']} | {f(e['roc_auc'])} | {f(e['pr_auc'])} |"
+        for t, e in per["per_tag"].items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def pretrain(
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    out: str | Path | None = None,
+    tsv: str | Path | None = None,
+    split_dir: str | Path | None = None,
+    audio_dir: str | Path | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+    verbose: int | str = "auto",
+    callbacks: Sequence = (),
+) -> dict:
+    """Pre-train (or resume), save the backbone weights, evaluate; returns the report dict.
+
+    ``callbacks`` run after the checkpointing ones (so an epoch they see is already saved).
+    """
+    if tuple(cfg.data.datasets) != (DATASET,):
+        raise ValueError(
+            f"config key 'data.datasets': pre-training reads only [{DATASET}], "
+            f"got {list(cfg.data.datasets)}"
+        )
+    if cfg.training.transfer != "scratch":
+        raise ValueError(
+            f"config key 'training.transfer': pre-training trains from scratch, got "
+            f"{cfg.training.transfer!r}; set training.transfer=scratch and training.pretrained=null"
+        )
+    if out is None and cfg.model.architecture != "short_chunk_cnn":
+        raise ValueError(
+            f"config key 'model.architecture': {cfg.model.architecture!r} has no default "
+            "weights file; pass --out FILE.weights.h5"
+        )
+    weights = Path(out).expanduser() if out is not None else default_weights_path(cfg)
+    if not weights.name.endswith(".weights.h5"):
+        raise ValueError(f"--out {str(weights)!r}: Keras weights files must end in .weights.h5")
+    jamendo_root(cfg)  # before the run directory is created
+    run_dir = Path(run_dir)
+    status = prepare_run_dir(cfg, run_dir, overwrite=overwrite)
+
+    import keras
+
+    if status == "complete":
+        report = json.loads((run_dir / "report.json").read_text())
+        if not weights.is_file():
+            save_backbone(
+                load_checkpoint(run_dir / "model.keras"),
+                weights,
+                {**report["meta"], "weights": str(weights)},
+            )
+        print(f"Run {run_dir} is already complete; backbone weights: {weights}")
+        return report
+    if cfg.training.mixed_precision:
+        keras.mixed_precision.set_global_policy(cfg.training.mixed_precision)
+    keras.utils.set_random_seed(cfg.training.seed)
+
+    data = load_tagging_data(
+        cfg,
+        tsv=tsv,
+        split_dir=split_dir,
+        audio_dir=audio_dir,
+        workers=workers,
+        progress=verbose != 0,
+    )
+    _check_run_inputs(
+        run_dir,
+        {"tsv": str(data.tsv.resolve()), "split": data.split_source, "tags": list(data.tags)},
+    )
+    state = read_state(run_dir)
+    initial_epoch = int(state.get("epochs_done", 0)) if (run_dir / LAST_CKPT).is_file() else 0
+    steps = cfg.training.steps_per_epoch
+    train_ds = training_dataset(
+        data, cfg, start_example=initial_epoch * steps * cfg.training.batch_size
+    )
+    val_ds, _ = evaluation_dataset(data, cfg, "validation")
+    if initial_epoch > 0:
+        print(f"Resuming {run_dir} after epoch {initial_epoch}")
+        model = load_checkpoint(run_dir / LAST_CKPT)
+    else:
+        model = compile_tagger(cfg, len(data.tags))
+    t0 = time.time()
+    if initial_epoch < cfg.training.epochs:
+        model.fit(
+            train_ds,
+            steps_per_epoch=steps,
+            epochs=cfg.training.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=val_ds,
+            callbacks=training_callbacks(run_dir) + list(callbacks),
+            verbose=verbose,
+            shuffle=False,
+        )
+    best = run_dir / BEST_CKPT
+    final = load_checkpoint(best) if best.is_file() else model
+    tmp = run_dir / "model.tmp.keras"
+    final.save(tmp)
+    os.replace(tmp, run_dir / "model.keras")
+
+    meta = {
+        "config": cfg.name,
+        "run_dir": str(run_dir),
+        "tsv": str(data.tsv),
+        "split": data.split_source,
+        "tags": list(data.tags),
+        "weights": str(weights),
+        "train_tracks": len(data.entries["train"]),
+        "train_seconds_this_session": round(time.time() - t0, 1),
+        "best_epoch": read_state(run_dir).get("best_epoch"),
+        "model": to_dict(cfg.model),
+        "features": to_dict(cfg.features),
+        "audio": to_dict(cfg.audio),
+    }
+    report = {
+        "meta": meta,
+        "validation": evaluate_tracks(final, data, cfg, "validation"),
+        "test": evaluate_tracks(final, data, cfg, "test"),
+    }
+    summary = {
+        k: {m: report[k][m] for m in ("tracks", "roc_auc", "pr_auc", "loss")}
+        for k in ("validation", "test")
+        if report[k]
+    }
+    save_backbone(final, weights, {**meta, **summary})
+    atomic_json(run_dir / "report.json", report)
+    (run_dir / "report.md").write_text(_markdown(report), encoding="utf-8")
+    state = read_state(run_dir)
+    state["complete"] = True
+    atomic_json(run_dir / STATE_FILE, state)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m keras_inst.pretrain",
+        description="Pre-train the backbone on MTG-Jamendo auto-tagging and save its weights "
+        "for transfer learning.",
+    )
+    p.add_argument(
+        "--config",
+        default="pretrain_jamendo",
+        help="config file or shipped name (default: pretrain_jamendo)",
+    )
+    add_override_argument(p, example="data.roots.mtg_jamendo=/data/mtg-jamendo")
+    p.add_argument("--run-dir", default=None, help="default: runs/<config name>")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="backbone weights file (.weights.h5); default: where keras_inst.models.pretrained "
+        "looks for short_chunk_cnn",
+    )
+    p.add_argument(
+        "--tsv",
+        default=None,
+        help="tag file (default: autotagging_instrument.tsv, else autotagging.tsv, "
+        "found under the root)",
+    )
+    p.add_argument(
+        "--split-dir",
+        default=None,
+        help="folder with <tsv name>-{train,validation,test}.tsv "
+        "(default: <tsv folder>/splits/split-0)",
+    )
+    p.add_argument(
+        "--audio-dir", default=None, help="folder holding NN/ID.mp3 (default: found under the root)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel decode processes for the audio cache (default: all cores)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run directory of another config",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+        report = pretrain(
+            cfg,
+            run_dir,
+            out=args.out,
+            tsv=args.tsv,
+            split_dir=args.split_dir,
+            audio_dir=args.audio_dir,
+            overwrite=args.overwrite,
+            workers=args.workers,
+        )
+    except (ValueError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for split in ("validation", "test"):
+        r = report.get(split)
+        if r:
+            print(
+                f"{split}: {r['tracks']} tracks, tag ROC-AUC {_f(r['roc_auc'])}  "
+                f"PR-AUC {_f(r['pr_auc'])}  loss {_f(r['loss'])}"
+            )
+    print(f"Backbone weights: {report['meta']['weights']}  (report: {run_dir / 'report.md'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

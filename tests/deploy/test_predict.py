@@ -1,0 +1,264 @@
+"""predict CLI: any format/rate/channels/length, failures reported, outputs parse, TF-free TFLite path.
+
+Uses the toy classifier of tests/test_export.py (1-second windows; tones -> piano/key, white
+noise -> drums/percussion), so the predicted classes are checked, not only the plumbing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+from toy_models import TOY_THRESHOLDS, run_without_tf, toy_audio, write_toy_run
+
+from keras_inst.deploy import export as E
+from keras_inst.deploy import predict as P
+from keras_inst.taxonomy import CLASSES, FAMILY_OF
+
+TONE, NOISE = ["key", "piano"], ["percussion", "drums"]
+# name -> (sample rate, channels, seconds, content, expected classes at threshold 0.5)
+FILES = {
+    "tone_8k_mono.wav": (8000, 1, 3.0, "tone", TONE),
+    "noise_22k_stereo.flac": (22050, 2, 2.5, "noise", NOISE),
+    "sub/tone_44k_stereo.ogg": (44100, 2, 4.0, "tone", TONE),
+    "sub/noise_48k_mono.mp3": (48000, 1, 2.0, "noise", NOISE),
+    "sub/deeper/short_tone.wav": (16000, 1, 0.5, "tone", TONE),
+    "long_tone_then_noise.flac": (44100, 1, 30.0, "tone+noise", None),
+}
+
+
+def expected_windows(seconds: float, window: float = 1.0, hop: float = 0.5) -> int:
+    return 1 if seconds <= window else 1 + int(np.ceil((seconds - window) / hop - 1e-9))
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("toy")
+    write_toy_run(base / "run")
+    manifest = E.export_model(
+        keras.saving.load_model(base / "run" / "model.keras", compile=False), base / "export",
+        formats=["saved_model", "tflite", "tflite_int8"], thresholds=TOY_THRESHOLDS,
+    )
+    assert manifest["all_checks_passed"]
+    return base / "run", base / "export"
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(7)
+    for name, (sr, ch, seconds, content, _) in FILES.items():
+        n = int(round(sr * seconds))
+        if content == "tone+noise":
+            x = np.concatenate([toy_audio(rng, "tone", n // 2, sr), toy_audio(rng, "noise", n - n // 2, sr)])
+        else:
+            x = toy_audio(rng, content, n, sr)
+        data = np.stack([x, 0.8 * x], axis=1)[:, :ch]
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / name, data, sr)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt truncated")
+    (root / "readme.txt").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="module")
+def keras_json(toy, audio_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "keras.json"
+    rc = P.main([str(audio_dir), "--model", str(toy[0]), "--format", "json", "--timeline", "--threshold", "0.5", "--output", str(out), "--no-progress"])
+    assert rc == 0
+    return json.loads(out.read_text())
+
+
+def by_name(doc: dict) -> dict[str, dict]:
+    return {Path(r["path"]).name: r for r in doc["files"]}
+
+
+def assert_hierarchy_consistent(classes: list[str]) -> None:
+    for c in classes:
+        if c in FAMILY_OF:
+            assert FAMILY_OF[c] in classes, classes
+    assert classes == [c for c in CLASSES if c in classes]  # taxonomy order
+
+
+def test_json_handles_every_format_rate_and_length(keras_json, audio_dir):
+    doc = keras_json
+    assert (doc["model_kind"], doc["sample_rate"], doc["window_seconds"], doc["hop_seconds"]) == ("keras", 16000, 1.0, 0.5)
+    assert doc["threshold_source"] == "fixed 0.5" and set(doc["thresholds"].values()) == {0.5}
+    assert [Path(e["path"]).name for e in doc["errors"]] == ["corrupt.wav"]
+    assert "cannot decode audio" in doc["errors"][0]["error"]
+    assert [(Path(s["path"]).name, s["reason"]) for s in doc["skipped"]] == [("readme.txt", "not an audio file extension (.txt)")]
+    results = by_name(doc)
+    assert set(results) == {Path(n).name for n in FILES}
+    for name, (sr, ch, seconds, _, want) in FILES.items():
+        r = results[Path(name).name]
+        assert (r["source_sample_rate"], r["source_channels"]) == (sr, ch), name
+        assert r["duration_seconds"] == pytest.approx(seconds, abs=2e-3), name
+        assert r["windows"] == expected_windows(seconds) == len(r["timeline"]), name
+        if want is not None:
+            assert r["classes"] == want, (name, r["probabilities"])
+        assert_hierarchy_consistent(r["classes"])
+        for w in r["timeline"]:
+            assert_hierarchy_consistent(w["classes"])
+            assert 0 <= w["start"] < w["end"] <= r["duration_seconds"] + 1e-9
+    assert "zero-padded by 0.50 s" in results["short_tone.wav"]["note"]
+    assert "note" not in results["tone_8k_mono.wav"]
+
+
+def test_timeline_follows_the_content(keras_json):
+    long = by_name(keras_json)["long_tone_then_noise.flac"]
+    assert long["windows"] == 59  # 1 + ceil((30 - 1) / 0.5)
+    starts = [w["start"] for w in long["timeline"]]
+    assert starts == pytest.approx(np.arange(59) * 0.5)
+    assert long["timeline"][-1]["end"] == pytest.approx(30.0)
+    for w in long["timeline"]:
+        if w["end"] <= 15.0:
+            assert w["classes"] == TONE, w
+        elif w["start"] >= 15.0:
+            assert w["classes"] == NOISE, w
+
+
+def test_csv_and_table_formats(toy, audio_dir, tmp_path, capsys):
+    out = tmp_path / "o.csv"
+    assert P.main([str(audio_dir), "--model", str(toy[1]), "--format", "csv", "--timeline", "--threshold", "0.5", "--output", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["path", "row", "start", "end", *CLASSES, "classes"]
+    files = [r for r in rows if r["row"] == "file"]
+    assert len(files) == 6 and len(rows) - 6 == sum(expected_windows(f[2]) for f in FILES.values())
+    tone = next(r for r in files if r["path"].endswith("tone_8k_mono.wav"))
+    assert tone["classes"].split(";") == TONE and float(tone["piano"]) > 0.5 > float(tone["drums"])
+    assert float(tone["end"]) == pytest.approx(3.0, abs=2e-3)
+    capsys.readouterr()
+    assert P.main([str(audio_dir / "sub"), "--model", str(toy[1]), "--threshold", "0.5", "--hop", "1"]) == 0
+    cap = capsys.readouterr()
+    assert "thresholds: fixed 0.5, windows 1 s every 1 s, aggregate mean" in cap.out
+    assert "short_tone.wav  [0.5 s, 1 windows]  key " in cap.out and "note: shorter than one 1-second window" in cap.out
+    assert "analysed 3 of 3 files" in cap.err
+
+
+def test_tflite_path_runs_without_tensorflow_or_keras(toy, audio_dir, keras_json, tmp_path):
+    _, export_dir = toy
+    code = f"""
+from keras_inst.deploy.predict import main
+rcs = [
+    main([{str(audio_dir)!r}, "--model", {str(export_dir / "model_float32.tflite")!r}, "--format", "json",
+          "--timeline", "--threshold", "0.5", "--output", {str(tmp_path / "f32.json")!r}, "--threads", "1"]),
+    main([{str(audio_dir)!r}, "--model", {str(export_dir)!r}, "--variant", "tflite_int8", "--format", "json",
+          "--threshold", "tuned", "--output", {str(tmp_path / "int8.json")!r}]),
+]
+print("RC", rcs, any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
+"""
+    proc = run_without_tf(code, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "RC [0, 0] False"
+    f32, int8 = (by_name(json.loads((tmp_path / n).read_text())) for n in ("f32.json", "int8.json"))
+    ref = by_name(keras_json)
+    for name, r in ref.items():
+        diff = max(abs(f32[name]["probabilities"][c] - r["probabilities"][c]) for c in CLASSES)
+        assert diff <= 1e-4, (name, diff)
+        assert f32[name]["classes"] == r["classes"]
+        for wa, wb in zip(f32[name]["timeline"], r["timeline"], strict=True):
+            assert max(abs(wa["probabilities"][c] - wb["probabilities"][c]) for c in CLASSES) <= 1e-4
+        diff8 = max(abs(int8[name]["probabilities"][c] - r["probabilities"][c]) for c in CLASSES)
+        assert diff8 <= 2e-2, (name, diff8)
+    # Tuned thresholds from export.json: piano's (0.999999) is never reached, key's 0.5 is.
+    assert int8["tone_8k_mono.wav"]["classes"] == ["key"]
+    assert int8["noise_22k_stereo.flac"]["classes"] == NOISE
+
+
+def test_every_model_form_gives_the_same_probabilities(toy, audio_dir, keras_json, tmp_path):
+    run_dir, export_dir = toy
+    files = [str(audio_dir / "tone_8k_mono.wav"), str(audio_dir / "noise_22k_stereo.flac")]
+    ref = by_name(keras_json)
+    forms = {
+        "keras_file": run_dir / "model.keras",
+        "saved_model": export_dir / "saved_model",
+        "export_dir": export_dir,
+    }
+    for form, model in forms.items():
+        out = tmp_path / f"{form}.json"
+        assert P.main([*files, "--model", str(model), "--format", "json", "--output", str(out)]) == 0
+        doc = json.loads(out.read_text())
+        # Threshold "auto": every form carries the run's tuned thresholds.
+        assert doc["threshold_source"] == "tuned on validation" and doc["thresholds"] == TOY_THRESHOLDS, form
+        for name, r in by_name(doc).items():
+            diff = max(abs(r["probabilities"][c] - ref[name]["probabilities"][c]) for c in CLASSES)
+            assert diff <= 1e-4, (form, name, diff)
+        assert doc["model_kind"] == {"keras_file": "keras", "saved_model": "saved_model", "export_dir": "tflite"}[form]
+
+
+def test_threshold_options(toy, audio_dir, tmp_path, capsys):
+    run_dir, export_dir = toy
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run_dir / "model.keras", bare / "model.keras")
+    wav = str(audio_dir / "tone_8k_mono.wav")
+    assert P.main([wav, "--model", str(bare / "model.keras"), "--threshold", "tuned"]) == 2
+    assert "carries no tuned thresholds" in capsys.readouterr().err
+    assert P.main([wav, "--model", str(export_dir), "--threshold", "1.5"]) == 2
+    assert "--threshold must be in (0, 1)" in capsys.readouterr().err
+    assert P.main([wav, "--model", str(export_dir), "--threshold", "high"]) == 2
+    out = tmp_path / "t.json"
+    assert P.main([wav, "--model", str(export_dir), "--threshold", "0.999", "--format", "json", "--output", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    r = doc["files"][0]
+    assert doc["threshold_source"] == "fixed 0.999"
+    chosen = {c for c in CLASSES if r["probabilities"][c] >= 0.999}
+    chosen |= {FAMILY_OF[c] for c in chosen if c in FAMILY_OF}
+    assert r["classes"] == [c for c in CLASSES if c in chosen]
+    # A bare .tflite without export.json: rate from --sample-rate, taxonomy class names, 0.5.
+    shutil.copy(export_dir / "model_float32.tflite", bare / "m.tflite")
+    assert P.main([wav, "--model", str(bare / "m.tflite"), "--sample-rate", "16000", "--format", "json", "--output", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["threshold_source"] == "fixed 0.5" and doc["class_names"] == list(CLASSES)
+    assert doc["files"][0]["classes"] == TONE
+
+
+def test_aggregate_max_is_at_least_mean(toy, audio_dir, tmp_path):
+    long = str(audio_dir / "long_tone_then_noise.flac")
+    docs = {}
+    for agg in ("mean", "max"):
+        out = tmp_path / f"{agg}.json"
+        assert P.main([long, "--model", str(toy[1]), "--aggregate", agg, "--threshold", "0.5", "--format", "json", "--output", str(out)]) == 0
+        docs[agg] = json.loads(out.read_text())["files"][0]
+    for c in CLASSES:
+        assert docs["max"]["probabilities"][c] >= docs["mean"]["probabilities"][c] - 1e-9
+    assert docs["max"]["classes"] == ["percussion", "key", "drums", "piano"]  # both halves count
+
+
+def test_exit_codes(toy, audio_dir, tmp_path, capsys):
+    export_dir = str(toy[1])
+    assert P.main([str(audio_dir / "corrupt.wav"), "--model", export_dir]) == 1  # nothing analysed
+    err = capsys.readouterr().err
+    assert "corrupt.wav" in err and "analysed 0 of 1 files" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert P.main([str(empty), str(tmp_path / "missing.wav"), "--model", export_dir]) == 1
+    assert "missing.wav (no such file or directory)" in capsys.readouterr().err
+    assert P.main([str(audio_dir), "--model", str(tmp_path / "nope.tflite")]) == 2
+    assert "expected a .keras or .tflite file" in capsys.readouterr().err
+    assert P.main([str(audio_dir), "--model", export_dir, "--hop", "0"]) == 2
+    assert P.main([str(audio_dir), "--model", export_dir, "--variant", "tflite_fp16"]) == 2
+    assert "has no model_float16.tflite" in capsys.readouterr().err
+
+
+def test_run_directory_loads_in_a_fresh_process(toy, audio_dir):
+    """A run's model.keras carries train.py's GroupedOptimizer; predict loads it without
+    importing keras_inst.models.optimizers (compile=False)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_inst.predict", str(audio_dir / "tone_8k_mono.wav"), "--model", str(toy[0]), "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["model_kind"] == "keras" and doc["threshold_source"] == "tuned on validation"
+    assert doc["files"][0]["classes"] == ["key"]  # tuned: piano's threshold is never reached

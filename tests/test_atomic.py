@@ -1,0 +1,39 @@
+"""keras_inst.atomic: a failed write leaves the old file, a good one replaces it, stale temps go."""
+
+import json
+import os
+
+import pytest
+
+from keras_inst import atomic
+
+
+def test_write_json_replaces_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "state.json"
+    atomic.write_json(p, {"epoch": 1})
+    atomic.write_json(p, {"epoch": 2})
+    assert json.loads(p.read_text()) == {"epoch": 2}
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_failed_writer_keeps_the_old_file(tmp_path):
+    p = tmp_path / "model.keras"
+    p.write_text("old")
+
+    def writer(tmp):
+        assert tmp.suffix == ".keras" and tmp.name.startswith(".model.keras.tmp-")
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        atomic.write_with(p, writer)
+    assert p.read_text() == "old"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_clean_stale_removes_only_temporaries(tmp_path):
+    (tmp_path / f".a.json.tmp-{os.getpid() + 1}.json").write_text("x")
+    (tmp_path / ".b.tmp-7").mkdir()
+    (tmp_path / "a.json").write_text("{}")
+    assert atomic.clean_stale(tmp_path) == 2
+    assert [x.name for x in tmp_path.iterdir()] == ["a.json"]
