@@ -23,20 +23,35 @@ TMP_MARK = ".tmp-"
 def temp_path(path: str | Path) -> Path:
     """A temporary sibling of ``path`` for this process: ``.<name>.tmp-<pid><suffix>``.
 
-    The suffix is kept (``model.keras`` -> ``.model.keras.tmp-123.keras``) because some writers
-    (``keras.Model.save``, matplotlib) choose the format from it.
+    The suffixes are kept (``model.keras`` -> ``.model.keras.tmp-123.keras``,
+    ``b.weights.h5`` -> ``.b.weights.h5.tmp-123.weights.h5``) because some writers
+    (``keras.Model.save``, ``save_weights``, matplotlib) choose or check the format from them.
     """
     p = Path(path)
-    return p.with_name(f".{p.name}{TMP_MARK}{os.getpid()}{p.suffix}")
+    return p.with_name(f".{p.name}{TMP_MARK}{os.getpid()}{''.join(p.suffixes)}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it replaces ``path``, on error it is removed."""
+def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces ``path``, on error it is removed.
+
+    ``fsync=True`` flushes the file to disk before the rename (for indexes that must survive a
+    power cut, not only a killed process).
+    """
     final = Path(path)
     tmp = temp_path(final)
     try:
         yield tmp
+        if fsync and tmp.is_file():
+            _fsync(tmp)
         os.replace(tmp, final)
     finally:
         if tmp.is_dir():
@@ -45,28 +60,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
+def write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=fsync) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text(path: str | Path, text: str) -> Path:
+def write_text(path: str | Path, text: str, *, fsync: bool = False) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=fsync) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
-def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2, fsync: bool = False) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically."""
-    return write_text(path, json.dumps(obj, indent=indent) + "\n")
+    return write_text(path, json.dumps(obj, indent=indent) + "\n", fsync=fsync)
 
 
-def write_with(path: str | Path, writer: Callable[[Path], Any]) -> Path:
+def write_with(path: str | Path, writer: Callable[[Path], Any], *, fsync: bool = False) -> Path:
     """Call ``writer(tmp_path)`` (e.g. ``model.save``, ``fig.savefig``) and move the result into place."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=fsync) as tmp:
         writer(tmp)
     return Path(path)
 

@@ -52,7 +52,7 @@ def _cpu_name() -> str:
 
 def _runner(form: str, path: Path, threads: int, batch_size: int):
     """(classifier for keras_inst.deploy.predict, raw batch -> probabilities function)."""
-    from keras_inst.deploy.predict import load_classifier
+    from keras_inst.runtime.loader import load_artifact
 
     if form in ("keras", "saved_model"):
         import tensorflow as tf
@@ -60,7 +60,7 @@ def _runner(form: str, path: Path, threads: int, batch_size: int):
         # Must happen before TensorFlow runs its first op.
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    clf = load_classifier(path, num_threads=threads, batch_size=batch_size)
+    clf = load_artifact(path, num_threads=threads, batch_size=batch_size)
     return clf, clf.predict
 
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
 
-    from keras_inst.deploy.lite import default_num_threads
+    from keras_inst.runtime.lite import default_num_threads
 
     cores = default_num_threads()
     forms = [f for f in args.forms.split(",") if f]

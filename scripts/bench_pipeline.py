@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from keras_inst import atomic
+
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
 VARIANTS = ("chosen", "shared_intra_op_pool", "per_example_effects", "generator_interleave",
             "in_memory_audio", "no_effects", "one_core", "numpy_baseline", "numpy_baseline_hop512",
@@ -68,24 +70,70 @@ def _rate(ds, *, batches: int, warmup: int, batch_size: int) -> dict:
     return {**out, "batches": batches, "warmup_seconds": round(t1 - t0, 2)}
 
 
+def _example_specs(sampler, t_in: int):
+    """Specs of ``_draw_example``: (RecipeArrays, audio int16 [N, t_in], scales float32 [N])."""
+    import tensorflow as tf
+
+    return (sampler.array_specs(), tf.TensorSpec((sampler.n_max, t_in), tf.int16),
+            tf.TensorSpec((sampler.n_max,), tf.float32))
+
+
+def _draw_example(sampler, i: int, t_in: int) -> tuple:
+    """Training recipe ``i`` and the chunks of all its N slots (zeros for PAD slots)."""
+    from keras_inst.data.pipeline import gather_sources
+
+    rec = sampler.train_arrays(i)
+    return (rec, *gather_sources(sampler.table, rec.stems, rec.starts, t_in))
+
+
+def per_example_dataset(cfg, sampler, *, start_example: int = 0, batch_size: int | None = None):
+    """Alternative: the pipeline's earlier design, effects per example before batching: one
+    numpy_function (recipe + all N chunks) and one effects call per example, then batch.
+    The same examples as ``training_dataset`` up to float rounding; only this benchmark uses it."""
+    import tensorflow as tf
+
+    from keras_inst.data.mixing import finish_recipe, numpy_call
+    from keras_inst.data.pipeline import mix_sources, training_input_samples
+
+    t_in = training_input_samples(cfg)
+    specs = _example_specs(sampler, t_in)
+
+    def example(i):
+        rec, audio, scales = numpy_call(lambda j: _draw_example(sampler, int(j), t_in), [i], specs)
+        return {**finish_recipe(rec, sampler=sampler), "audio": audio, "scales": scales}
+
+    def mix_one(r):
+        params = type(r["params"])(*(p[None] for p in r["params"]))
+        mix = mix_sources(r["audio"][None], r["scales"][None], params, r["valid"][None],
+                          out_samples=cfg.audio.chunk_samples, sample_rate=cfg.audio.sample_rate,
+                          peak_normalize=cfg.mixing.peak_normalize, random_effects=True)[0]
+        return mix, r["labels"]
+
+    ds = tf.data.Dataset.range(start_example, tf.int64.max)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(mix_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size or cfg.training.batch_size, drop_remainder=True)
+    opts = tf.data.Options()
+    opts.threading.max_intra_op_parallelism = 1  # as the chosen pipeline (its default)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(opts)
+
+
 def _generator_dataset(cfg, sampler, workers: int = 4):
     """Alternative: per-example Python generators, interleaved in parallel, batched effects."""
     import tensorflow as tf
 
     from keras_inst.data.mixing import finish_recipe
-    from keras_inst.data.pipeline import gather_sources, mix_sources, training_input_samples
+    from keras_inst.data.pipeline import mix_sources, training_input_samples
 
     t_in = training_input_samples(cfg)
-    specs = sampler.array_specs() + [("audio", tf.int16, (sampler.n_max, t_in)),
-                                     ("scales", tf.float32, (sampler.n_max,))]
-    sig = {name: tf.TensorSpec(shape, dt) for name, dt, shape in specs}
+    rec_specs, audio_spec, scales_spec = _example_specs(sampler, t_in)
+    sig = {**rec_specs._asdict(), "audio": audio_spec, "scales": scales_spec}
 
     def gen(w):
         i = int(w)
         while True:
-            arrays = sampler.train_arrays(i)
-            audio, scales = gather_sources(sampler.table, arrays[4], arrays[5], t_in)
-            yield dict(zip(sig, (*arrays, audio, scales), strict=True))
+            rec, audio, scales = _draw_example(sampler, i, t_in)
+            yield {**rec._asdict(), "audio": audio, "scales": scales}
             i += workers
 
     ds = tf.data.Dataset.range(workers).interleave(
@@ -170,7 +218,7 @@ def _single_process(cfg, sampler, n_examples: int, apply_one) -> dict:
     the same recipes and parameters as the TF stream (drawn beforehand, not timed)."""
     import numpy as np
 
-    from keras_inst.augment.reference import IDENTITY, params_item
+    from keras_inst.augment.params import IDENTITY, params_item
     from keras_inst.data.pipeline import training_input_samples
 
     t_in, t = training_input_samples(cfg), cfg.audio.chunk_samples
@@ -236,7 +284,7 @@ BASELINES = {
 PIPELINES = {
     "chosen": ("tf", {}, {}),  # keras_inst.data.pipeline.training_dataset's defaults
     "shared_intra_op_pool": ("tf", {"intra_op_parallelism": None}, {}),
-    "per_example_effects": ("tf", {"batched_effects": False}, {}),
+    "per_example_effects": ("per_example", {}, {}),
     "generator_interleave": ("generator", {}, {}),
     "in_memory_audio": ("memory", {}, {}),
     "no_effects": ("tf", {"random_effects": False}, {}),
@@ -269,6 +317,8 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     kind, kw, threading = PIPELINES[name]
     if kind == "generator":
         ds = _generator_dataset(cfg, sampler)
+    elif kind == "per_example":
+        ds = per_example_dataset(cfg, sampler)
     else:
         if kind == "memory":
             cons = bundle.cache.consolidate(sampler.table.entries)
@@ -311,19 +361,38 @@ def _subprocess(name: str, args: argparse.Namespace, env: dict | None = None) ->
     return result
 
 
-def _ensure_corpus(args: argparse.Namespace) -> None:
-    if Path(args.root).is_dir():
-        return
-    from keras_inst.corpus.render import render_corpus
+def ensure_corpus(root: str | Path, *, songs: int, **render_kw) -> None:
+    """Render ``songs`` songs of the embedded corpus into ``root``, or finish a render that was
+    interrupted there (``render_corpus`` keeps the finished tracks and renders the rest).
 
-    print(f"{args.root} not found: rendering {args.render_songs} songs there", file=sys.stderr)
-    render_corpus(args.root, songs=args.render_songs, seed=0, sample_rate=16000)
+    A complete rendered corpus, or a Slakh-layout folder that was not rendered here (Track
+    folders, no corpus description), is used as it is. ``render_kw`` goes to ``render_corpus``.
+    """
+    from keras_inst.corpus.render import CORPUS_FILE, render_corpus
+
+    root = Path(root).expanduser()
+    desc_file = root / CORPUS_FILE
+    if desc_file.is_file():
+        try:
+            desc = json.loads(desc_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            desc = {}  # render_corpus reports the unreadable file
+        if desc.get("complete"):
+            return
+        songs = max(songs, int(desc.get("songs", 0)))  # finish the render that was started
+        print(f"{root}: finishing an interrupted render of {songs} songs", file=sys.stderr)
+    elif any(root.glob("Track*")):
+        return
+    else:
+        print(f"{root}: rendering {songs} songs there", file=sys.stderr)
+    render_corpus(root, songs=songs, seed=0, sample_rate=16000, **render_kw)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="/tmp/rendered100", help="rendered corpus (Slakh layout)")
-    p.add_argument("--render-songs", type=int, default=20, help="songs to render if --root is absent")
+    p.add_argument("--render-songs", type=int, default=20,
+                   help="songs to render if --root holds no corpus (an interrupted render is finished)")
     p.add_argument("--cache-dir", default=None, help="audio cache (default: <tmp>/keras_inst_bench_cache)")
     p.add_argument("--batches", type=int, default=40, help="timed batches of 16 per variant")
     p.add_argument("--warmup", type=int, default=3)
@@ -337,9 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.cache_dir = args.cache_dir or str(Path(tempfile.gettempdir()) / "keras_inst_bench_cache")
     if args.variant:
-        Path(args.json_variant).write_text(json.dumps(run_variant(args.variant, args)))
+        atomic.write_json(args.json_variant, run_variant(args.variant, args), indent=None)
         return 0
-    _ensure_corpus(args)
+    ensure_corpus(args.root, songs=args.render_songs)
     # Build the cache once up front (not timed), so no variant pays for decoding.
     import logging
 
@@ -400,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(doc, indent=1)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        atomic.write_text(args.out, text + "\n")
     return 0
 
 

@@ -31,6 +31,11 @@ def test_failed_writer_keeps_the_old_file(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["model.keras"]
 
 
+def test_temp_path_keeps_every_suffix(tmp_path):
+    assert atomic.temp_path(tmp_path / "b.weights.h5").name == f".b.weights.h5.tmp-{os.getpid()}.weights.h5"
+    assert atomic.temp_path(tmp_path / "index.json").name == f".index.json.tmp-{os.getpid()}.json"
+
+
 def test_clean_stale_removes_only_temporaries(tmp_path):
     (tmp_path / f".a.json.tmp-{os.getpid() + 1}.json").write_text("x")
     (tmp_path / ".b.tmp-7").mkdir()

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_inst.augment.reference import IDENTITY, PV_N_FFT, SHELF_Q, EffectParams
+from keras_inst.augment.params import IDENTITY, PV_N_FFT, SHELF_Q, EffectParams
 from keras_inst.augment.vocoder import TF_PV_HOP, required_input_samples, time_pitch
 from keras_inst.config.schema import EffectsConfig
 

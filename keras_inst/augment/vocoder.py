@@ -27,7 +27,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_inst.augment.reference import PV_N_FFT
+from keras_inst.augment.params import PV_N_FFT
 from keras_inst.config.schema import EffectsConfig
 
 __all__ = ["TF_PV_HOP", "required_input_samples", "time_pitch"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from keras_inst import atomic
 from keras_inst.config.schema import ExperimentConfig
 
 # ----------------------------------------------------------------------------------------
@@ -218,4 +219,5 @@ def dump_config(cfg: ExperimentConfig) -> str:
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    Path(path).write_text(dump_config(cfg), encoding="utf-8")
+    """Write the fully resolved config to ``path`` (atomically: a killed run leaves no half file)."""
+    atomic.write_text(path, dump_config(cfg))

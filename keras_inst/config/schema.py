@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from keras_inst.config.registry import BACKBONES, DATASETS, PRETRAINED
+
 TRANSFER_MODES = ("scratch", "frozen", "finetune")
-DATASET_NAMES = ("medleydb", "mixing_secrets", "slakh", "mtg_jamendo", "rendered")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # keras_inst.training.distribute
 
 
 def _check(cond: bool, key: str, message: str) -> None:
@@ -92,7 +94,7 @@ class FeaturesConfig:
 class ModelConfig:
     """Backbone and head (paper §2.1: 7 conv blocks, 512-d embedding, FC head)."""
 
-    architecture: str = "short_chunk_cnn"  # short_chunk_cnn | short_chunk_res | musicnn_vgg
+    architecture: str = "short_chunk_cnn"  # a name of keras_inst.config.registry.BACKBONES
     channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
     width_multiplier: float = 1.0
     head_units: int = 512
@@ -100,11 +102,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         k = "model."
-        _check(
-            self.architecture in ("short_chunk_cnn", "short_chunk_res", "musicnn_vgg"),
-            k + "architecture",
-            f"must be short_chunk_cnn, short_chunk_res or musicnn_vgg, got {self.architecture!r}",
-        )
+        BACKBONES.check(self.architecture, k + "architecture")
         _check(len(self.channels) >= 1 and all(c > 0 for c in self.channels), k + "channels", f"must be positive ints, got {list(self.channels)}")
         _check(self.width_multiplier > 0, k + "width_multiplier", f"must be > 0, got {self.width_multiplier}")
         _check(self.head_units > 0, k + "head_units", f"must be > 0, got {self.head_units}")
@@ -128,15 +126,19 @@ class DataConfig:
     render_songs: int = 0  # >0: render this many embedded-corpus songs into roots.rendered if missing
     render_seed: int = 0
     soundfont: str | None = None  # None: TimGM6mb bundled with pretty_midi
+    # [open] beyond the paper: sample sources of the rendered corpus (keras_inst.corpus.sources);
+    # () = every installed one. Exclude some to keep them for held-out-source evaluation.
+    render_sources: tuple[str, ...] = ()
+    render_exclude_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         k = "data."
         _check(len(self.datasets) >= 1, k + "datasets", "must name at least one dataset")
         for name in self.datasets:
-            _check(name in DATASET_NAMES, k + "datasets", f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
+            DATASETS.check(name, k + "datasets")
         _check(len(set(self.datasets)) == len(self.datasets), k + "datasets", f"names a dataset twice: {list(self.datasets)}")
         for name in self.roots:
-            _check(name in DATASET_NAMES, k + "roots", f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
+            DATASETS.check(name, k + "roots")
         _check(len(self.split) == 3 and all(s >= 0 for s in self.split), k + "split", f"must be three non-negative fractions, got {list(self.split)}")
         _check(abs(sum(self.split) - 1.0) < 1e-6, k + "split", f"fractions must sum to 1, got {sum(self.split)}")
         _check(self.group_by in ("none", "artist", "album"), k + "group_by", f"must be none, artist or album, got {self.group_by!r}")
@@ -178,6 +180,100 @@ class MixingConfig:
 
 
 @dataclass(frozen=True)
+class ReverbConfig:
+    """Room reverb (beyond the paper): ONE synthetic room per mix, a send level per source.
+
+    The impulse response is exponentially decaying noise (RT60 drawn per mix) after a pre-delay;
+    each source sends ``send`` of its signal to the room and keeps ``1 - send`` dry.
+    """
+
+    probability: float = 0.0  # per mix
+    rt60_s: tuple[float, float] = (0.2, 1.0)  # log-uniform
+    predelay_ms: tuple[float, float] = (0.0, 20.0)
+    send: tuple[float, float] = (0.1, 0.5)  # wet fraction per source
+
+    def __post_init__(self) -> None:
+        k = "effects.reverb."
+        _check_prob(self.probability, k + "probability")
+        _check_range(self.rt60_s, k + "rt60_s", lo=0.05)
+        _check(self.rt60_s[1] <= 2.0, k + "rt60_s", f"must be <= 2 s (the rooms are 2 s long), got {list(self.rt60_s)}")
+        _check_range(self.predelay_ms, k + "predelay_ms", lo=0.0)
+        _check(self.predelay_ms[1] <= 200.0, k + "predelay_ms", f"must be <= 200 ms, got {list(self.predelay_ms)}")
+        _check_range(self.send, k + "send", lo=0.0)
+        _check(self.send[1] <= 1.0, k + "send", f"must be <= 1, got {list(self.send)}")
+
+
+@dataclass(frozen=True)
+class CompressorConfig:
+    """Feed-forward compressor per source (beyond the paper), with make-up gain to the source's
+    RMS. ``threshold_db`` is relative to the source's RMS over the chunk (scale-invariant)."""
+
+    probability: float = 0.0
+    threshold_db: tuple[float, float] = (-6.0, 6.0)
+    ratio: tuple[float, float] = (2.0, 8.0)  # log-uniform
+    attack_ms: tuple[float, float] = (2.0, 30.0)  # log-uniform
+    release_ms: tuple[float, float] = (50.0, 300.0)  # log-uniform
+
+    def __post_init__(self) -> None:
+        k = "effects.compressor."
+        _check_prob(self.probability, k + "probability")
+        _check_range(self.threshold_db, k + "threshold_db")
+        _check_range(self.ratio, k + "ratio", lo=1.0)
+        _check_range(self.attack_ms, k + "attack_ms", lo=0.1)
+        _check_range(self.release_ms, k + "release_ms", lo=10.0)
+
+
+@dataclass(frozen=True)
+class SaturationConfig:
+    """tanh saturation ("amp distortion") per source, level-compensated, then a 2nd-order
+    low-pass "cabinet" tone at ``tone_hz`` (beyond the paper). ``instruments``: taxonomy class
+    names whose sources may be saturated (empty: every source)."""
+
+    probability: float = 0.0
+    drive_db: tuple[float, float] = (6.0, 30.0)
+    tone_hz: tuple[float, float] = (2500.0, 7000.0)  # log-uniform
+    instruments: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        k = "effects.saturation."
+        _check_prob(self.probability, k + "probability")
+        _check_range(self.drive_db, k + "drive_db", lo=0.0)
+        _check_range(self.tone_hz, k + "tone_hz", lo=20.0)
+
+
+@dataclass(frozen=True)
+class BandLimitConfig:
+    """Codec-like low-pass per source (beyond the paper): a zero-phase Butterworth magnitude of
+    ``order`` (6 dB/octave per order) at a cutoff drawn log-uniform in ``cutoff_hz``."""
+
+    probability: float = 0.0
+    cutoff_hz: tuple[float, float] = (3000.0, 7500.0)
+    order: int = 8
+
+    def __post_init__(self) -> None:
+        k = "effects.band_limit."
+        _check_prob(self.probability, k + "probability")
+        _check_range(self.cutoff_hz, k + "cutoff_hz", lo=20.0)
+        _check(1 <= self.order <= 32, k + "order", f"must be in [1, 32], got {self.order}")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Additive noise per source at an SNR (dB, re the source's power over the chunk) drawn in
+    ``snr_db`` (beyond the paper); pink (1/f) with ``p_pink``, else white."""
+
+    probability: float = 0.0
+    snr_db: tuple[float, float] = (15.0, 40.0)
+    p_pink: float = 0.5
+
+    def __post_init__(self) -> None:
+        k = "effects.noise."
+        _check_prob(self.probability, k + "probability")
+        _check_range(self.snr_db, k + "snr_db")
+        _check_prob(self.p_pink, k + "p_pink")
+
+
+@dataclass(frozen=True)
 class EffectsConfig:
     """Random effects per source (paper §2.3); each has its own probability and range."""
 
@@ -197,6 +293,12 @@ class EffectsConfig:
     pitch_semitones: tuple[float, float] = (-3.0, 3.0)
     p_time_stretch: float = 0.3
     stretch_rate: tuple[float, float] = (0.8, 1.25)
+    # Realism effects beyond the paper (keras_inst.augment.realism): off by default.
+    reverb: ReverbConfig = field(default_factory=ReverbConfig)
+    compressor: CompressorConfig = field(default_factory=CompressorConfig)
+    saturation: SaturationConfig = field(default_factory=SaturationConfig)
+    band_limit: BandLimitConfig = field(default_factory=BandLimitConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
 
     def __post_init__(self) -> None:
         k = "effects."
@@ -237,30 +339,27 @@ class TrainingConfig:
     """Transfer-learning mode (paper §2.4) and the fit loop."""
 
     transfer: str = "finetune"  # scratch | frozen | finetune
-    pretrained: str | None = None  # None | short_chunk_cnn | musicnn_msd_vgg | musicnn_mtt_vgg
+    pretrained: str | None = None  # None | a name of keras_inst.config.registry.PRETRAINED
     pretrained_path: str | None = None  # weights file / checkpoint folder; None: default location
     epochs: int = 100
     steps_per_epoch: int = 500
     batch_size: int = 16
     seed: int = 0
-    mixed_precision: str | None = None  # None | mixed_bfloat16 | mixed_float16
-    shuffle_buffer: int = 256
+    mixed_precision: str | None = None  # None | mixed_bfloat16 | mixed_float16 (loss scaling: automatic)
+    strategy: str = "default"  # default | mirrored (GPUs of one host) | multi_worker (TF_CONFIG)
     num_parallel_calls: int | None = None  # None: tf.data.AUTOTUNE
 
     def __post_init__(self) -> None:
         k = "training."
         _check(self.transfer in TRANSFER_MODES, k + "transfer", f"must be one of {', '.join(TRANSFER_MODES)}, got {self.transfer!r}")
-        _check(
-            self.pretrained in (None, "short_chunk_cnn", "musicnn_msd_vgg", "musicnn_mtt_vgg"),
-            k + "pretrained",
-            f"must be null, short_chunk_cnn, musicnn_msd_vgg or musicnn_mtt_vgg, got {self.pretrained!r}",
-        )
+        if self.pretrained is not None:
+            PRETRAINED.check(self.pretrained, k + "pretrained")
         _check(self.transfer == "scratch" or self.pretrained is not None, k + "pretrained", f"transfer={self.transfer!r} needs a pretrained backbone; set training.pretrained or use transfer=scratch")
         _check(self.epochs >= 1, k + "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.steps_per_epoch >= 1, k + "steps_per_epoch", f"must be >= 1, got {self.steps_per_epoch}")
         _check(self.batch_size >= 1, k + "batch_size", f"must be >= 1, got {self.batch_size}")
         _check(self.mixed_precision in (None, "mixed_bfloat16", "mixed_float16"), k + "mixed_precision", f"must be null, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}")
-        _check(self.shuffle_buffer >= 1, k + "shuffle_buffer", f"must be >= 1, got {self.shuffle_buffer}")
+        _check(self.strategy in STRATEGIES, k + "strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,25 @@ Each song takes an excerpt of a score from music21's bundled corpus (Bach choral
 quartets, madrigals, folk tunes), gives its parts to the instruments of a randomly chosen
 ensemble (string quartet, rock band, jazz combo, ...), adds generated accompaniment from the
 score's implied harmony (bass, guitar strums, piano comping, pads, drums) and renders every part
-separately with a General-MIDI SoundFont (tinysoundfont). Stems are loudness-normalised like
+separately on a sample source drawn per stem (seeded) among the installed sample sets of
+:mod:`keras_inst.corpus.sources` (GM SoundFonts, recorded drum kits, a sung-vowel singer),
+level-corrected per velocity (:mod:`keras_inst.corpus.levels`). Stems are loudness-normalised like
 Slakh (BS.1770 integrated loudness to ``-13 LUFS`` plus a random per-stem offset, then one gain for
 the whole song so nothing clips) and written in Slakh's exact layout, so the Slakh reader reads
 it unchanged as dataset ``rendered``. Rendering is deterministic for a seed, incremental
 (finished tracks are kept; a killed render resumes) and parallel over tracks.
 
 The plan of each track (ensemble, roles, programs, levels) is :mod:`keras_inst.corpus.ensembles`, the
-arrangement of a score for it :mod:`keras_inst.corpus.arrange`, the synthesis of one part and the
-loudness measure :mod:`keras_inst.corpus.synth`; this module renders tracks and writes the corpus.
+arrangement of a score for it :mod:`keras_inst.corpus.arrange`, the sources and the synthesis of one
+part :mod:`keras_inst.corpus.sources`, the loudness measure :mod:`keras_inst.corpus.synth`; this
+module renders tracks and writes the corpus.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -29,17 +33,25 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_inst.atomic import write_text
 from keras_inst.corpus.arrange import arrange
 from keras_inst.corpus.ensembles import TrackPlan, plan_corpus
+from keras_inst.corpus.levels import velocity_gains
 from keras_inst.corpus.scores import Score, load_source
-from keras_inst.corpus.synth import (
-    default_soundfont,
-    integrated_loudness,
-    soundfont_bytes,
-    synthesize,
+from keras_inst.corpus.sources import (
+    ALL_MELODIC,
+    DRUMS,
+    Discovery,
+    SampleSource,
+    discover,
+    draw_source,
+    is_reserved,
+    play,
 )
+from keras_inst.corpus.synth import integrated_loudness
 
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: a sample source per stem
+logger = logging.getLogger("keras_inst.corpus.render")
 TARGET_LUFS = -13.0  # Slakh's normalization_factor
 TARGET_PEAK_DB = -1.0  # Slakh's target_peak
 TAIL_SECONDS = 1.0  # release tail after the last note
@@ -78,28 +90,41 @@ def slakh_program_name(program: int) -> str:
 # One track.
 
 
-def _render_track(plan: TrackPlan, out_dir: Path, params: dict) -> dict:
+def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int) -> list[tuple]:
+    """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible stem."""
+    stems = []
+    for i, sp in enumerate(plan.stems):
+        notes = song.parts.get(sp.name, [])
+        if len(notes) < 2:
+            continue  # the excerpt left this part (almost) silent
+        keys = {k for _, _, k, _ in notes} if sp.is_drum else None
+        src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
+        audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
+                             n_samples=n_samples, seed=(plan.seed * 131 + i) % 2**63,
+                             velocity_gains=velocity_gains(src.name, sp.program))
+        raw = integrated_loudness(audio, sr)
+        if not np.isfinite(raw):
+            continue
+        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - raw) / 20)  # normalise like Slakh
+        # a second step: the gain can lift quiet blocks (tails, a renderer's noise floor) over
+        # BS.1770's -70 LUFS gate, which moves the gated loudness by up to ~0.1 dB
+        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - integrated_loudness(audio, sr)) / 20)
+        stems.append((sp, notes, audio, f"{src.name}:{preset}", raw, src.name))
+    return stems
+
+
+def _render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery) -> dict:
     """Arrange, synthesize and write one track into a temp folder renamed into place."""
     import pretty_midi
     import soundfile as sf
     import yaml
 
-    sr, soundfont = params["sample_rate"], params["soundfont"]
+    sr = params["sample_rate"]
     rng = np.random.default_rng([plan.seed, 2])
     score: Score = load_source(plan.source_kind, rng)
     song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
     n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
-    stems = []
-    for sp in plan.stems:
-        notes = song.parts.get(sp.name, [])
-        if len(notes) < 2:
-            continue  # the excerpt left this part (almost) silent
-        audio, preset = synthesize(notes, program=sp.program, soundfont=soundfont, sample_rate=sr, n_samples=n_samples)
-        raw = integrated_loudness(audio, sr)
-        if not np.isfinite(raw):
-            continue
-        gain = 10 ** ((TARGET_LUFS + sp.level_db - raw) / 20)  # normalise like Slakh
-        stems.append((sp, notes, audio * gain, preset, raw))
+    stems = _render_stems(plan, song, found, sr, n_samples)
     if not stems:
         raise ValueError(f"{plan.name}: no audible stem from {score.source}")
     peak_lin = 10 ** (TARGET_PEAK_DB / 20)
@@ -113,7 +138,7 @@ def _render_track(plan: TrackPlan, out_dir: Path, params: dict) -> dict:
     whole = pretty_midi.PrettyMIDI(initial_tempo=song.qpm)
     mix_i = np.zeros(n_samples, dtype=np.int32)
     meta_stems, extra_stems = {}, {}
-    for i, (sp, notes, audio, preset, raw) in enumerate(stems):
+    for i, (sp, notes, audio, preset, raw, source) in enumerate(stems):
         sid = f"S{i:02d}"
         pcm = np.clip(np.round(audio * overall * 32768.0), -32768, 32767).astype(np.int16)
         mix_i += pcm
@@ -131,10 +156,11 @@ def _render_track(plan: TrackPlan, out_dir: Path, params: dict) -> dict:
             "is_drum": sp.is_drum,
             "midi_program_name": slakh_program_name(sp.program),
             "midi_saved": True,
-            "plugin_name": f"{Path(soundfont).name}:{preset}",
+            "plugin_name": preset,
             "program_num": sp.program,
         }
-        extra_stems[sid] = {"role": sp.role, "level_db": sp.level_db, "raw_loudness": round(raw, 4)}
+        extra_stems[sid] = {"role": sp.role, "level_db": sp.level_db, "raw_loudness": round(raw, 4),
+                            "source": source}
     if np.max(np.abs(mix_i)) > 32767:
         raise ValueError(f"{plan.name}: mix overflows 16 bits after gain {overall}")
     sf.write(tmp / "mix.flac", mix_i.astype(np.int16), sr, subtype="PCM_16", format="FLAC")
@@ -163,12 +189,12 @@ def _render_track(plan: TrackPlan, out_dir: Path, params: dict) -> dict:
         shutil.rmtree(tmp)
     else:
         os.replace(tmp, final)
-    return {"ensemble": plan.ensemble, "seconds": n_samples / sr}
+    return {"ensemble": plan.ensemble, "seconds": n_samples / sr, "sources": [s[5] for s in stems]}
 
 
-def _job(args: tuple[TrackPlan, str, dict]) -> dict:
-    plan, out_dir, params = args
-    return _render_track(plan, Path(out_dir), params)
+def _job(args: tuple[TrackPlan, str, dict, Discovery]) -> dict:
+    plan, out_dir, params, found = args
+    return _render_track(plan, Path(out_dir), params, found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,24 +210,62 @@ class RenderReport:
     seconds: float  # wall time of this call
     audio_seconds: float  # duration of the tracks rendered by this call
     ensembles: dict[str, int] = field(default_factory=dict)  # of the tracks rendered by this call
+    sources: dict[str, int] = field(default_factory=dict)  # stems per sample source, this call
+    missing_sources: tuple[str, ...] = ()  # one line per selected source not installed (skipped)
 
 
-def _params(seed: int, soundfont: Path, sample_rate: int, max_seconds: float) -> dict:
+def _fingerprint(path: str) -> str:
+    """sha1 of a SoundFont file, a Hydrogen kit's drumkit.xml or a sample folder's file list
+    (names and sizes); "builtin" for the singer."""
+    if not path:
+        return f"builtin-{RENDER_VERSION}"
+    p = Path(path)
+    h = hashlib.sha1()
+    if p.is_dir() and not (p / "drumkit.xml").is_file():  # a sample folder: its file list
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f"{f.relative_to(p)}:{f.stat().st_size}\n".encode())
+        return h.hexdigest()
+    with open(p / "drumkit.xml" if p.is_dir() else p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _params(seed: int, found: Discovery, sample_rate: int, max_seconds: float) -> dict:
     import music21
 
+    gains = {s.name: {p: velocity_gains(s.name, p) for p in sorted(s.programs)} for s in found.available}
     return {
         "format": "keras_inst-rendered (Slakh layout)",
         "render_version": RENDER_VERSION,
         "seed": seed,
         "sample_rate": sample_rate,
         "max_seconds": max_seconds,
-        "soundfont": str(soundfont),
-        "soundfont_sha1": hashlib.sha1(soundfont_bytes(str(soundfont))).hexdigest(),
+        "sources": {s.name: _fingerprint(found.paths[s.name]) for s in found.available},
+        "level_corrections_sha1": hashlib.sha1(json.dumps(gains, sort_keys=True).encode()).hexdigest(),
+        "source_paths": dict(found.paths),
+        "missing_sources": found.report(),
         "music21_version": music21.__version__,
     }
 
 
-_NOT_IDENTITY = ("songs", "complete", "soundfont")  # may differ between compatible renders
+# may differ between compatible renders (paths: TimGM6mb lives in each venv)
+_NOT_IDENTITY = ("songs", "complete", "source_paths", "missing_sources")
+
+
+def _discover(soundfont: str | None, sources, exclude_sources) -> Discovery:
+    """The source set of a render: the registry (filtered), or one user SoundFont for everything."""
+    if soundfont is None:
+        return discover(sources, exclude_sources)
+    if sources or exclude_sources:
+        raise ValueError("soundfont replaces the sample-source registry; don't combine it with sources/exclude_sources")
+    path = Path(soundfont).expanduser().resolve()
+    if is_reserved(str(path)):
+        raise ValueError(f"soundfont {str(path)!r}: the MuseScore General family is reserved for independent evaluation")
+    if not path.is_file():
+        raise ValueError(f"soundfont {str(path)!r} does not exist")
+    own = SampleSource(f"file:{path.name}", "sf2", "user", str(path), "?", ALL_MELODIC | {DRUMS})
+    return discover(registry=(own,))
 
 
 def _check_existing(out: Path, params: dict, songs: int) -> dict | None:
@@ -231,8 +295,16 @@ def render_corpus(
     workers: int | None = None,
     progress: bool = True,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    sources: str | list[str] | None = None,
+    exclude_sources: str | list[str] | None = None,
 ) -> RenderReport:
-    """Render tracks 1..songs into ``out_dir`` (Slakh layout); finished tracks are kept."""
+    """Render tracks 1..songs into ``out_dir`` (Slakh layout); finished tracks are kept.
+
+    ``sources`` / ``exclude_sources`` restrict the sample sources (names of
+    :data:`keras_inst.corpus.sources.REGISTRY`); selected ones that are not installed are
+    skipped and listed in the report (``missing_sources``), the log and ``corpus.json``.
+    ``soundfont`` renders everything with one user SoundFont instead.
+    """
     t0 = time.perf_counter()
     if songs < 1:
         raise ValueError(f"songs must be >= 1, got {songs}")
@@ -242,30 +314,31 @@ def render_corpus(
         raise ValueError(f"max_seconds must be in [2, 600], got {max_seconds}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    sf_path = Path(soundfont).expanduser().resolve() if soundfont else default_soundfont()
-    if not sf_path.is_file():
-        raise ValueError(f"soundfont {str(sf_path)!r} does not exist")
+    found = _discover(soundfont, sources, exclude_sources)
+    for line in found.report():
+        logger.warning(line)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    params = _params(seed, sf_path, sample_rate, float(max_seconds))
+    params = _params(seed, found, sample_rate, float(max_seconds))
     old = _check_existing(out, params, songs)
     if old is None and any(out.glob("Track*")):
         raise ValueError(f"{out} holds Track folders but no {CORPUS_FILE}: not a rendered corpus; use another --out")
     plans = plan_corpus(songs, seed)
     todo = [p for p in plans if not (out / p.name / "metadata.yaml").is_file()]
     if old and old.get("complete") and old.get("songs") == songs and not todo:
-        return RenderReport(out, songs, 0, songs, time.perf_counter() - t0, 0.0)
+        return RenderReport(out, songs, 0, songs, time.perf_counter() - t0, 0.0, missing_sources=tuple(found.report()))
     desc = {**params, "songs": songs, "complete": False}
-    (out / CORPUS_FILE).write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n")
+    write_text(out / CORPUS_FILE, json.dumps(desc, indent=2, sort_keys=True) + "\n")
     for stale in out.glob(".tmp-Track*"):  # left by a killed render
         shutil.rmtree(stale, ignore_errors=True)
-    results = _run_jobs([(p, str(out), params) for p in todo], workers, progress)
+    results = _run_jobs([(p, str(out), params, found) for p in todo], workers, progress)
     desc["complete"] = True
-    (out / CORPUS_FILE).write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n")
-    (out / "README.txt").write_text(_readme(desc))
+    write_text(out / CORPUS_FILE, json.dumps(desc, indent=2, sort_keys=True) + "\n")
+    write_text(out / "README.txt", _readme(desc))
     return RenderReport(
         out, songs, len(todo), songs - len(todo), time.perf_counter() - t0,
         float(sum(r["seconds"] for r in results)), dict(Counter(r["ensemble"] for r in results)),
+        dict(Counter(s for r in results for s in r["sources"])), tuple(found.report()),
     )
 
 
@@ -291,13 +364,20 @@ def _run_jobs(jobs: list, workers: int | None, progress: bool) -> list[dict]:
     return results
 
 
+def _source_args(desc: dict) -> str:
+    names = list(desc["sources"])
+    if len(names) == 1 and names[0].startswith("file:"):
+        return f"--soundfont {desc['source_paths'][names[0]]}"
+    return f"--sources {','.join(names)}"
+
+
 def _readme(desc: dict) -> str:
     lines = [
         "keras_inst embedded multitrack corpus (Slakh layout: TrackNNNNN/{metadata.yaml,mix.flac,stems/,MIDI/}).",
         "Scores from music21's bundled corpus, arranged for random ensembles and rendered per stem",
-        "with a General-MIDI SoundFont. Regenerate with:",
+        "on sample sources drawn per stem (see 'sources'). Regenerate with:",
         f"  python -m keras_inst.data render --out DIR --songs {desc['songs']} --seed {desc['seed']}"
-        f" --sample-rate {desc['sample_rate']} --soundfont {desc['soundfont']}",
+        f" --sample-rate {desc['sample_rate']} " + _source_args(desc),
         "",
     ]
     return "\n".join(lines + [f"{k}: {v}" for k, v in sorted(desc.items())]) + "\n"
@@ -309,9 +389,13 @@ def run_render_cli(args) -> int:
         args.out, songs=args.songs, seed=args.seed, soundfont=args.soundfont,
         sample_rate=args.sample_rate, workers=args.workers,
         max_seconds=getattr(args, "max_seconds", None) or DEFAULT_MAX_SECONDS,
+        sources=getattr(args, "sources", None), exclude_sources=getattr(args, "exclude_sources", None),
     )
+    for line in rep.missing_sources:
+        print(line, file=sys.stderr)
     print(
         f"{rep.out_dir}: {rep.songs} songs ({rep.rendered} rendered, {rep.reused} already there), "
         f"{rep.audio_seconds / 60:.1f} min of audio in {rep.seconds:.1f} s"
+        + (f"; stems per source: {dict(sorted(rep.sources.items()))}" if rep.sources else "")
     )
     return 0

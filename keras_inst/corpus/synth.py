@@ -28,28 +28,24 @@ def soundfont_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def synthesize(
-    notes: list[tuple[float, float, int, int]],
-    *,
-    program: int,
-    soundfont: str | Path,
-    sample_rate: int,
-    n_samples: int,
-) -> tuple[np.ndarray, str]:
-    """Render (onset_s, duration_s, key, velocity) notes on one GM program -> (mono float32 [n], preset).
+@lru_cache(maxsize=4)
+def _synth(path: str, sample_rate: int):
+    """One tinysoundfont synthesizer per SoundFont and rate, loaded once per process.
 
-    A fresh synthesizer per stem keeps stems independent of each other and of render order.
+    Loading FluidR3 takes ~2.4 s; every stem resets the channels it used (all sounds off, all
+    controllers reset), which leaves no state behind: a reused synth renders bit-identically to a
+    fresh one (tests/corpus/test_synth.py).
     """
     import tinysoundfont
 
     synth = tinysoundfont.Synth(samplerate=sample_rate)
-    sfid = synth.sfload(soundfont_bytes(str(soundfont)))
-    drum = program == 128
-    try:
-        synth.program_select(0, sfid, 0, 0 if drum else program, is_drums=drum)
-    except RuntimeError as e:
-        raise ValueError(f"soundfont {soundfont}: no preset for GM program {program} ({e})") from e
-    preset = synth.sfpreset_name(sfid, 128 if drum else 0, 0 if drum else program) or "?"
+    return synth, synth.sfload(soundfont_bytes(path))
+
+
+def _play(synth, sfid: int, chan_preset: tuple[int, int, bool], notes: list, sample_rate: int, n_samples: int) -> np.ndarray:
+    """Play notes on channel 0 of the cached synth -> stereo float32 [n, 2]; leaves it silent."""
+    bank, prog, drum = chan_preset
+    synth.program_select(0, sfid, bank, prog, is_drums=drum)
     events = []
     for on, dur, key, vel in notes:
         a = int(round(on * sample_rate))
@@ -58,19 +54,56 @@ def synthesize(
     events.sort(key=lambda e: (e[0], e[1], e[2]))  # note-offs before note-ons at one sample
     buf = memoryview(bytearray(n_samples * 8))  # interleaved stereo float32
     pos = 0
-    for sample, is_on, key, vel in events:
-        sample = min(sample, n_samples)
-        if sample > pos:
-            synth.generate_simple(sample - pos, buffer=buf[pos * 8 : sample * 8])
-            pos = sample
-        if is_on:
-            synth.noteon(0, key, vel)
-        else:
-            synth.noteoff(0, key)
-    if pos < n_samples:
-        synth.generate_simple(n_samples - pos, buffer=buf[pos * 8 :])
-    stereo = np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)  # [n, 2]
-    return stereo.mean(axis=1).astype(np.float32), preset
+    try:
+        for sample, is_on, key, vel in events:
+            sample = min(sample, n_samples)
+            if sample > pos:
+                synth.generate_simple(sample - pos, buffer=buf[pos * 8 : sample * 8])
+                pos = sample
+            if is_on:
+                synth.noteon(0, key, vel)
+            else:
+                synth.noteoff(0, key)
+        if pos < n_samples:
+            synth.generate_simple(n_samples - pos, buffer=buf[pos * 8 :])
+    finally:
+        # sounds_off still fades voices out over ~10 ms: render that away so the next stem
+        # starts from silence (a reused synth then matches a fresh one bit for bit)
+        synth.sounds_off(0)
+        synth.control_change(0, 121, 0)
+        synth.generate_simple(int(0.1 * sample_rate))
+    return np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)
+
+
+def synthesize(
+    notes: list[tuple[float, float, int, int]],
+    *,
+    program: int,
+    soundfont: str | Path,
+    sample_rate: int,
+    n_samples: int,
+    preset: tuple[int, int] | None = None,
+    velocity_gains: tuple[tuple[int, float], ...] = (),
+) -> tuple[np.ndarray, str]:
+    """Render (onset_s, duration_s, key, velocity) notes on one GM program -> (mono float32 [n], preset).
+
+    ``preset`` = (bank, preset) overrides the GM choice (a drum kit stored as a melodic preset);
+    ``velocity_gains`` = ((max_velocity, gain_db), ...) ascending renders each velocity band in its
+    own pass and scales it by gain_db (the measured level correction of this preset).
+    """
+    synth, sfid = _synth(str(soundfont), sample_rate)
+    drum = program == 128 and preset is None
+    bank, prog = preset if preset is not None else ((128, 0) if drum else (0, program))
+    name = synth.sfpreset_name(sfid, bank, prog)
+    if not name:
+        raise ValueError(f"soundfont {soundfont}: no preset {bank}:{prog} for GM program {program}")
+    from keras_inst.corpus.levels import split_bands
+
+    chan = (0, 0, True) if drum else (bank, prog, False)
+    out = np.zeros((n_samples, 2), dtype=np.float32)
+    for gain_db, part in split_bands(notes, velocity_gains):
+        out += np.float32(10 ** (gain_db / 20)) * _play(synth, sfid, chan, part, sample_rate, n_samples)
+    return out.mean(axis=1).astype(np.float32), name
 
 
 def _k_weighting(fs: float) -> list[tuple[np.ndarray, np.ndarray]]:

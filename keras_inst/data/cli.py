@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_inst.config.io import add_override_argument
-from keras_inst.config.schema import DATASET_NAMES
+from keras_inst.config.registry import DATASETS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,14 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="summarise a dataset download: songs, stems, class counts, problems")
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--dataset", required=True, choices=DATASETS.names())
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--json", dest="json_path", default=None, help="also write the summary as JSON here")
     p.add_argument("--no-audio-check", dest="audio_check", action="store_false", help="skip opening every audio file (metadata and labels only)")
 
     p = sub.add_parser("cache", help="decode, resample and cache the stems of datasets for fast chunk access")
     p.add_argument("--config", default=None, help="config whose data section names datasets and roots")
-    p.add_argument("--dataset", choices=DATASET_NAMES, default=None, help="one dataset (with --root)")
+    p.add_argument("--dataset", choices=DATASETS.names(), default=None, help="one dataset (with --root)")
     p.add_argument("--root", default=None)
     p.add_argument("--cache-dir", default=None, help="default: the config's data.cache_dir")
     p.add_argument("--sample-rate", type=int, default=None, help="default: the config's audio.sample_rate")
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (Slakh layout: TrackNNNNN/...)")
     p.add_argument("--songs", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--soundfont", default=None, help=".sf2 file (default: TimGM6mb bundled with pretty_midi)")
+    p.add_argument("--soundfont", default=None, help="one .sf2 for every stem instead of the sample-source registry")
+    p.add_argument("--sources", default=None, help="comma-separated sample sources to draw from (default: all installed)")
+    p.add_argument("--exclude-sources", default=None, help="comma-separated sample sources to leave out (held-out evaluation)")
     p.add_argument("--sample-rate", type=int, default=16000, help="stem sample rate (default 16000)")
     p.add_argument("--workers", type=int, default=None, help="parallel render processes (default: all cores)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="length of each song's excerpt in seconds (default 30)")

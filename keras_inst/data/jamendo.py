@@ -75,7 +75,6 @@ def load_tagging_data(
     the tracks are split at random with ``data.split``/``data.split_seed``/``data.group_by``.
     """
     from keras_inst.data.datasets import mtg_jamendo
-    from keras_inst.data.splits import split_songs
 
     root_path = jamendo_root(cfg)
     tsv_path = Path(tsv).expanduser() if tsv is not None else mtg_jamendo.find_tsv(root_path)
@@ -93,17 +92,7 @@ def load_tagging_data(
         f"{DATASET}: {len(songs)} tracks with audio, {len(tags)} tags in {tsv_path.name} "
         f"(reader problems: {counts})"
     )
-    if any(s.official_split for s in songs):
-        parts = split_songs(songs, use_official=True, unassigned="drop")
-        split_source = "official"
-    else:
-        parts = split_songs(
-            songs, fractions=cfg.data.split, seed=cfg.data.split_seed, group_by=cfg.data.group_by
-        )
-        split_source = (
-            f"random (no split files; data.split {list(cfg.data.split)}, "
-            f"seed {cfg.data.split_seed})"
-        )
+    parts, split_source = _split_tracks(cfg, songs)
     all_songs = [s for name in SPLITS for s in parts[name]]
     cache_report = build_cache(
         all_songs,
@@ -128,6 +117,19 @@ def load_tagging_data(
                 "check the audio folder and the split files"
             )
     return TaggingData(tags, tsv_path, cache, entries, labels, split_source)
+
+
+def _split_tracks(cfg: ExperimentConfig, songs: list) -> tuple[dict[str, list], str]:
+    """The official split when the split files are there, else a seeded random one; and its name."""
+    from keras_inst.data.splits import split_songs
+
+    if any(s.official_split for s in songs):
+        return split_songs(songs, use_official=True, unassigned="drop"), "official"
+    parts = split_songs(
+        songs, fractions=cfg.data.split, seed=cfg.data.split_seed, group_by=cfg.data.group_by
+    )
+    return parts, (f"random (no split files; data.split {list(cfg.data.split)}, "
+                   f"seed {cfg.data.split_seed})")
 
 
 def training_chunk(
@@ -168,7 +170,7 @@ def training_dataset(data: TaggingData, cfg: ExperimentConfig, *, start_example:
     """Infinite ``(waveform [B, chunk_samples], tags [B, n_tags])`` batches of random chunks.
 
     Examples ``start_example, start_example + 1, ...`` of the seeded stream; they are drawn at
-    random already, so no shuffle buffer is used (``training.shuffle_buffer`` does not apply).
+    random already, so no shuffle buffer is used (a buffer would also break exact resume).
     """
     import tensorflow as tf
 

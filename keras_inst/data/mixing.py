@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -162,6 +162,27 @@ class Structure(NamedTuple):
     effects_seed: np.ndarray  # int64 [2] seed of sample_effect_params
 
 
+class RecipeArrays(NamedTuple):
+    """The padded arrays of one recipe as they travel through tf.data (NumPy arrays or tensors;
+    :meth:`stack` of several, or a batched dataset, adds a leading [B] axis to every field).
+    N = ``RecipeSampler.n_max`` source slots, W = ``RecipeSampler.window_max`` envelope frames."""
+
+    index: Any  # int64 []: example index in its stream
+    dataset: Any  # int32 []: index into SourceTable.datasets
+    musical: Any  # bool []
+    n: Any  # int32 []: used source slots (the first n of N)
+    stems: Any  # int32 [N]: stem indices of the table, PAD in unused slots
+    starts: Any  # int64 [N]: chunk start samples
+    effects_seed: Any  # int64 [2]: seed of sample_effect_params
+    active: Any  # uint8 [N, W]: each source's envelope frames from its start
+    classes: Any  # float32 [N, 15]: each source's classes (zeros in unused slots)
+
+    @classmethod
+    def stack(cls, items: Sequence[RecipeArrays]) -> RecipeArrays:
+        """Recipes stacked field by field: every field gets a leading [len(items)] axis."""
+        return cls(*(np.stack(col) for col in zip(*items, strict=True)))
+
+
 class RecipeSampler:
     """Draws recipe structures from a :class:`SourceTable` (see the module doc)."""
 
@@ -263,8 +284,8 @@ class RecipeSampler:
         return out
 
     # -- arrays for TensorFlow ---------------------------------------------------------------
-    def arrays(self, s: Structure) -> tuple[np.ndarray, ...]:
-        """Padded arrays of a structure (see :data:`ARRAY_SPECS` for names, dtypes, shapes)."""
+    def arrays(self, s: Structure) -> RecipeArrays:
+        """Padded arrays of a structure (dtypes and shapes: :meth:`array_specs`)."""
         t, n_max, w_max = self.table, self.n_max, self.window_max
         stems = np.full(n_max, PAD, np.int32)
         starts = np.zeros(n_max, np.int64)
@@ -277,44 +298,48 @@ class RecipeSampler:
             a = t.active[k][f: f + w_max]
             active[i, : a.size] = a
             classes[i] = t.classes[k]
-        return (np.int64(s.index), np.int32(s.dataset), np.bool_(s.musical), np.int32(n), stems,
-                starts, s.effects_seed.astype(np.int64), active, classes)
+        return RecipeArrays(
+            index=np.int64(s.index), dataset=np.int32(s.dataset), musical=np.bool_(s.musical),
+            n=np.int32(n), stems=stems, starts=starts, effects_seed=s.effects_seed.astype(np.int64),
+            active=active, classes=classes)
 
-    def train_arrays(self, index: np.int64) -> tuple[np.ndarray, ...]:
+    def train_arrays(self, index: np.int64) -> RecipeArrays:
         return self.arrays(self.draw(int(index)))
 
-    def array_specs(self) -> list[tuple[str, tf.DType, tuple[int, ...]]]:
+    def array_specs(self, *, batch: int | None = None) -> RecipeArrays:
+        """The :class:`tf.TensorSpec` of each field (with a leading ``[batch]`` axis if given)."""
         n, w = self.n_max, self.window_max
-        return [("index", tf.int64, ()), ("dataset", tf.int32, ()), ("musical", tf.bool, ()),
-                ("n", tf.int32, ()), ("stems", tf.int32, (n,)), ("starts", tf.int64, (n,)),
-                ("effects_seed", tf.int64, (2,)), ("active", tf.uint8, (n, w)),
-                ("classes", tf.float32, (n, NUM_CLASSES))]
+        lead = () if batch is None else (batch,)
+        return RecipeArrays(*(tf.TensorSpec(lead + shape, dtype) for dtype, shape in (
+            (tf.int64, ()), (tf.int32, ()), (tf.bool, ()), (tf.int32, ()), (tf.int32, (n,)),
+            (tf.int64, (n,)), (tf.int64, (2,)), (tf.uint8, (n, w)),
+            (tf.float32, (n, NUM_CLASSES)))))
 
 
-def numpy_structure(sampler: RecipeSampler, fn, *inputs: tf.Tensor,
-                    extra: Sequence[tuple[str, tf.DType, tuple[int, ...]]] = ()
-                    ) -> dict[str, tf.Tensor]:
-    """Run ``fn(*inputs)`` (returning ``sampler.arrays(...)`` then one array per ``extra`` spec)
-    as one numpy_function; returns a dict of tensors with static shapes."""
-    specs = [*sampler.array_specs(), *extra]
-    outs = tf.numpy_function(fn, list(inputs), [dt for _, dt, _ in specs], stateful=False)
-    rec = {}
-    for (name, _, shape), t in zip(specs, outs, strict=True):
-        t.set_shape(shape)
-        rec[name] = t
-    return rec
+def numpy_call(fn: Callable[..., Any], inputs: Sequence[tf.Tensor], specs: Any) -> Any:
+    """Run ``fn(*inputs)`` as one ``tf.numpy_function``. ``fn`` returns a structure of arrays
+    shaped like ``specs`` (NamedTuples/tuples of :class:`tf.TensorSpec`); so does this, with
+    tensors of static shapes."""
+    flat = tf.nest.flatten(specs)
+    outs = tf.numpy_function(lambda *a: tf.nest.flatten(fn(*a)), list(inputs),
+                             [spec.dtype for spec in flat], stateful=False)
+    for t, spec in zip(outs, flat, strict=True):
+        t.set_shape(spec.shape)
+    return tf.nest.pack_sequence_as(specs, outs)
 
 
-def finish_recipe(rec: dict[str, tf.Tensor], *, sampler: RecipeSampler,
+def finish_recipe(rec: RecipeArrays | Mapping[str, tf.Tensor], *, sampler: RecipeSampler,
                   random_effects: bool = True) -> dict[str, tf.Tensor]:
     """Add effect parameters, per-source audibility and the labels to recipes (graph code).
 
-    Works on one recipe (fields as in :meth:`RecipeSampler.array_specs`) or on a batch of them
-    (every field with a leading batch axis: one call per batch is much cheaper than one per
-    example). Adds ``valid`` bool [..., N], ``params`` (:class:`EffectParams`, fields [..., N];
-    identity for unused slots, and everywhere when ``random_effects`` is False), ``audible`` bool
-    [..., N] and ``labels`` float32 [..., 15].
+    Works on one recipe (:class:`RecipeArrays`, or a dict with its fields and possibly more) or
+    on a batch of them (every field with a leading batch axis: one call per batch is much
+    cheaper than one per example). Returns a dict of the recipe's fields plus ``valid`` bool
+    [..., N], ``params`` (:class:`EffectParams`, fields [..., N]; identity for unused slots, and
+    everywhere when ``random_effects`` is False), ``audible`` bool [..., N] and ``labels``
+    float32 [..., 15].
     """
+    rec = rec._asdict() if isinstance(rec, RecipeArrays) else dict(rec)
     n_max = sampler.n_max
     valid = tf.range(n_max) < rec["n"][..., None]  # [..., N]
     ident = EffectParams(*(tf.broadcast_to(v, tf.shape(valid)) for v in identity_params(n_max)))
@@ -347,7 +372,7 @@ def recipe_dataset(sampler: RecipeSampler, *, start: int = 0, count: int | None 
     calls = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
 
     def one(i: tf.Tensor) -> dict[str, tf.Tensor]:
-        rec = numpy_structure(sampler, sampler.train_arrays, i)
+        rec = numpy_call(sampler.train_arrays, [i], sampler.array_specs())
         return finish_recipe(rec, sampler=sampler, random_effects=random_effects)
 
     return ds.map(one, num_parallel_calls=calls, deterministic=True)

@@ -9,18 +9,19 @@ from the cache's memory maps -> graph code on the whole batch: effect parameters
 :func:`keras_inst.augment.effects.apply_effects` call over the M rows -> sorted segment sum per mix ->
 peak normalisation -> ``(waveform float32 [B, T], labels float32 [B, 15])`` -> prefetch. This
 design was chosen by measurement (docs/benchmarks.md "Data pipeline",
-scripts/bench_pipeline.py): against the previous per-example map + batch + mix, one
-numpy_function and one graph call per batch removed most of the per-example overhead.
+scripts/bench_pipeline.py, which also holds the alternatives): against the previous
+per-example map + batch + mix, one numpy_function and one graph call per batch removed most
+of the per-example overhead.
 
 Order and determinism: maps run with ``deterministic=True`` and every random number is a pure
 function of ``(training.seed, example index)``, so the same seed gives the same examples
 however many threads run, and ``start_example=k`` continues the stream exactly at example k.
 
-Shuffling: ``training.shuffle_buffer`` is deliberately not applied to this stream. Every
-example is an independent draw (a fresh recipe from its own seeded generator), so consecutive
-examples are already uncorrelated; a shuffle buffer would only hold ``shuffle_buffer`` mixed
-examples in memory (256 x 256 KB), delay the first batch and make the order depend on the
-buffer's fill state, which breaks exact resumption at ``start_example``.
+Shuffling: there is no shuffle buffer, on purpose. Every example is an independent draw (a
+fresh recipe from its own seeded generator), so consecutive examples are already
+uncorrelated; a shuffle buffer would only hold mixed examples in memory (256 x 256 KB for 256),
+delay the first batch and make the order depend on the buffer's fill state, which breaks exact
+resumption at ``start_example``.
 
 Validation/test (finite): MUSICAL mixes only (paper §2.3), ``mixing.eval_chunks_per_song``
 recipes per song for every song of the split, N drawn as in training, positions preferring
@@ -40,21 +41,22 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from keras_inst.augment.effects import apply_effects, required_input_samples
+from keras_inst.augment.realism import RealismParams, draw_realism, mix_with_realism
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.data.cache.store import AudioCache, ensure_cache
 from keras_inst.data.datasets.base import ReaderReport, Song
 from keras_inst.data.mixing import (
+    RecipeArrays,
     RecipeSampler,
     SourceTable,
-    Structure,
     finish_recipe,
-    numpy_structure,
+    numpy_call,
 )
 from keras_inst.data.splits import SPLITS, SongSplit, load_or_make_split
 
@@ -104,32 +106,40 @@ def gather_sources(table: SourceTable, stems: np.ndarray, starts: np.ndarray,
     return out, scales
 
 
-def _audio_specs(sampler: RecipeSampler, t_in: int) -> list[tuple[str, tf.DType, tuple]]:
-    return [("audio", tf.int16, (sampler.n_max, t_in)), ("scales", tf.float32, (sampler.n_max,))]
+class BatchDraw(NamedTuple):
+    """What :func:`draw_batch` returns: the recipes and the audio of their used slots."""
+
+    recipes: RecipeArrays  # every field with a leading [size] axis
+    audio: Any  # int16 [M, length]: the chunks of the M used slots, example-major
+    scales: Any  # float32 [M]: their int16 -> float scales
 
 
-def draw_batch(sampler: RecipeSampler, first: int, size: int, length: int
-               ) -> tuple[np.ndarray, ...]:
-    """Training recipes ``first .. first + size - 1`` stacked (``sampler.array_specs()`` with a
-    leading [size] axis), then the int16 chunks of their USED slots only, ``[M, length]`` in
-    example-major order, and their float32 scales ``[M]`` (no PAD rows are read or copied)."""
-    cols = list(zip(*(sampler.train_arrays(first + j) for j in range(size)), strict=True))
-    arrays = [np.stack(c) for c in cols]
-    stems, starts = arrays[4], arrays[5]  # [size, N]
-    used = stems >= 0
+def draw_batch(sampler: RecipeSampler, first: int, size: int, length: int) -> BatchDraw:
+    """Training recipes ``first .. first + size - 1`` stacked and the int16 chunks of their USED
+    slots only, in example-major order (no PAD rows are read or copied)."""
+    recipes = RecipeArrays.stack([sampler.train_arrays(first + j) for j in range(size)])
+    used = recipes.stems >= 0  # [size, N]
     audio = np.empty((int(used.sum()), length), np.int16)
     scales = np.empty(audio.shape[0], np.float32)
-    for r, (k, lo) in enumerate(zip(stems[used].tolist(), starts[used].tolist(), strict=True)):
+    rows = zip(recipes.stems[used].tolist(), recipes.starts[used].tolist(), strict=True)
+    for r, (k, lo) in enumerate(rows):
         scales[r] = _read_chunk(sampler.table, k, lo, audio[r])
-    return (*arrays, audio, scales)
+    return BatchDraw(recipes, audio, scales)
+
+
+def draw_batch_specs(sampler: RecipeSampler, size: int, length: int) -> BatchDraw:
+    """The :class:`tf.TensorSpec` of each field of ``draw_batch(sampler, _, size, length)``."""
+    return BatchDraw(sampler.array_specs(batch=size), tf.TensorSpec((None, length), tf.int16),
+                     tf.TensorSpec((None,), tf.float32))
 
 
 def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, batch: Any,
              out_samples: int, sample_rate: int, peak_normalize: float,
-             random_effects: bool) -> tf.Tensor:
+             random_effects: bool, realism: RealismParams | None = None) -> tf.Tensor:
     """Used source slots ``x [M, T_in]`` (int16 or float; ``scale``, ``params`` fields and
     ``mix_of`` [M], the mix of each row, ascending) -> effects -> sum -> peak-normalised mixes
-    float32 ``[batch, out_samples]``.
+    float32 ``[batch, out_samples]``. ``realism`` (fields [M], beyond the paper): its per-source
+    effects before the sum and each mix's room (:func:`keras_inst.augment.realism.mix_with_realism`).
 
     ONE effects call for all rows, which casts per effect group only what that group reads and
     folds the int16 scales into the gain; a sorted segment sum (3.7x faster than the unsorted
@@ -140,7 +150,10 @@ def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, 
                           scale=scale)
     else:
         y = tf.cast(x[:, :out_samples], tf.float32) * scale[:, None]  # [M, T]
-    mix = tf.math.segment_sum(y, tf.cast(mix_of, tf.int32))  # [<= B, T]: up to the last id
+    if realism is None:
+        mix = tf.math.segment_sum(y, tf.cast(mix_of, tf.int32))  # [<= B, T]: up to the last id
+    else:
+        mix = mix_with_realism(y, mix_of, realism, sample_rate=sample_rate)  # [<= B, T]
     mix = tf.pad(mix, [[0, batch - tf.shape(mix)[0]], [0, 0]])  # [B, T]
     peak = tf.reduce_max(tf.abs(mix), axis=1)  # [B]
     gain = tf.where(peak > peak_normalize, peak_normalize / tf.maximum(peak, 1e-12), 1.0)
@@ -203,18 +216,16 @@ def _with_intra_op(ds: tf.data.Dataset, threads: int | None) -> tf.data.Dataset:
 
 def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_example: int = 0,
                      batch_size: int | None = None, with_recipe: bool = False,
-                     random_effects: bool = True, batched_effects: bool = True,
-                     num_parallel_calls: int | None = None,
+                     random_effects: bool = True, num_parallel_calls: int | None = None,
                      intra_op_parallelism: int | None = 1) -> tf.data.Dataset:
     """The infinite training stream of ``sampler`` from example ``start_example`` (module doc).
 
     ``with_recipe`` adds a third element, the recipe dict (stems, starts, params, audible, ...).
-    ``batched_effects=False`` applies the effects per example before batching (the measured
-    alternative; same examples up to float rounding). ``random_effects=False`` mixes the raw
-    chunks (tests). ``intra_op_parallelism`` (tf.data ``max_intra_op_parallelism``; None: the
-    process-wide intra-op pool): 1 runs each op of the stream on its tf.data thread, so parallel
-    batches fill the cores without splitting small ops across threads (measured 7 % less CPU
-    per example) and the model's training step keeps the intra-op pool to itself.
+    ``random_effects=False`` mixes the raw chunks (tests). ``intra_op_parallelism`` (tf.data
+    ``max_intra_op_parallelism``; None: the process-wide intra-op pool): 1 runs each op of the
+    stream on its tf.data thread, so parallel batches fill the cores without splitting small
+    ops across threads (measured 7 % less CPU per example) and the model's training step keeps
+    the intra-op pool to itself.
     """
     b = cfg.training.batch_size if batch_size is None else int(batch_size)
     if start_example < 0:
@@ -223,67 +234,31 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
         cfg.training.num_parallel_calls or tf.data.AUTOTUNE)
     t_out = cfg.audio.chunk_samples
     t_in = training_input_samples(cfg) if random_effects else t_out
-    table = sampler.table
+    specs = draw_batch_specs(sampler, b, t_in)
 
-    mix_kw: dict[str, Any] = dict(
-        out_samples=t_out, sample_rate=cfg.audio.sample_rate,
-        peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects)
-    if batched_effects:
+    def batch_of(first: tf.Tensor) -> tuple:
         # One numpy_function per batch draws its b recipes and reads only the used slots'
         # chunks ([M, T_in]); graph code finishes the recipes and mixes, all on [b, ...] tensors.
-        specs = sampler.array_specs()
-        out_types = [dt for _, dt, _ in specs] + [tf.int16, tf.float32]
-
-        def batch_of(first: tf.Tensor) -> tuple:
-            outs = tf.numpy_function(lambda i: draw_batch(sampler, int(i), b, t_in), [first],
-                                     out_types, stateful=False)
-            rec = {}
-            for (name, _, shape), t in zip(specs, outs, strict=False):
-                t.set_shape((b, *shape))
-                rec[name] = t
-            x, scale = outs[-2], outs[-1]
-            x.set_shape((None, t_in))
-            scale.set_shape((None,))
-            rec = finish_recipe(rec, sampler=sampler, random_effects=random_effects)
-            rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
-            mix = mix_rows(x, scale, flat_params, rows // sampler.n_max, batch=b, **mix_kw)
-            mix.set_shape((b, t_out))
-            return _output(rec, mix, with_recipe)
-
-        ds = tf.data.Dataset.range(start_example, tf.int64.max, b)  # first example of a batch
-        ds = ds.map(batch_of, num_parallel_calls=calls, deterministic=True)
-        return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
-
-    def draw(i: np.int64) -> tuple[np.ndarray, ...]:
-        arrays = sampler.train_arrays(i)
-        audio, scales = gather_sources(table, arrays[4], arrays[5], t_in)
-        return (*arrays, audio, scales)
-
-    def example(i: tf.Tensor) -> dict[str, tf.Tensor]:
-        rec = numpy_structure(sampler, draw, i, extra=_audio_specs(sampler, t_in))
-        return finish_recipe(rec, sampler=sampler, random_effects=random_effects)
-
-    def mix_one(rec: dict[str, Any]) -> tuple:
-        params = type(rec["params"])(*(p[None] for p in rec["params"]))
-        mix = mix_sources(rec["audio"][None], rec["scales"][None], params, rec["valid"][None],
-                          **mix_kw)[0]
+        drawn = numpy_call(lambda i: draw_batch(sampler, int(i), b, t_in), [first], specs)
+        rec = finish_recipe(drawn.recipes, sampler=sampler, random_effects=random_effects)
+        rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
+        # Realism effects (beyond the paper): None, and no graph, when all are off.
+        realism = draw_realism(rec["effects_seed"], sampler.n_max, sampler.effects,
+                               classes=rec["classes"]) if random_effects else None
+        mix = mix_rows(drawn.audio, drawn.scales, flat_params, rows // sampler.n_max, batch=b,
+                       out_samples=t_out, sample_rate=cfg.audio.sample_rate,
+                       peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects,
+                       realism=None if realism is None else used_rows(rec["valid"], realism)[1])
+        mix.set_shape((b, t_out))
         return _output(rec, mix, with_recipe)
 
-    ds = tf.data.Dataset.range(start_example, tf.int64.max)
-    ds = ds.map(example, num_parallel_calls=calls, deterministic=True)
-    ds = ds.map(mix_one, num_parallel_calls=calls, deterministic=True)
-    ds = ds.batch(b, drop_remainder=True)
+    ds = tf.data.Dataset.range(start_example, tf.int64.max, b)  # first example of a batch
+    ds = ds.map(batch_of, num_parallel_calls=calls, deterministic=True)
     return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
 
 
 # ----------------------------------------------------------------------------------------------
 # Validation / test
-
-
-def _stack(sampler: RecipeSampler, structures: Sequence[Structure]) -> dict[str, np.ndarray]:
-    cols = list(zip(*(sampler.arrays(s) for s in structures), strict=True))
-    return {name: np.stack(col) for (name, _, _), col in
-            zip(sampler.array_specs(), cols, strict=True)}
 
 
 def musical_eval_dataset(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song], *,
@@ -302,14 +277,14 @@ def musical_eval_dataset(cfg: ExperimentConfig, cache: AudioCache, songs: Sequen
         raise ValueError(f"no song to evaluate: {len(songs)} songs given, none has a cached stem")
     sampler = RecipeSampler(table, cfg.mixing, cfg.effects, seed=seed)
     structures = sampler.eval_structures(cfg.mixing.eval_chunks_per_song)
-    arrays = _stack(sampler, structures)
+    arrays = RecipeArrays.stack([sampler.arrays(s) for s in structures])
     t = cfg.audio.chunk_samples
 
     def gather(stems: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return gather_sources(table, stems, starts, t)
 
-    def example(rec: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        audio, scales = tf.numpy_function(gather, [rec["stems"], rec["starts"]],
+    def example(rec: RecipeArrays) -> dict[str, tf.Tensor]:
+        audio, scales = tf.numpy_function(gather, [rec.stems, rec.starts],
                                           [tf.int16, tf.float32], stateful=False)
         audio.set_shape((sampler.n_max, t))
         scales.set_shape((sampler.n_max,))

@@ -10,13 +10,13 @@ audible or not, effects and their parameters); ``index.md`` lists them all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_inst import atomic
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.taxonomy import CLASSES
 
@@ -62,7 +62,7 @@ def _mel_png(path: Path, mel: np.ndarray, *, title: str, cfg: ExperimentConfig) 
     ax.set_title(title, fontsize=8)
     fig.colorbar(im, ax=ax, label="dB" if cfg.features.compression == "db" else "log")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=80))
     plt.close(fig)
 
 
@@ -114,12 +114,13 @@ def write_preview(cfg: ExperimentConfig, out_dir: str | Path, *, n: int = 8, see
             "labels": labels, "peak": round(float(np.abs(x[i]).max()), 4),
             "sources": sources, "wav": f"{name}.wav", "png": f"{name}.png",
         }
-        sf.write(out / side["wav"], x[i], sr, subtype="PCM_16")
+        atomic.write_with(out / side["wav"],
+                          lambda tmp, i=i: sf.write(tmp, x[i], sr, subtype="PCM_16"))
         _mel_png(out / side["png"], mel[i], cfg=cfg,
                  title=f"{name} ({side['mixing']}): {', '.join(labels) or 'no label'}")
-        (out / f"{name}.json").write_text(json.dumps(side, indent=1) + "\n", encoding="utf-8")
+        atomic.write_json(out / f"{name}.json", side, indent=1)
         sidecars.append(side)
-    (out / "index.md").write_text(_index(cfg, sidecars), encoding="utf-8")
+    atomic.write_text(out / "index.md", _index(cfg, sidecars))
     return sidecars
 
 

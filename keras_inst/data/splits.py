@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from keras_inst import atomic
 from keras_inst.data.datasets.base import Song
 
 if TYPE_CHECKING:
@@ -105,18 +105,7 @@ def split_songs(
     parts: dict[str, list[Song]] = {s: [] for s in SPLITS}
 
     if use_official:
-        lacking = [s.song_id for s in ordered if s.official_split is None]
-        if lacking and unassigned == "error":
-            raise ValueError(
-                f"use_official: {len(lacking)} songs have no official split (e.g. {lacking[:3]}); "
-                "pass unassigned='drop' to leave them out"
-            )
-        for s in ordered:
-            if s.official_split in SPLITS:
-                parts[s.official_split].append(s)
-            elif s.official_split not in (None, "omitted"):
-                raise ValueError(f"song {s.song_id}: unknown official split {s.official_split!r}")
-        return SongSplit(parts, params)
+        return SongSplit(_official_parts(ordered, unassigned), params)
 
     rng = np.random.default_rng(seed)
     targets = split_counts(len(ordered), fractions)
@@ -127,6 +116,29 @@ def split_songs(
             parts[name] = sorted((ordered[j] for j in perm[bounds[i] : bounds[i + 1]]), key=_key)
         return SongSplit(parts, params)
 
+    return SongSplit(_grouped_parts(ordered, group_by, targets, rng), params)
+
+
+def _official_parts(ordered: list[Song], unassigned: str) -> dict[str, list[Song]]:
+    """``use_official``: each song in its ``official_split``; ``omitted`` songs are left out."""
+    lacking = [s.song_id for s in ordered if s.official_split is None]
+    if lacking and unassigned == "error":
+        raise ValueError(
+            f"use_official: {len(lacking)} songs have no official split (e.g. {lacking[:3]}); "
+            "pass unassigned='drop' to leave them out"
+        )
+    parts: dict[str, list[Song]] = {s: [] for s in SPLITS}
+    for s in ordered:
+        if s.official_split in SPLITS:
+            parts[s.official_split].append(s)
+        elif s.official_split not in (None, "omitted"):
+            raise ValueError(f"song {s.song_id}: unknown official split {s.official_split!r}")
+    return parts
+
+
+def _grouped_parts(ordered: list[Song], group_by: str, targets: list[int],
+                   rng: np.random.Generator) -> dict[str, list[Song]]:
+    """Whole artist/album groups, largest first, each to the split furthest below its target."""
     groups: dict[str, list[Song]] = {}
     for s in ordered:
         g = getattr(s, group_by)
@@ -135,13 +147,14 @@ def split_songs(
     names = sorted(groups)
     shuffled = [names[i] for i in rng.permutation(len(names))]
     shuffled.sort(key=lambda g: -len(groups[g]))  # stable: random order among equal sizes
+    parts: dict[str, list[Song]] = {s: [] for s in SPLITS}
     filled = [0, 0, 0]
     for g in shuffled:
         deficits = [targets[i] - filled[i] for i in range(3)]
         i = max(range(3), key=lambda k: (deficits[k], -k))
         parts[SPLITS[i]].extend(groups[g])
         filled[i] += len(groups[g])
-    return SongSplit({k: sorted(v, key=_key) for k, v in parts.items()}, params)
+    return {k: sorted(v, key=_key) for k, v in parts.items()}
 
 
 def save_split(split: dict[str, list[Song]], path: str | Path) -> Path:
@@ -239,7 +252,5 @@ def load_or_make_split(cfg: ExperimentConfig, songs: Mapping[str, Sequence[Song]
     split = SongSplit({k: sorted(v, key=lambda s: (s.dataset, s.song_id))
                        for k, v in parts.items()}, params)
     if path is not None:
-        tmp = path.with_name(f"{SPLIT_FILE}.tmp-{os.getpid()}")
-        save_split(split, tmp)
-        os.replace(tmp, path)
+        atomic.write_with(path, lambda tmp: save_split(split, tmp))
     return split

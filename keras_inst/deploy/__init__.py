@@ -1,4 +1,5 @@
-"""Deployment: export (SavedModel, TFLite), serving and TFLite runtimes, audio decoding, prediction.
+"""Deployment: export (SavedModel, TFLite conversion), audio decoding, prediction and its plots.
 
-Importing this package (and `lite`, `audio_io`, `predict`) never imports TensorFlow.
+Loading and running the exported forms is :mod:`keras_inst.runtime`. Importing this package
+(and `audio_io`, `predict`, `plot`) never imports TensorFlow.
 """

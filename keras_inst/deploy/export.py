@@ -20,97 +20,71 @@ writes into ``DIR``:
 Every artifact is reloaded and run on the same waveforms as the Keras model (a held-out split
 when the run's data are available, otherwise synthetic tone/noise mixes, named in
 ``export.json``); the maximum absolute differences of both outputs, the agreement of the
-class decisions and, with labels, the macro ROC-AUC change are recorded. A check fails when
-the probabilities differ by more than :data:`TOLERANCES`; the export is still written (to be
-inspected) but the command exits with status 1. Everything is built in a temporary folder
-beside ``DIR`` and renamed into place, so a killed export leaves no half-written model.
+class decisions and, with labels, the macro ROC-AUC change are recorded. The float formats
+fail their check when a probability differs by more than :data:`TOLERANCES`; int8 fails when
+the class decisions at the model's thresholds agree on fewer than
+:data:`MIN_DECISION_AGREEMENT` of the (example, class) pairs whose Keras probability is clear
+of the threshold (more than :data:`DECISION_MARGIN` away), when the macro ROC-AUC moves by
+more than :data:`MAX_ROC_AUC_CHANGE`, or when a probability moves by more than its (loose)
+tolerance. A failed export is still written (to be inspected) but the command exits with
+status 1. Everything is built in a temporary folder beside ``DIR`` and renamed into place, so
+a killed export leaves no half-written model.
 
-The serving model and its SavedModel come from :mod:`keras_inst.deploy.serving`, the TFLite
-conversion and runtime from :mod:`keras_inst.deploy.lite`.
+The model is loaded by :func:`keras_inst.runtime.loader.load_artifact` (the artifact names are
+:mod:`keras_inst.runtime.artifacts`), its SavedModel written by
+:mod:`keras_inst.deploy.serving`, the TFLite conversion is :mod:`keras_inst.deploy.lite`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_inst.atomic import write_bytes, write_json, write_text
 from keras_inst.deploy.audio_io import synthetic_mixes
-from keras_inst.deploy.lite import (
+from keras_inst.deploy.lite import convert_tflite
+from keras_inst.deploy.serving import save_serving_model
+from keras_inst.runtime.artifacts import (
     EXPORT_JSON,
     INPUT_NAME,
+    LABELS_FILE,
     OUTPUT_NAMES,
     SIGNATURE,
-    LiteClassifier,
-    convert_tflite,
-    read_thresholds,
+    VARIANT_FILES,
 )
-from keras_inst.deploy.serving import dual_output_model, model_info, save_serving_model
+from keras_inst.runtime.keras_model import dual_output_model, model_info
+from keras_inst.runtime.lite import LiteClassifier
+from keras_inst.runtime.loader import load_artifact
 from keras_inst.taxonomy import NUM_CLASSES
 
-FORMATS: tuple[str, ...] = ("saved_model", "tflite", "tflite_fp16", "tflite_int8")
-ARTIFACTS: dict[str, str] = {
-    "saved_model": "saved_model",
-    "tflite": "model_float32.tflite",
-    "tflite_fp16": "model_float16.tflite",
-    "tflite_int8": "model_int8.tflite",
-}
+FORMATS: tuple[str, ...] = tuple(VARIANT_FILES)  # saved_model, tflite, tflite_fp16, tflite_int8
 # Max |probability - Keras probability| allowed per format. Measured (docs/benchmarks.md):
 # SavedModel 0; float32 TFLite 7e-6 (test model) and 1.1e-5 (paper model); float16 weights
-# 4e-4 and 1.8e-5; int8 with a float front end 3e-3 to 1.6e-2 and 2.4e-3.
-TOLERANCES: dict[str, float] = {"saved_model": 1e-5, "tflite": 1e-4, "tflite_fp16": 1e-2, "tflite_int8": 2e-2}
-LABELS_FILE = "labels.txt"
-
-
-@dataclass
-class Source:
-    """A model to export and what came with it."""
-
-    model: Any  # keras.Model
-    path: Path
-    run_dir: Path | None = None
-    config: Any = None  # ExperimentConfig of the run, if any
-    thresholds: dict[str, float] | None = None
-
-
-def load_source(model_or_run_dir: str | Path) -> Source:
-    """Load a ``.keras`` file or a run directory (``model.keras``, ``config.yaml``, ``report.json``).
-
-    Tuned thresholds come from the run directory's ``report.json`` (for a ``.keras`` file: a
-    ``report.json`` in the same folder).
-    """
-
-    from keras_inst.models.short_chunk import load_model
-    from keras_inst.taxonomy import CLASSES
-
-    p = Path(model_or_run_dir).expanduser()
-    run_dir, cfg = None, None
-    if p.is_dir():
-        run_dir, p = p, p / "model.keras"
-        if not p.is_file():
-            raise ValueError(f"{run_dir}: not a finished run directory (no model.keras)")
-        if (run_dir / "config.yaml").is_file():
-            from keras_inst.config.io import load_config
-
-            cfg = load_config(run_dir / "config.yaml")
-    elif p.suffix != ".keras" or not p.is_file():
-        raise ValueError(f"{str(model_or_run_dir)!r}: expected a run directory or an existing .keras file")
-    # compile=False: no optimizer is needed, and a run's GroupedOptimizer would need importing.
-    model = load_model(p, compile=False)
-    thresholds = None
-    if int(model.output.shape[-1]) == len(CLASSES):
-        thresholds = read_thresholds((run_dir or p.parent) / "report.json", CLASSES)
-    return Source(model=model, path=p, run_dir=run_dir, config=cfg, thresholds=thresholds)
+# 4e-4 and 1.8e-5. For int8 (measured 3e-3 to 1.6e-2 on the test model, 0.0275 on the main
+# job's model) the bound is only a guard against a broken conversion: int8 is judged by what
+# a user sees, below.
+TOLERANCES: dict[str, float] = {"saved_model": 1e-5, "tflite": 1e-4, "tflite_fp16": 1e-2, "tflite_int8": 0.1}
+# int8 rounds every activation, so single probabilities move by a few 1e-2 (the max over
+# thousands of outputs) while class decisions and rankings hardly change. Its check: the
+# decisions at the model's thresholds agree on at least this share of the (example, class)
+# pairs whose Keras probability is more than DECISION_MARGIN from the threshold (a pair at the
+# threshold flips on any rounding: the untrained paper model's outputs sit near 0.5, and 6 %
+# of its decisions flipped with max|dp| 0.0023, none of the 155 clear ones), and, with
+# labelled check data, the macro ROC-AUC changes by at most this much. Measured on the main
+# job's model: max|dp| 0.0275 (0.035 with 32 calibration clips), agreement 0.9995 of all
+# pairs, ROC-AUC change -0.0019.
+MIN_DECISION_AGREEMENT: dict[str, float] = {"tflite_int8": 0.99}
+DECISION_MARGIN = 0.02
+MAX_ROC_AUC_CHANGE: dict[str, float] = {"tflite_int8": 0.005}
 
 
 def _predict_keras(dual: Any, x: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
@@ -118,29 +92,31 @@ def _predict_keras(dual: Any, x: np.ndarray, batch: int = 16) -> dict[str, np.nd
     return {n: np.concatenate([np.asarray(o[n]) for o in outs]).astype(np.float32) for n in OUTPUT_NAMES}
 
 
-def _run_saved_model(path: Path, x: np.ndarray, info: dict, class_names: Sequence[str], batch: int = 16) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    meta = {k: v.numpy() for k, v in loaded.signatures["metadata"](request=tf.constant(0)).items()}
-    names = [s.decode() for s in meta["class_names"]]
-    if names != list(class_names) or int(meta["sample_rate"]) != info["sample_rate"]:
-        raise ValueError(f"{path}: metadata signature gives {names} at {meta['sample_rate']} Hz, expected {list(class_names)} at {info['sample_rate']} Hz")
-    fn = loaded.signatures[SIGNATURE]
-    outs = [fn(**{INPUT_NAME: tf.constant(x[i : i + batch])}) for i in range(0, len(x), batch)]
-    return {n: np.concatenate([o[n].numpy() for o in outs]) for n in OUTPUT_NAMES}
+def _run_saved_model(path: Path, x: np.ndarray, info: dict, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The exported SavedModel's outputs on ``x``, after checking its metadata signature."""
+    art = load_artifact(path, kinds=("saved_model",))
+    if art.class_names != list(class_names) or art.sample_rate != info["sample_rate"]:
+        raise ValueError(f"{path}: metadata signature gives {art.class_names} at {art.sample_rate} Hz, expected {list(class_names)} at {info['sample_rate']} Hz")
+    return art(x)
 
 
 def check_outputs(fmt: str, got: dict[str, np.ndarray], ref: dict[str, np.ndarray], *,
                   thresholds: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
-    """Differences of an artifact's outputs from Keras's on the same inputs (see module doc)."""
+    """Differences of an artifact's outputs ``{name: [n, ...]}`` from Keras's on the same inputs
+    and whether they pass (see :data:`TOLERANCES`, :data:`MIN_DECISION_AGREEMENT`,
+    :data:`MAX_ROC_AUC_CHANGE`); ``failed`` lists the bounds that were exceeded."""
     res: dict[str, Any] = {"tolerance": TOLERANCES[fmt]}
     for n in OUTPUT_NAMES:
         d = np.abs(got[n].astype(np.float64) - ref[n])
         res[f"{n}_max_abs_diff"] = float(d.max())
         res[f"{n}_mean_abs_diff"] = float(d.mean())
     res["embeddings_max_abs_value"] = float(np.abs(ref["embeddings"]).max())
-    res["decision_agreement"] = float(np.mean((got["probabilities"] >= thresholds) == (ref["probabilities"] >= thresholds)))
+    same = (got["probabilities"] >= thresholds) == (ref["probabilities"] >= thresholds)  # [n, C]
+    clear = np.abs(ref["probabilities"] - thresholds) > DECISION_MARGIN  # [n, C]
+    res["decision_agreement"] = float(np.mean(same))
+    # Over the pairs clear of the threshold; 1.0 if there are none (nothing to decide).
+    res["decision_agreement_clear"] = float(np.mean(same[clear])) if clear.any() else 1.0
+    res["clear_pairs"] = int(clear.sum())
     if labels is not None and labels.shape == ref["probabilities"].shape == (len(labels), NUM_CLASSES):
         from keras_inst.training.metrics import evaluate_predictions
 
@@ -148,7 +124,20 @@ def check_outputs(fmt: str, got: dict[str, np.ndarray], ref: dict[str, np.ndarra
         auc_ref, auc = (evaluate_predictions(labels, p)["roc_auc"] for p in (ref["probabilities"], got["probabilities"]))
         res["roc_auc_keras"], res["roc_auc"] = auc_ref, auc
         res["roc_auc_change"] = None if auc is None or auc_ref is None else auc - auc_ref
-    res["passed"] = bool(res["probabilities_max_abs_diff"] <= TOLERANCES[fmt])
+    failed = []
+    if res["probabilities_max_abs_diff"] > TOLERANCES[fmt]:
+        failed.append(f"max|dp| {res['probabilities_max_abs_diff']:.3g} > {TOLERANCES[fmt]:g}")
+    if fmt in MIN_DECISION_AGREEMENT:
+        res["min_decision_agreement"], res["decision_margin"] = MIN_DECISION_AGREEMENT[fmt], DECISION_MARGIN
+        if res["decision_agreement_clear"] < MIN_DECISION_AGREEMENT[fmt]:
+            failed.append(f"decision agreement {res['decision_agreement_clear']:.4f} < {MIN_DECISION_AGREEMENT[fmt]:g} "
+                          f"(pairs more than {DECISION_MARGIN:g} from the threshold)")
+    if fmt in MAX_ROC_AUC_CHANGE:
+        res["max_roc_auc_change"] = MAX_ROC_AUC_CHANGE[fmt]
+        change = res.get("roc_auc_change")
+        if change is not None and abs(change) > MAX_ROC_AUC_CHANGE[fmt]:
+            failed.append(f"|ROC-AUC change| {abs(change):.4f} > {MAX_ROC_AUC_CHANGE[fmt]:g}")
+    res["failed"], res["passed"] = failed, not failed
     return res
 
 
@@ -184,6 +173,45 @@ def _publish(tmp: Path, out: Path, *, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _write_and_check(fmt: str, tmp: Path, sm_path: Path, *, info: dict, class_names: list[str],
+                     representative: np.ndarray | None, check_inputs: np.ndarray, ref: dict[str, np.ndarray],
+                     thresholds: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+    """Write ``fmt`` into ``tmp`` (the SavedModel is already at ``sm_path``), reload it, run it
+    on ``check_inputs`` and compare with the Keras outputs ``ref``: its export.json entry."""
+    t0 = time.perf_counter()
+    path = tmp / VARIANT_FILES[fmt]
+    if fmt == "saved_model":
+        got = _run_saved_model(path, check_inputs, info, class_names)
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    else:
+        write_bytes(path, convert_tflite(sm_path, fmt, representative=representative))
+        lite = LiteClassifier(path)
+        if lite.input_samples != info["input_samples"]:
+            raise ValueError(f"{path.name}: input length {lite.input_samples} != model's {info['input_samples']}")
+        got, size = lite.run(check_inputs), path.stat().st_size
+    entry = {"path": VARIANT_FILES[fmt], "bytes": int(size)}
+    entry.update(check_outputs(fmt, got, ref, thresholds=thresholds, labels=labels))
+    entry["seconds"] = round(time.perf_counter() - t0, 2)
+    return entry
+
+
+def _check_data(info: dict, check_inputs: np.ndarray | None, check_labels: np.ndarray | None,
+                representative: np.ndarray | None, *, int8: bool, data_note: str) -> tuple[Any, Any, Any, dict[str, str]]:
+    """(check inputs, labels, calibration waveforms, export.json notes), synthetic where not given."""
+    samples, sr = info["input_samples"], info["sample_rate"]
+    if check_inputs is None:
+        check_inputs, check_labels = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=1), None
+        notes = {"check": "synthetic tone/noise mixes (64, unlabelled)"}
+    else:
+        notes = {"check": data_note or f"{len(check_inputs)} waveforms given by the caller"}
+    if representative is None and int8:
+        representative = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=0)
+        notes["calibration"] = "synthetic tone/noise mixes (64)"
+    elif representative is not None:
+        notes["calibration"] = f"{len(representative)} waveforms: {data_note or 'given by the caller'}"
+    return check_inputs, check_labels, representative, notes
+
+
 def export_model(
     model: Any,
     out_dir: str | Path,
@@ -203,6 +231,8 @@ def export_model(
     ``representative``: calibration waveforms for int8 (synthetic mixes if None);
     ``check_inputs`` / ``check_labels``: held-out waveforms ``[n, samples]`` (and multi-hot labels
     ``[n, C]`` for the ROC-AUC change) every artifact is compared on (synthetic if None).
+    (Over 60 lines: one straight sequence -- check arguments, build in a temporary folder,
+    write export.json, publish -- whose parts share the temporary folder's cleanup.)
     """
     from keras_inst.taxonomy import CLASSES
 
@@ -219,47 +249,26 @@ def export_model(
         class_names = CLASSES
     class_names = list(class_names)
     samples, sr = info["input_samples"], info["sample_rate"]
-    if check_inputs is None:
-        check_inputs, check_labels = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=1), None
-        notes = {"check": "synthetic tone/noise mixes (64, unlabelled)"}
-    else:
-        notes = {"check": data_note or f"{len(check_inputs)} waveforms given by the caller"}
-    if representative is None and "tflite_int8" in formats:
-        representative = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=0)
-        notes["calibration"] = "synthetic tone/noise mixes (64)"
-    elif representative is not None:
-        notes["calibration"] = f"{len(representative)} waveforms: {data_note or 'given by the caller'}"
+    check_inputs, check_labels, representative, notes = _check_data(
+        info, check_inputs, check_labels, representative, int8="tflite_int8" in formats, data_note=data_note)
     t_vec = np.array([thresholds[c] for c in class_names]) if thresholds else np.full(len(class_names), 0.5)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        (tmp / LABELS_FILE).write_text("\n".join(class_names) + "\n", encoding="utf-8")
+        write_text(tmp / LABELS_FILE, "\n".join(class_names) + "\n")
         dual = dual_output_model(model)
         ref = _predict_keras(dual, np.asarray(check_inputs, np.float32))
         # The TFLite converters read the SavedModel; without saved_model in formats it is
         # written to a scratch folder inside tmp and dropped before publishing.
-        sm_path = tmp / (ARTIFACTS["saved_model"] if "saved_model" in formats else ".scratch_saved_model")
+        sm_path = tmp / (VARIANT_FILES["saved_model"] if "saved_model" in formats else ".scratch_saved_model")
         save_serving_model(dual, sm_path, class_names=class_names, sample_rate=sr, thresholds=thresholds, labels_file=tmp / LABELS_FILE)
-        artifacts: dict[str, Any] = {}
-        for fmt in FORMATS:
-            if fmt not in formats:
-                continue
-            t0 = time.perf_counter()
-            path = tmp / ARTIFACTS[fmt]
-            if fmt == "saved_model":
-                got = _run_saved_model(path, check_inputs, info, class_names)
-                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            else:
-                path.write_bytes(convert_tflite(sm_path, fmt, representative=representative))
-                lite = LiteClassifier(path)
-                if lite.input_samples != samples:
-                    raise ValueError(f"{path.name}: input length {lite.input_samples} != model's {samples}")
-                got, size = lite.run(check_inputs), path.stat().st_size
-            entry = {"path": ARTIFACTS[fmt], "bytes": int(size)}
-            entry.update(check_outputs(fmt, got, ref, thresholds=t_vec, labels=check_labels))
-            entry["seconds"] = round(time.perf_counter() - t0, 2)
-            artifacts[fmt] = entry
+        artifacts = {
+            fmt: _write_and_check(fmt, tmp, sm_path, info=info, class_names=class_names, representative=representative,
+                                  check_inputs=check_inputs, ref=ref, thresholds=t_vec, labels=check_labels)
+            for fmt in FORMATS
+            if fmt in formats
+        }
         if "saved_model" not in formats:
             shutil.rmtree(sm_path)
         manifest = {
@@ -280,7 +289,7 @@ def export_model(
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        (tmp / EXPORT_JSON).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        write_json(tmp / EXPORT_JSON, manifest)
         _publish(tmp, out, overwrite=overwrite)
     finally:
         if tmp.exists():
@@ -338,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
         if args.calibration_examples < 1 or args.check_examples < 1:
             raise ValueError("--calibration-examples and --check-examples must be >= 1")
-        src = load_source(args.model)
+        src = load_artifact(args.model, kinds=("keras",))
         cal = xs = ys = None
         why_not = "--data synthetic" if args.data == "synthetic" else _data_available(src.config)
         if why_not is None and src.run_dir is not None:
@@ -362,11 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for fmt, a in manifest["artifacts"].items():
         auc = f"  ROC-AUC change {a['roc_auc_change']:+.4f}" if a.get("roc_auc_change") is not None else ""
-        flag = "ok" if a["passed"] else f"FAILED (tolerance {a['tolerance']})"
+        flag = "ok" if a["passed"] else f"FAILED ({'; '.join(a['failed'])})"
         print(f"{fmt:12s} {a['path']:28s} {a['bytes'] / 1e6:7.2f} MB  max|dp| {a['probabilities_max_abs_diff']:.2e}  agree {a['decision_agreement']:.4f}{auc}  {flag}")
     print(f"Wrote {Path(args.out).resolve()} (details: {EXPORT_JSON}; checks on {manifest['check_data']['check']})")
     if not manifest["all_checks_passed"]:
-        print("error: some artifacts differ from the Keras model by more than their tolerance (see export.json)", file=sys.stderr)
+        print("error: some artifacts fail their check against the Keras model (see export.json)", file=sys.stderr)
         return 1
     return 0
 

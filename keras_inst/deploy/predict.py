@@ -1,12 +1,13 @@
 """Instrument recognition on audio files: ``keras-inst-predict PATH... --model MODEL``.
 
 MODEL is a ``.keras`` file, a run directory, an export directory (``export.json``), a SavedModel
-directory or a ``.tflite`` file. PATHs are files or folders (searched recursively for audio
+directory or a ``.tflite`` file (loaded by :func:`keras_inst.runtime.loader.load_artifact`). PATHs are files or folders (searched recursively for audio
 extensions). Each file is decoded (any rate, any channel count: averaged to mono, resampled to
 the model's rate), cut into windows of the model's input length (4 s) every ``--hop`` seconds
 (default: half a window, 2 s for the 4-second model), the last window zero-padded, and the windows' probabilities are
 aggregated (``--aggregate mean`` or ``max``). The classes at or above threshold are reported,
-made hierarchy-consistent (an instrument implies its family).
+made hierarchy-consistent (an instrument implies its family). ``--plot FILE.png`` also draws
+each file's timeline (:mod:`keras_inst.deploy.plot`).
 
 With a ``.tflite`` model (or an export directory, whose float32 TFLite model is used unless
 ``--variant`` says otherwise) nothing imports TensorFlow or Keras: NumPy, SciPy, soundfile and
@@ -23,147 +24,23 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_inst.atomic import write_text
 from keras_inst.deploy.audio_io import (
     AudioReadError,
     find_audio_files,
     iter_window_batches,
     load_audio,
 )
-from keras_inst.deploy.lite import (
-    EXPORT_JSON,
-    INPUT_NAME,
-    SIGNATURE,
-    LiteClassifier,
-    read_export_json,
-    read_thresholds,
-)
-
-VARIANT_FILES = {
-    "tflite": "model_float32.tflite",
-    "tflite_fp16": "model_float16.tflite",
-    "tflite_int8": "model_int8.tflite",
-    "saved_model": "saved_model",
-}
+from keras_inst.runtime.artifacts import VARIANT_FILES
+from keras_inst.runtime.loader import Artifact, load_artifact
 
 
-@dataclass
-class Classifier:
-    """A loaded model: ``predict(windows [n, input_samples]) -> probabilities [n, C]``."""
-
-    kind: str  # keras | saved_model | tflite
-    path: Path
-    sample_rate: int
-    input_samples: int
-    class_names: list[str]
-    thresholds: dict[str, float] | None
-    predict: Any = field(repr=False)  # Callable[[np.ndarray], np.ndarray]
-
-
-def _default_class_names(n: int) -> list[str]:
-    from keras_inst.taxonomy import CLASSES
-
-    return list(CLASSES) if n == len(CLASSES) else [f"class_{i}" for i in range(n)]
-
-
-def _batched(fn: Any, batch_size: int) -> Any:
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-    return predict
-
-
-def _load_tflite(path: Path, meta: dict | None, *, num_threads: int | None, batch_size: int, sample_rate: int | None) -> Classifier:
-    lite = LiteClassifier(path, num_threads=num_threads, batch_size=batch_size)
-    if meta is not None:
-        missing = [k for k in ("sample_rate", "class_names") if k not in meta]
-        if missing:
-            raise ValueError(f"{path.parent / EXPORT_JSON}: missing keys {missing}")
-        sr, names = int(meta["sample_rate"]), list(meta["class_names"])
-        thresholds = read_thresholds(path.parent / EXPORT_JSON, names)
-    else:
-        if sample_rate is None:
-            print(f"note: no {EXPORT_JSON} beside {path.name}; assuming 16000 Hz input (set --sample-rate)", file=sys.stderr)
-        sr, names, thresholds = sample_rate or 16000, _default_class_names(lite.num_classes), None
-    if len(names) != lite.num_classes:
-        raise ValueError(f"{path}: {lite.num_classes} outputs but {len(names)} class names in {EXPORT_JSON}")
-    return Classifier("tflite", path, sr, lite.input_samples, names, thresholds, lite.predict)
-
-
-def _import_tensorflow(path: Path) -> Any:
-    try:
-        import tensorflow as tf
-    except ImportError as e:
-        raise ValueError(f"{path} needs TensorFlow ({e}); without it use a .tflite model") from None
-    return tf
-
-
-def _load_saved_model(path: Path, *, batch_size: int) -> Classifier:
-    tf = _import_tensorflow(path)
-
-    loaded = tf.saved_model.load(str(path))
-    if SIGNATURE not in loaded.signatures or "metadata" not in loaded.signatures:
-        raise ValueError(f"{path}: needs '{SIGNATURE}' and 'metadata' signatures (export with python -m keras_inst.export)")
-    meta = {k: v.numpy() for k, v in loaded.signatures["metadata"](request=tf.constant(0)).items()}
-    names = [s.decode() for s in meta["class_names"]]
-    thresholds = dict(zip(names, map(float, meta["thresholds"]), strict=True)) if "thresholds" in meta else None
-    fn = loaded.signatures[SIGNATURE]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return fn(**{INPUT_NAME: tf.constant(x)})["probabilities"].numpy()
-
-    return Classifier("saved_model", path, int(meta["sample_rate"]), int(meta["input_samples"]), names, thresholds, _batched(run, batch_size))
-
-
-def _load_keras(path: Path, *, batch_size: int) -> Classifier:
-    _import_tensorflow(path)
-
-    from keras_inst.deploy.serving import model_info
-    from keras_inst.models.short_chunk import load_model
-
-    model = load_model(path, compile=False)  # inference only: no optimizer
-    info = model_info(model)
-    names = _default_class_names(info["num_classes"])
-    return Classifier(
-        "keras", path, info["sample_rate"], info["input_samples"], names, read_thresholds(path.parent / "report.json", names),
-        _batched(lambda x: np.asarray(model.predict_on_batch(x)), batch_size),
-    )
-
-
-def load_classifier(model: str | Path, *, variant: str | None = None, num_threads: int | None = None,
-                    batch_size: int = 16, sample_rate: int | None = None) -> Classifier:
-    """Load any model form (see module doc). Only ``.keras``/SavedModel/run dirs import TensorFlow."""
-    p = Path(model).expanduser()
-    if p.is_file() and p.suffix == ".tflite":
-        return _load_tflite(p, read_export_json(p.parent), num_threads=num_threads, batch_size=batch_size, sample_rate=sample_rate)
-    if p.is_file() and p.suffix == ".keras":
-        return _load_keras(p, batch_size=batch_size)
-    if p.is_dir() and (p / EXPORT_JSON).is_file():
-        meta = read_export_json(p)
-        order = [variant] if variant else ["tflite", "tflite_fp16", "tflite_int8", "saved_model"]
-        for v in order:
-            target = p / VARIANT_FILES[v]
-            if target.exists():
-                if v == "saved_model":
-                    return _load_saved_model(target, batch_size=batch_size)
-                return _load_tflite(target, meta, num_threads=num_threads, batch_size=batch_size, sample_rate=None)
-        raise ValueError(f"export directory {p} has no {' or '.join(VARIANT_FILES[v] for v in order)}")
-    if p.is_dir() and (p / "saved_model.pb").is_file():
-        return _load_saved_model(p, batch_size=batch_size)
-    if p.is_dir() and (p / "model.keras").is_file():
-        return _load_keras(p / "model.keras", batch_size=batch_size)
-    raise ValueError(
-        f"--model {str(model)!r}: expected a .keras or .tflite file, a run directory (model.keras), "
-        f"an export directory ({EXPORT_JSON}) or a SavedModel directory (saved_model.pb)"
-    )
-
-
-def resolve_thresholds(clf: Classifier, spec: str) -> tuple[np.ndarray, str]:
+def resolve_thresholds(clf: Artifact, spec: str) -> tuple[np.ndarray, str]:
     """Per-class thresholds ``[C]`` for ``--threshold`` (auto | tuned | a number) and their origin."""
     if spec in ("auto", "tuned"):
         if clf.thresholds is not None:
@@ -194,7 +71,7 @@ def detected_classes(probs: np.ndarray, thresholds: np.ndarray, class_names: Seq
     return chosen
 
 
-def analyse_file(clf: Classifier, path: Path, *, hop_seconds: float | None = None, aggregate: str = "mean",
+def analyse_file(clf: Artifact, path: Path, *, hop_seconds: float | None = None, aggregate: str = "mean",
                  thresholds: np.ndarray, timeline: bool = False) -> dict[str, Any]:
     """Result dict of one file (see ``--format json``); raises AudioReadError if unreadable.
 
@@ -278,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--timeline", action="store_true", help="also output every window's probabilities")
     p.add_argument("--output", default=None, help="write the results here instead of stdout")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also draw each file's timeline (classes x time, probability as colour, runs at or above "
+                        "threshold outlined): one panel per file, 8 panels per PNG, further files in FILE-2.png, ...")
     p.add_argument("--threads", type=int, default=None, help="TFLite threads (default: all cores)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per model call (default 16)")
     p.add_argument("--sample-rate", type=int, default=None, help="input rate of a bare .tflite without export.json")
@@ -300,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--hop must be > 0 seconds, got {args.hop}")
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-        clf = load_classifier(args.model, variant=args.variant, num_threads=args.threads, batch_size=args.batch_size, sample_rate=args.sample_rate)
+        if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
+            raise ValueError(f"--plot must name a .png file, got {args.plot!r}")
+        clf = load_artifact(args.model, variant=args.variant, num_threads=args.threads, batch_size=args.batch_size, sample_rate=args.sample_rate)
         thresholds, t_source = resolve_thresholds(clf, args.threshold)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -310,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, errors = [], []
     for path in _progress(files, args.no_progress or len(files) < 2):
         try:
-            results.append(analyse_file(clf, path, hop_seconds=args.hop, aggregate=args.aggregate, thresholds=thresholds, timeline=args.timeline))
+            results.append(analyse_file(clf, path, hop_seconds=args.hop, aggregate=args.aggregate, thresholds=thresholds,
+                                        timeline=args.timeline or args.plot is not None))
         except AudioReadError as e:
             errors.append({"path": str(path), "error": e.reason})
             print(f"error: {path}: {e.reason}", file=sys.stderr)
@@ -318,13 +201,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": str(clf.path), "model_kind": clf.kind, "sample_rate": clf.sample_rate,
         "window_seconds": clf.input_samples / clf.sample_rate, "aggregate": args.aggregate,
         "hop_seconds": args.hop if args.hop is not None else clf.input_samples / 2 / clf.sample_rate,
-        "class_names": clf.class_names, "threshold_source": t_source,
+        "class_names": list(clf.class_names), "threshold_source": t_source,
         "thresholds": dict(zip(clf.class_names, map(float, thresholds), strict=True)),
         "files": results, "errors": errors, "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
     }
+    if args.plot is not None and results:
+        from keras_inst.deploy.plot import plot_timelines
+
+        drawn = plot_timelines(results, clf.class_names, thresholds, args.plot)
+        print(f"plotted {len(drawn)} timelines into {', '.join(sorted({str(d['png']) for d in drawn}))}", file=sys.stderr)
+        if not args.timeline:  # computed for the plot only: the outputs stay as without --plot
+            for r in results:
+                r.pop("timeline", None)
     text = {"table": format_table, "csv": format_csv, "json": lambda d: json.dumps(d, indent=2) + "\n"}[args.format](doc)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_text(args.output, text)
     else:
         sys.stdout.write(text)
     audio_s = sum(r["duration_seconds"] for r in results)

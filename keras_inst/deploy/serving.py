@@ -1,12 +1,10 @@
-"""The serving form of a trained classifier: one dual-output model and its SavedModel.
+"""The SavedModel of a trained classifier, as TF Serving and the TFLite converter read it.
 
-:func:`dual_output_model` wraps a model built by :func:`keras_inst.models.short_chunk.build_model` as
-waveform ``[batch, samples]`` -> ``probabilities [batch, C]`` and ``embeddings [batch, D]``
-(front end and backbone run once, weights shared); :func:`save_serving_model` writes it as a
-SavedModel with the ``serving_default`` signature and a ``metadata`` signature (class names,
-sample rate, input length, tuned thresholds) plus ``labels.txt`` as an asset;
-:func:`model_info` reads sample rate, input length and output sizes off such a model.
-:mod:`keras_inst.deploy.export` converts and checks the exported artifacts.
+:func:`save_serving_model` writes the two-output model of
+:func:`keras_inst.runtime.keras_model.dual_output_model` as a SavedModel with the
+``serving_default`` signature and a ``metadata`` signature (class names, sample rate, input
+length, tuned thresholds) plus ``labels.txt`` as an asset. :mod:`keras_inst.deploy.export`
+converts and checks the exported artifacts; :mod:`keras_inst.runtime.loader` loads them.
 """
 
 from __future__ import annotations
@@ -15,39 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keras_inst.deploy.lite import INPUT_NAME, SIGNATURE
-
-
-def model_info(model: Any) -> dict[str, Any]:
-    """Sample rate, input length and output sizes of a model built by ``build_model``."""
-    try:
-        frontend = model.get_layer("frontend")
-        log_mel = frontend.get_layer("log_mel")
-    except ValueError:
-        raise ValueError(
-            f"model {model.name!r} has no 'frontend' sub-model with a 'log_mel' layer; "
-            "export models built by keras_inst.models.short_chunk.build_model"
-        ) from None
-    emb = model.get_layer("backbone").output.shape[-1]
-    return {
-        "sample_rate": int(log_mel.sample_rate),
-        "input_samples": int(model.input.shape[-1]),
-        "num_classes": int(model.output.shape[-1]),
-        "embedding_dim": int(emb),
-    }
-
-
-def dual_output_model(model: Any) -> Any:
-    """waveform ``[B, S]`` -> ``{"probabilities": [B, C], "embeddings": [B, D]}``, sharing weights.
-
-    The front end and backbone run once for both outputs.
-    """
-    import keras
-
-    wav = keras.Input(tuple(model.input.shape[1:]), name=INPUT_NAME, dtype="float32")
-    emb = model.get_layer("backbone")(model.get_layer("frontend")(wav))  # [B, D]
-    probs = model.get_layer("probabilities")(model.get_layer("head")(emb))  # [B, C]
-    return keras.Model(wav, {"probabilities": probs, "embeddings": emb}, name="keras_inst_serving")
+from keras_inst.runtime.artifacts import INPUT_NAME, METADATA_SIGNATURE, SIGNATURE
 
 
 def save_serving_model(dual: Any, path: str | Path, *, class_names: Sequence[str], sample_rate: int,
@@ -82,4 +48,4 @@ def save_serving_model(dual: Any, path: str | Path, *, class_names: Sequence[str
         return dict(meta)
 
     root.metadata = tf.function(metadata, input_signature=[tf.TensorSpec([], tf.int32, name="request")])
-    tf.saved_model.save(root, str(path), signatures={SIGNATURE: root.serve, "metadata": root.metadata})
+    tf.saved_model.save(root, str(path), signatures={SIGNATURE: root.serve, METADATA_SIGNATURE: root.metadata})

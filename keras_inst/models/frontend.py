@@ -13,7 +13,9 @@ the DC bin). Requires the TensorFlow backend; converts to TFLite with builtin op
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -119,33 +121,21 @@ def num_frames(num_samples: int, *, n_fft: int, hop_length: int, center: bool) -
 class LogMelSpectrogram(keras.layers.Layer):
     """Waveform ``[batch, samples]`` -> log-mel ``[batch, n_mels, frames]``, always float32.
 
-    Mel bins come first, then time (the backbone adds the channel axis), matching the
-    ``[B, 1, F, T]`` layout of the PyTorch reference model. ``top_db`` clips each example
-    relative to its own maximum, so an example's features never depend on its batch-mates.
-    ``compression="db"`` gives decibels: ``10 log10`` of power (``power=2``) or ``20 log10`` of
-    magnitude (``power=1``), floored at ``amin``; ``"log10"`` gives ``log10(1 + log_c * mel)``.
-    The layer has no weights; its mel matrix is a constant rebuilt from the config.
+    Described by one :class:`FeaturesConfig` (default: the paper's) and the audio's
+    ``sample_rate``. Mel bins come first, then time (the backbone adds the channel axis),
+    matching the ``[B, 1, F, T]`` layout of the PyTorch reference model. ``top_db`` clips each
+    example relative to its own maximum, so an example's features never depend on its
+    batch-mates. ``compression="db"`` gives decibels: ``10 log10`` of power (``power=2``) or
+    ``20 log10`` of magnitude (``power=1``), floored at ``amin``; ``"log10"`` gives
+    ``log10(1 + log_c * mel)``. The layer has no weights; its mel matrix is a constant rebuilt
+    from the config (``get_config()["features"]`` holds the FeaturesConfig's fields).
     """
 
     def __init__(
         self,
+        features: FeaturesConfig | Mapping[str, Any] | None = None,
         *,
         sample_rate: int = 16000,
-        n_fft: int = 512,
-        win_length: int | None = None,
-        hop_length: int = 256,
-        n_mels: int = 128,
-        f_min: float = 0.0,
-        f_max: float | None = 8000.0,
-        mel_scale: str = "htk",
-        mel_norm: str | None = None,
-        center: bool = True,
-        pad_mode: str = "reflect",
-        power: float = 2.0,
-        compression: str = "db",
-        amin: float = 1e-10,
-        top_db: float | None = None,
-        log_c: float = 10000.0,
         **kwargs: Any,
     ) -> None:
         # dB of power spectra needs float32 (bf16 has 8 mantissa bits, float16 overflows at
@@ -158,56 +148,40 @@ class LogMelSpectrogram(keras.layers.Layer):
                     f"LogMelSpectrogram always computes in float32; got dtype policy {policy.name!r}"
                 )
         super().__init__(dtype="float32", **kwargs)
-        try:
-            cfg = FeaturesConfig(
-                n_fft=int(n_fft),
-                win_length=None if win_length is None else int(win_length),
-                hop_length=int(hop_length),
-                n_mels=int(n_mels),
-                f_min=float(f_min),
-                f_max=None if f_max is None else float(f_max),
-                mel_scale=mel_scale,
-                mel_norm=mel_norm,
-                center=bool(center),
-                pad_mode=pad_mode,
-                power=float(power),
-                compression=compression,
-                amin=float(amin),
-                top_db=None if top_db is None else float(top_db),
-                log_c=float(log_c),
-            )
-        except ValueError as e:
-            raise ValueError(f"LogMelSpectrogram: {e}") from None
+        if features is None:
+            features = FeaturesConfig()
+        elif isinstance(features, Mapping):  # from get_config (a saved model)
+            try:
+                features = FeaturesConfig(**features)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"LogMelSpectrogram: features: {e}") from None
+        elif not isinstance(features, FeaturesConfig):
+            raise ValueError(f"LogMelSpectrogram: features must be a FeaturesConfig, got {features!r}")
         if int(sample_rate) <= 0:
             raise ValueError(f"LogMelSpectrogram: sample_rate must be > 0, got {sample_rate}")
+        self.features = features
         self.sample_rate = int(sample_rate)
-        self.n_fft = cfg.n_fft
-        self.win_length = cfg.win_length
-        self.hop_length = cfg.hop_length
-        self.n_mels = cfg.n_mels
-        self.f_min = cfg.f_min
-        self.f_max = cfg.f_max
-        self.mel_scale = cfg.mel_scale
-        self.mel_norm = cfg.mel_norm
-        self.center = cfg.center
-        self.pad_mode = cfg.pad_mode
-        self.power = cfg.power
-        self.compression = cfg.compression
-        self.amin = cfg.amin
-        self.top_db = cfg.top_db
-        self.log_c = cfg.log_c
-        self._window = analysis_window(
-            win_length=cfg.win_length if cfg.win_length is not None else cfg.n_fft, n_fft=cfg.n_fft
-        )  # [n_fft]
+        win = features.win_length if features.win_length is not None else features.n_fft
+        self._window = analysis_window(win_length=win, n_fft=features.n_fft)  # [n_fft]
         self._mel_matrix = mel_filterbank(
             sample_rate=self.sample_rate,
-            n_fft=cfg.n_fft,
-            n_mels=cfg.n_mels,
-            f_min=cfg.f_min,
-            f_max=cfg.f_max,
-            scale=cfg.mel_scale,
-            norm=cfg.mel_norm,
+            n_fft=features.n_fft,
+            n_mels=features.n_mels,
+            f_min=features.f_min,
+            f_max=features.f_max,
+            scale=features.mel_scale,
+            norm=features.mel_norm,
         )  # [n_fft // 2 + 1, n_mels]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LogMelSpectrogram:
+        config = dict(config)
+        # Models saved before the layer took a FeaturesConfig hold its fields at the top level.
+        flat = {f.name: config.pop(f.name) for f in dataclasses.fields(FeaturesConfig)
+                if f.name in config}
+        if flat:
+            config["features"] = {**config.get("features", {}), **flat}
+        return cls(**config)
 
     @property
     def mel_matrix(self) -> np.ndarray:
@@ -215,13 +189,13 @@ class LogMelSpectrogram(keras.layers.Layer):
         return self._mel_matrix.copy()
 
     def _frames(self, num_samples: int) -> int:
-        if self.center and self.pad_mode == "reflect" and num_samples <= self.n_fft // 2:
+        if self.features.center and self.features.pad_mode == "reflect" and num_samples <= self.features.n_fft // 2:
             raise ValueError(
-                f"LogMelSpectrogram: reflect padding by n_fft//2={self.n_fft // 2} needs more "
-                f"than {self.n_fft // 2} samples, got {num_samples}"
+                f"LogMelSpectrogram: reflect padding by n_fft//2={self.features.n_fft // 2} needs more "
+                f"than {self.features.n_fft // 2} samples, got {num_samples}"
             )
         return num_frames(
-            num_samples, n_fft=self.n_fft, hop_length=self.hop_length, center=self.center
+            num_samples, n_fft=self.features.n_fft, hop_length=self.features.hop_length, center=self.features.center
         )
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -233,59 +207,42 @@ class LogMelSpectrogram(keras.layers.Layer):
         self._frames(int(input_shape[-1]))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], self.n_mels, self._frames(int(input_shape[-1])))
+        return (input_shape[0], self.features.n_mels, self._frames(int(input_shape[-1])))
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = tf.cast(inputs, tf.float32)  # [B, S]
-        if self.center:
-            pad = self.n_fft // 2
-            x = tf.pad(x, [[0, 0], [pad, pad]], mode=self.pad_mode.upper())  # [B, S + 2*pad]
+        if self.features.center:
+            pad = self.features.n_fft // 2
+            x = tf.pad(x, [[0, 0], [pad, pad]], mode=self.features.pad_mode.upper())  # [B, S + 2*pad]
         window = tf.constant(self._window)
         stft = tf.signal.stft(
             x,
-            frame_length=self.n_fft,
-            frame_step=self.hop_length,
-            fft_length=self.n_fft,
+            frame_length=self.features.n_fft,
+            frame_step=self.features.hop_length,
+            fft_length=self.features.n_fft,
             window_fn=lambda *_args, **_kw: window,
             pad_end=False,
         )  # [B, T, n_fft // 2 + 1] complex64
         real, imag = tf.math.real(stft), tf.math.imag(stft)
         spec = real * real + imag * imag  # |X|^2, [B, T, F]
-        if self.power == 1.0:
+        if self.features.power == 1.0:
             spec = tf.sqrt(spec)
         mel = tf.matmul(spec, tf.constant(self._mel_matrix))  # [B, T, n_mels]
-        if self.compression == "db":
+        if self.features.compression == "db":
             # Decibels: 10 log10 of power, 20 log10 of magnitude (torchaudio AmplitudeToDB).
-            scale = 10.0 if self.power == 2.0 else 20.0
-            out = (scale / _LN10) * tf.math.log(tf.maximum(mel, self.amin))
-            if self.top_db is not None:
+            scale = 10.0 if self.features.power == 2.0 else 20.0
+            out = (scale / _LN10) * tf.math.log(tf.maximum(mel, self.features.amin))
+            if self.features.top_db is not None:
                 # Per example: the floor is that clip's own maximum minus top_db.
                 peak = tf.reduce_max(out, axis=[1, 2], keepdims=True)  # [B, 1, 1]
-                out = tf.maximum(out, peak - self.top_db)
+                out = tf.maximum(out, peak - self.features.top_db)
         else:  # log10(1 + C x), musicnn's compression
-            out = tf.math.log(1.0 + self.log_c * mel) / _LN10
+            out = tf.math.log(1.0 + self.features.log_c * mel) / _LN10
         return tf.transpose(out, [0, 2, 1])  # [B, n_mels, T]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            sample_rate=self.sample_rate,
-            n_fft=self.n_fft,
-            win_length=self.win_length,
-            hop_length=self.hop_length,
-            n_mels=self.n_mels,
-            f_min=self.f_min,
-            f_max=self.f_max,
-            mel_scale=self.mel_scale,
-            mel_norm=self.mel_norm,
-            center=self.center,
-            pad_mode=self.pad_mode,
-            power=self.power,
-            compression=self.compression,
-            amin=self.amin,
-            top_db=self.top_db,
-            log_c=self.log_c,
-        )
+        config.update(features=dataclasses.asdict(self.features), sample_rate=self.sample_rate)
         return config
 
 
@@ -298,22 +255,4 @@ def log_mel_from_config(
             f"config key 'features.f_max': must be <= Nyquist ({audio.sample_rate / 2}), "
             f"got {features.f_max}"
         )
-    return LogMelSpectrogram(
-        sample_rate=audio.sample_rate,
-        n_fft=features.n_fft,
-        win_length=features.win_length,
-        hop_length=features.hop_length,
-        n_mels=features.n_mels,
-        f_min=features.f_min,
-        f_max=features.f_max,
-        mel_scale=features.mel_scale,
-        mel_norm=features.mel_norm,
-        center=features.center,
-        pad_mode=features.pad_mode,
-        power=features.power,
-        compression=features.compression,
-        amin=features.amin,
-        top_db=features.top_db,
-        log_c=features.log_c,
-        name=name,
-    )
+    return LogMelSpectrogram(features, sample_rate=audio.sample_rate, name=name)

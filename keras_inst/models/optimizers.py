@@ -64,8 +64,29 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
             per_group[self.group_names.index(group)].append(i)
         return per_group
 
+    def _check_strategy(self) -> None:
+        """Fail clearly when an inner optimizer was made outside the model's tf.distribute scope.
+
+        TensorFlow optimizers capture the current strategy when constructed; one made outside
+        ``strategy.scope()`` would otherwise fail at the first step with "Mixing different
+        tf.distribute.Strategy objects".
+        """
+        captured = [getattr(o, "_distribution_strategy", None) for o in (self, *self.inner_optimizers)]
+        if all(s is None for s in captured):  # not the TensorFlow backend
+            return
+        import tensorflow as tf
+
+        current = tf.distribute.get_strategy()
+        if any(s is not current for s in captured):
+            raise ValueError(
+                f"{self.name}: its optimizers were created under a different tf.distribute strategy "
+                f"than the one in use ({type(current).__name__}); build the model and the optimizer "
+                "inside the same strategy.scope() (keras_inst.training.distribute.make_strategy)"
+            )
+
     @tracking.no_automatic_dependency_tracking
     def build(self, var_list) -> None:
+        self._check_strategy()
         for opt, idx in zip(self.inner_optimizers, self._split(var_list), strict=True):
             opt.build([var_list[i] for i in idx])
         super().build(var_list)

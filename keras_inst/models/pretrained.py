@@ -25,10 +25,13 @@ parity reference) are in :mod:`keras_inst.models.musicnn`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
+from keras_inst.config.registry import PRETRAINED
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.models.musicnn import (
     DEFAULT_CACHE,
@@ -187,6 +190,19 @@ def load_musicnn_weights(backbone: keras.Model, which: str = "msd", *, path: str
     return backbone
 
 
+@dataclass(frozen=True)
+class PretrainedSpec:
+    """One ``training.pretrained`` entry of :data:`keras_inst.config.registry.PRETRAINED`.
+
+    ``requires``: config values the weights need (``"section.key"`` -> allowed values);
+    ``load(backbone, cfg) -> backbone`` copies the weights in (``training.pretrained_path`` or
+    the default location).
+    """
+
+    requires: Mapping[str, tuple[object, ...]]
+    load: Callable[[keras.Model, ExperimentConfig], keras.Model]
+
+
 def _cfg_value(cfg: ExperimentConfig, key: str) -> object:
     section, name = key.split(".")
     return getattr(getattr(cfg, section), name)
@@ -197,10 +213,10 @@ def check_pretrained_config(cfg: ExperimentConfig) -> None:
     which = cfg.training.pretrained
     if which is None:
         return
-    required = SHORT_CHUNK_REQUIRED if which == "short_chunk_cnn" else MUSICNN_REQUIRED
+    spec: PretrainedSpec = PRETRAINED.get(which)
     wrong = [
         f"'{key}' must be {' or '.join(repr(v) for v in allowed)} (got {_cfg_value(cfg, key)!r})"
-        for key, allowed in required.items()
+        for key, allowed in spec.requires.items()
         if _cfg_value(cfg, key) not in allowed
     ]
     if wrong:
@@ -235,10 +251,11 @@ def load_pretrained_backbone(model_or_backbone: keras.Model, cfg: ExperimentConf
     if cfg.training.transfer == "scratch" or cfg.training.pretrained is None:
         return None
     check_pretrained_config(cfg)
-    backbone = find_backbone(model_or_backbone)
-    which = cfg.training.pretrained
-    if which in ("musicnn_msd_vgg", "musicnn_mtt_vgg"):
-        return load_musicnn_weights(backbone, which.split("_")[1], path=cfg.training.pretrained_path)
+    spec: PretrainedSpec = PRETRAINED.get(cfg.training.pretrained)
+    return spec.load(find_backbone(model_or_backbone), cfg)
+
+
+def _load_short_chunk(backbone: keras.Model, cfg: ExperimentConfig) -> keras.Model:
     weights = short_chunk_weights_path(cfg)
     if not weights.is_file():
         raise FileNotFoundError(
@@ -253,3 +270,16 @@ def load_pretrained_backbone(model_or_backbone: keras.Model, cfg: ExperimentConf
     except ValueError as e:
         raise ValueError(f"{weights}: does not fit the configured backbone ({e})") from None
     return backbone
+
+
+def _musicnn_loader(which: str) -> Callable[[keras.Model, ExperimentConfig], keras.Model]:
+    def load(backbone: keras.Model, cfg: ExperimentConfig) -> keras.Model:
+        return load_musicnn_weights(backbone, which, path=cfg.training.pretrained_path)
+
+    return load
+
+
+# The entries of keras_inst.config.registry.PRETRAINED.
+SHORT_CHUNK_CNN = PretrainedSpec(SHORT_CHUNK_REQUIRED, _load_short_chunk)
+MUSICNN_MSD_VGG = PretrainedSpec(MUSICNN_REQUIRED, _musicnn_loader("msd"))
+MUSICNN_MTT_VGG = PretrainedSpec(MUSICNN_REQUIRED, _musicnn_loader("mtt"))

@@ -5,9 +5,10 @@ freeze, re-initialise or give different learning rates to each part (paper §2.4
 
 * ``frontend``: waveform ``[B, samples]`` -> log-mel ``[B, n_mels, frames]`` (no weights).
 * ``backbone``: log-mel -> embedding ``[B, C_last]`` (512 for the paper). Architectures are
-  looked up in a registry (:func:`register_backbone`); ``short_chunk_cnn`` (the paper's, Won et
-  al. 2020) and ``short_chunk_res`` (its residual variant) live here, ``musicnn_vgg`` is built
-  in :mod:`keras_inst.models.pretrained` and resolved lazily (see ``_LAZY_BACKBONES``).
+  looked up in :data:`keras_inst.config.registry.BACKBONES` (add one with
+  :func:`keras_inst.config.registry.register_backbone`); ``short_chunk_cnn`` (the paper's, Won
+  et al. 2020) and ``short_chunk_res`` (its residual variant) live here, ``musicnn_vgg`` in
+  :mod:`keras_inst.models.pretrained`.
 * ``head``: embedding -> ``dense1`` -> ``bn`` -> ReLU -> dropout -> ``dense2`` -> logits.
 
 Layer names mirror the PyTorch reference (minzwon/sota-music-tagging-models,
@@ -19,7 +20,6 @@ scratch behaves like the reference.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +28,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from keras_inst.config.schema import ExperimentConfig, ModelConfig
+from keras_inst.config.registry import BACKBONES
+from keras_inst.config.schema import AudioConfig, ExperimentConfig, FeaturesConfig, ModelConfig
 from keras_inst.models.frontend import log_mel_from_config
 from keras_inst.taxonomy import NUM_CLASSES
 
@@ -131,7 +132,7 @@ def _backbone_input(n_mels: int, frames: int) -> tuple[keras.KerasTensor, keras.
     return mel, x
 
 
-def _build_short_chunk_cnn(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
+def build_short_chunk_cnn(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
     """Won et al.'s ShortChunkCNN: 7 x [conv3x3 -> BN -> ReLU -> maxpool 2x2] -> global max."""
     specs = block_specs(cfg.model)
     n_mels = cfg.features.n_mels
@@ -173,7 +174,7 @@ def _res_block(x: keras.KerasTensor, spec: BlockSpec, in_ch: int) -> keras.Keras
     return layers.ReLU(name=f"{n}_relu")(out)
 
 
-def _build_short_chunk_res(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
+def build_short_chunk_res(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
     """Won et al.'s ShortChunkCNN_Res: 7 stride-2 residual blocks -> global max."""
     specs = block_specs(cfg.model)
     n_mels = cfg.features.n_mels
@@ -189,54 +190,19 @@ def _build_short_chunk_res(cfg: ExperimentConfig, *, frames: int) -> keras.Model
 
 BackboneBuilder = Callable[..., keras.Model]
 """``builder(cfg, *, frames) -> keras.Model`` named ``backbone``: ``[B, n_mels, frames]`` ->
-``[B, C]``."""
-
-_BACKBONES: dict[str, BackboneBuilder] = {
-    "short_chunk_cnn": _build_short_chunk_cnn,
-    "short_chunk_res": _build_short_chunk_res,
-}
-# Builders defined in other modules, imported on first use ("module:function"), so that this
-# module needs no import of them and they may import this one.
-_LAZY_BACKBONES: dict[str, str] = {
-    "musicnn_vgg": "keras_inst.models.pretrained:build_musicnn_vgg_backbone",
-}
+``[B, C]``; registered in :data:`keras_inst.config.registry.BACKBONES`."""
 
 
-def register_backbone(name: str, builder: BackboneBuilder) -> None:
-    """Add (or replace) an architecture for ``model.architecture == name``."""
-    _BACKBONES[name] = builder
-
-
-def _backbone_builder(name: str) -> BackboneBuilder:
-    if name in _BACKBONES:
-        return _BACKBONES[name]
-    if name in _LAZY_BACKBONES:
-        module_name, attr = _LAZY_BACKBONES[name].split(":")
-        try:
-            builder = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(
-                f"config key 'model.architecture': {name!r} is built by "
-                f"{module_name}.{attr}, which is not available ({e})"
-            ) from None
-        _BACKBONES[name] = builder
-        return builder
-    known = sorted(set(_BACKBONES) | set(_LAZY_BACKBONES))
-    raise ValueError(
-        f"config key 'model.architecture': unknown backbone {name!r}; known: {', '.join(known)}"
-    )
-
-
-def build_frontend(cfg: ExperimentConfig) -> keras.Model:
+def build_frontend(audio: AudioConfig, features: FeaturesConfig) -> keras.Model:
     """``frontend``: waveform ``[B, chunk_samples]`` -> log-mel ``[B, n_mels, frames]``, float32."""
-    wav = keras.Input((cfg.audio.chunk_samples,), name="waveform", dtype="float32")
-    mel = log_mel_from_config(cfg.features, cfg.audio, name="log_mel")(wav)
+    wav = keras.Input((audio.chunk_samples,), name="waveform", dtype="float32")
+    mel = log_mel_from_config(features, audio, name="log_mel")(wav)
     return keras.Model(wav, mel, name="frontend")
 
 
 def num_frames(cfg: ExperimentConfig) -> int:
     """Time frames of the log-mel of one chunk (251 for the paper: 1 + 64000 // 256)."""
-    return int(build_frontend(cfg).output.shape[-1])
+    return int(build_frontend(cfg.audio, cfg.features).output.shape[-1])
 
 
 def build_backbone(cfg: ExperimentConfig, *, frames: int | None = None) -> keras.Model:
@@ -244,7 +210,7 @@ def build_backbone(cfg: ExperimentConfig, *, frames: int | None = None) -> keras
 
     ``frames`` defaults to the front end's output length for ``cfg.audio.chunk_samples``.
     """
-    builder = _backbone_builder(cfg.model.architecture)
+    builder: BackboneBuilder = BACKBONES.get(cfg.model.architecture)
     model = builder(cfg, frames=num_frames(cfg) if frames is None else int(frames))
     if model.name != "backbone" or len(model.output.shape) != 2:
         raise ValueError(
@@ -255,7 +221,7 @@ def build_backbone(cfg: ExperimentConfig, *, frames: int | None = None) -> keras
 
 
 def build_head(
-    cfg: ExperimentConfig, embedding_dim: int, *, n_classes: int = NUM_CLASSES
+    model_cfg: ModelConfig, embedding_dim: int, *, n_classes: int = NUM_CLASSES
 ) -> keras.Model:
     """``head``: embedding ``[B, D]`` -> dense1 -> bn -> ReLU -> dropout -> dense2 -> logits.
 
@@ -266,12 +232,12 @@ def build_head(
         raise ValueError(
             f"head needs embedding_dim >= 1 and n_classes >= 1, got {embedding_dim}, {n_classes}"
         )
-    units = cfg.model.head_units
+    units = model_cfg.head_units
     emb = keras.Input((embedding_dim,), name="embedding")
     x = layers.Dense(units, name="dense1", **_torch_init(embedding_dim))(emb)
     x = _bn("bn")(x)
     x = layers.ReLU(name="relu")(x)
-    x = layers.Dropout(cfg.model.dropout, name="dropout")(x)
+    x = layers.Dropout(model_cfg.dropout, name="dropout")(x)
     logits = layers.Dense(n_classes, name="dense2", **_torch_init(units))(x)
     return keras.Model(emb, logits, name="head")
 
@@ -284,9 +250,9 @@ def build_model(cfg: ExperimentConfig, *, n_classes: int = NUM_CLASSES) -> keras
     training on probabilities is as stable as training on logits. ``n_classes`` other than 15
     is for pre-training heads (e.g. MTG-Jamendo's 50 tags).
     """
-    frontend = build_frontend(cfg)
+    frontend = build_frontend(cfg.audio, cfg.features)
     backbone = build_backbone(cfg, frames=int(frontend.output.shape[-1]))
-    head = build_head(cfg, int(backbone.output.shape[-1]), n_classes=n_classes)
+    head = build_head(cfg.model, int(backbone.output.shape[-1]), n_classes=n_classes)
     wav = keras.Input((cfg.audio.chunk_samples,), name="waveform", dtype="float32")
     logits = head(backbone(frontend(wav)))  # [B, n_classes]
     probs = layers.Activation("sigmoid", dtype="float32", name="probabilities")(logits)

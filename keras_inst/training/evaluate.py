@@ -14,25 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_inst.atomic import write_json
 from keras_inst.config.io import add_override_argument, load_config
-from keras_inst.config.schema import DATASET_NAMES, ExperimentConfig
-
-
-def resolve_model(model_arg: str | Path, *, config: str | None = None, overrides: Sequence[str] = ()) -> tuple[Path, ExperimentConfig, Path | None, dict | None]:
-    """(model file, config, run dir or None, tuned thresholds or None) for a run dir or a .keras file."""
-    p = Path(model_arg).expanduser()
-    if p.is_dir():
-        model_path = p / "model.keras"
-        if not model_path.is_file():
-            raise ValueError(f"{p}: not a finished run directory (no model.keras); train it first or pass a .keras file")
-        cfg = load_config(config or p / "config.yaml", overrides)
-        thresholds = None
-        if (p / "report.json").is_file():
-            thresholds = json.loads((p / "report.json").read_text()).get("thresholds")
-        return model_path, cfg, p, thresholds
-    if p.suffix == ".keras" and p.is_file():
-        return p, load_config(config or "paper", overrides), None, None
-    raise ValueError(f"--model {str(model_arg)!r}: expected a run directory or a .keras file")
+from keras_inst.config.registry import DATASETS
+from keras_inst.config.schema import ExperimentConfig
+from keras_inst.runtime.artifacts import RUN_CONFIG
+from keras_inst.runtime.loader import load_artifact
 
 
 def select_songs(cfg: ExperimentConfig, dataset: str, songs: list, *, split: str, run_dir: Path | None) -> list:
@@ -51,10 +38,14 @@ def select_songs(cfg: ExperimentConfig, dataset: str, songs: list, *, split: str
 
 
 def predict_dataset(model, ds) -> tuple[np.ndarray, np.ndarray]:
-    """(labels [n, C], probabilities [n, C]) of a finite dataset of (waveform, labels) batches."""
+    """(labels [n, C], probabilities [n, C]) of a finite dataset of (waveform, labels) batches.
+
+    ``model``: a ``keras.Model`` or a loaded :class:`~keras_inst.runtime.loader.Artifact`.
+    """
+    predict = model.predict_on_batch if hasattr(model, "predict_on_batch") else model.predict
     ys, ps = [], []
     for x, y in ds:
-        ps.append(model.predict_on_batch(x))
+        ps.append(np.asarray(predict(np.asarray(x))))
         ys.append(np.asarray(y))
     return np.concatenate(ys), np.concatenate(ps)
 
@@ -74,18 +65,23 @@ def evaluate_model(
     from keras_inst.data.cache.store import ensure_cache
     from keras_inst.data.datasets import read_dataset
     from keras_inst.data.pipeline import musical_eval_dataset
-    from keras_inst.models.short_chunk import load_model
     from keras_inst.taxonomy import CLASSES
     from keras_inst.training.metrics import evaluate_predictions
     from keras_inst.training.report import write_report
 
     if split not in ("test", "all"):
         raise ValueError(f"--split must be 'test' or 'all', got {split!r}")
-    model_path, cfg, run_dir, thresholds = resolve_model(model_arg, config=config, overrides=overrides)
-    model = load_model(model_path)
-    expected = model.inputs[0].shape[-1]
-    if expected != cfg.audio.chunk_samples:
-        raise ValueError(f"model {model_path} takes {expected} samples but the config's audio gives {cfg.audio.chunk_samples}; pass the model's --config")
+    art = load_artifact(model_arg)
+    cfg = art.config
+    if config is not None or overrides or cfg is None:
+        run_config = art.run_dir / RUN_CONFIG if art.run_dir is not None else "paper"
+        cfg = load_config(config or run_config, overrides)
+    if art.class_names != list(CLASSES):
+        raise ValueError(f"model {art.path} has classes {art.class_names[:3]}...; evaluation needs the {len(CLASSES)} taxonomy classes")
+    if (art.input_samples, art.sample_rate) != (cfg.audio.chunk_samples, cfg.audio.sample_rate):
+        raise ValueError(f"model {art.path} takes {art.input_samples} samples at {art.sample_rate} Hz but the config's audio gives "
+                         f"{cfg.audio.chunk_samples} at {cfg.audio.sample_rate} Hz; pass the model's --config")
+    model_path, run_dir, thresholds = art.path, art.run_dir, art.threshold_vector()
 
     songs, reader_report = read_dataset(dataset, root,
                                         problem_stems=cfg.data.problem_stems_for(dataset))
@@ -94,11 +90,12 @@ def evaluate_model(
     chosen = select_songs(cfg, dataset, songs, split=split, run_dir=run_dir)
     cache = ensure_cache(cfg, chosen)
     ds = musical_eval_dataset(cfg, cache, chosen, seed=seed, batch_size=cfg.training.batch_size)
-    y_true, y_prob = predict_dataset(model, ds)
-    t = np.array([thresholds[c] for c in CLASSES]) if thresholds else None
+    y_true, y_prob = predict_dataset(art.model if art.model is not None else art, ds)
     report = {
         "meta": {
             "model": str(model_path),
+            "model_kind": art.kind,
+            "thresholds": art.thresholds_source or "none tuned (F1 at 0.5 only)",
             "dataset": f"{dataset} at {root}",
             "split": split,
             "songs": len(chosen),
@@ -106,7 +103,7 @@ def evaluate_model(
             "reader_problems": reader_report.counts,
             "examples_note": f"{cfg.mixing.eval_chunks_per_song} musical chunks per song, seed {seed}",
         },
-        "test": evaluate_predictions(y_true, y_prob, thresholds=t),
+        "test": evaluate_predictions(y_true, y_prob, thresholds=thresholds),
     }
     if out_dir is not None:
         write_report(out_dir, report, title=f"{model_path.name} on {dataset} ({split})")
@@ -115,11 +112,11 @@ def evaluate_model(
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m keras_inst.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="run directory or .keras file")
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--model", required=True, help="run directory, .keras file, export directory, SavedModel directory or .tflite file")
+    p.add_argument("--dataset", required=True, choices=DATASETS.names())
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", default="test", choices=("test", "all"))
-    p.add_argument("--config", default=None, help="config for audio/mixing settings (default: the run's, or paper)")
+    p.add_argument("--config", default=None, help="config for audio/mixing settings (default: the run's config.yaml beside the model, or paper)")
     add_override_argument(p)
     p.add_argument("--json", dest="json_path", default=None, help="write the report JSON here")
     p.add_argument("--out", default=None, help="write report.json, report.md and plots into this folder")
@@ -134,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(markdown_report(report, title=f"{args.model} on {args.dataset} ({args.split})"))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_json(args.json_path, report)
     return 0
 
 

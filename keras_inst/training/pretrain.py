@@ -9,22 +9,21 @@ validation and test use the official split. At the end the BACKBONE weights are 
 :mod:`keras_inst.models.pretrained` looks for ``short_chunk_cnn`` (or ``--out``), with a sidecar JSON,
 and the run directory gets a report of track-level tag ROC-AUC / PR-AUC.
 
-Run directories work like ``keras_inst.training.train``'s (same helpers): the resolved config is the
-run's identity, every epoch is checkpointed, and running the same command again resumes.
+Run directories work like ``keras_inst.training.train``'s (one :class:`~keras_inst.training.run_dir.RunDir`
+lifecycle): the resolved config and the tag inputs are the run's identity, every epoch is
+checkpointed, and running the same command again resumes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from keras_inst import atomic
 from keras_inst.config.io import add_override_argument, load_config, to_dict
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.data.jamendo import (  # the tagging data lives in its own module
@@ -35,17 +34,13 @@ from keras_inst.data.jamendo import (  # the tagging data lives in its own modul
     load_tagging_data,
     training_dataset,
 )
+from keras_inst.runtime.artifacts import RUN_MODEL, RUN_REPORT
 from keras_inst.training.metrics import binary_cross_entropy, keras_metrics, label_aucs
-from keras_inst.training.train import (
-    BEST_CKPT,
-    LAST_CKPT,
-    STATE_FILE,
+from keras_inst.training.run_dir import (
+    RunDir,
     TrainingError,
-    atomic_json,
     load_checkpoint,
-    prepare_run_dir,
-    read_state,
-    training_callbacks,
+    start_keras,
 )
 
 PRETRAIN_FILE = "pretrain.json"  # tag file, split folder and tag vocabulary of the run
@@ -131,26 +126,12 @@ def sidecar_path(weights: Path) -> Path:
 def save_backbone(model, weights: Path, meta: dict) -> Path:
     """Write the model's backbone weights and the sidecar JSON atomically."""
     weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(f".tmp-{os.getpid()}-{weights.name}")
-    model.get_layer("backbone").save_weights(tmp)
-    os.replace(tmp, weights)
-    atomic_json(sidecar_path(weights), meta)
+    backbone = model.get_layer("backbone")
+
+    # The temporary name keeps ".weights.h5", which Keras requires of weight files.
+    atomic.write_with(weights, backbone.save_weights)
+    atomic.write_json(sidecar_path(weights), meta)
     return weights
-
-
-def _check_run_inputs(run_dir: Path, inputs: dict) -> None:
-    """The tag file, split folder and vocabulary belong to the run's identity, like its config."""
-    path = run_dir / PRETRAIN_FILE
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old != inputs:
-            changed = sorted(k for k in inputs if old.get(k) != inputs[k])
-            raise TrainingError(
-                f"run directory {run_dir} was pre-trained with other {', '.join(changed)}; "
-                "choose another --run-dir or pass --overwrite"
-            )
-    else:
-        atomic_json(path, inputs)
 
 
 def _f(v: float | None) -> str:
@@ -192,23 +173,8 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pretrain(
-    cfg: ExperimentConfig,
-    run_dir: str | Path,
-    *,
-    out: str | Path | None = None,
-    tsv: str | Path | None = None,
-    split_dir: str | Path | None = None,
-    audio_dir: str | Path | None = None,
-    overwrite: bool = False,
-    workers: int | None = None,
-    verbose: int | str = "auto",
-    callbacks: Sequence = (),
-) -> dict:
-    """Pre-train (or resume), save the backbone weights, evaluate; returns the report dict.
-
-    ``callbacks`` run after the checkpointing ones (so an epoch they see is already saved).
-    """
+def _weights_path(cfg: ExperimentConfig, out: str | Path | None) -> Path:
+    """Check that the config is a pre-training one; where the backbone weights go."""
     if tuple(cfg.data.datasets) != (DATASET,):
         raise ValueError(
             f"config key 'data.datasets': pre-training reads only [{DATASET}], "
@@ -227,78 +193,23 @@ def pretrain(
     weights = Path(out).expanduser() if out is not None else default_weights_path(cfg)
     if not weights.name.endswith(".weights.h5"):
         raise ValueError(f"--out {str(weights)!r}: Keras weights files must end in .weights.h5")
-    jamendo_root(cfg)  # before the run directory is created
-    run_dir = Path(run_dir)
-    status = prepare_run_dir(cfg, run_dir, overwrite=overwrite)
+    return weights
 
-    import keras
 
-    if status == "complete":
-        report = json.loads((run_dir / "report.json").read_text())
-        if not weights.is_file():
-            save_backbone(
-                load_checkpoint(run_dir / "model.keras"),
-                weights,
-                {**report["meta"], "weights": str(weights)},
-            )
-        print(f"Run {run_dir} is already complete; backbone weights: {weights}")
-        return report
-    if cfg.training.mixed_precision:
-        keras.mixed_precision.set_global_policy(cfg.training.mixed_precision)
-    keras.utils.set_random_seed(cfg.training.seed)
-
-    data = load_tagging_data(
-        cfg,
-        tsv=tsv,
-        split_dir=split_dir,
-        audio_dir=audio_dir,
-        workers=workers,
-        progress=verbose != 0,
-    )
-    _check_run_inputs(
-        run_dir,
-        {"tsv": str(data.tsv.resolve()), "split": data.split_source, "tags": list(data.tags)},
-    )
-    state = read_state(run_dir)
-    initial_epoch = int(state.get("epochs_done", 0)) if (run_dir / LAST_CKPT).is_file() else 0
-    steps = cfg.training.steps_per_epoch
-    train_ds = training_dataset(
-        data, cfg, start_example=initial_epoch * steps * cfg.training.batch_size
-    )
-    val_ds, _ = evaluation_dataset(data, cfg, "validation")
-    if initial_epoch > 0:
-        print(f"Resuming {run_dir} after epoch {initial_epoch}")
-        model = load_checkpoint(run_dir / LAST_CKPT)
-    else:
-        model = compile_tagger(cfg, len(data.tags))
-    t0 = time.time()
-    if initial_epoch < cfg.training.epochs:
-        model.fit(
-            train_ds,
-            steps_per_epoch=steps,
-            epochs=cfg.training.epochs,
-            initial_epoch=initial_epoch,
-            validation_data=val_ds,
-            callbacks=training_callbacks(run_dir) + list(callbacks),
-            verbose=verbose,
-            shuffle=False,
-        )
-    best = run_dir / BEST_CKPT
-    final = load_checkpoint(best) if best.is_file() else model
-    tmp = run_dir / "model.tmp.keras"
-    final.save(tmp)
-    os.replace(tmp, run_dir / "model.keras")
-
+def _write_outputs(
+    final, cfg: ExperimentConfig, rd: RunDir, data: TaggingData, weights: Path, seconds: float
+) -> dict:
+    """Evaluate the final model per track, save its backbone, write report.json / report.md."""
     meta = {
         "config": cfg.name,
-        "run_dir": str(run_dir),
+        "run_dir": str(rd.path),
         "tsv": str(data.tsv),
         "split": data.split_source,
         "tags": list(data.tags),
         "weights": str(weights),
         "train_tracks": len(data.entries["train"]),
-        "train_seconds_this_session": round(time.time() - t0, 1),
-        "best_epoch": read_state(run_dir).get("best_epoch"),
+        "train_seconds_this_session": round(seconds, 1),
+        "best_epoch": rd.read_state().best_epoch,
         "model": to_dict(cfg.model),
         "features": to_dict(cfg.features),
         "audio": to_dict(cfg.audio),
@@ -313,13 +224,61 @@ def pretrain(
         for k in ("validation", "test")
         if report[k]
     }
-    save_backbone(final, weights, {**meta, **summary})
-    atomic_json(run_dir / "report.json", report)
-    (run_dir / "report.md").write_text(_markdown(report), encoding="utf-8")
-    state = read_state(run_dir)
-    state["complete"] = True
-    atomic_json(run_dir / STATE_FILE, state)
+    if rd.is_chief:  # the weights file lies outside the run directory: the chief's to write
+        save_backbone(final, weights, {**meta, **summary})
+    rd.write_json(RUN_REPORT, report)
+    rd.write_text("report.md", _markdown(report))
     return report
+
+
+def pretrain(
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    out: str | Path | None = None,
+    tsv: str | Path | None = None,
+    split_dir: str | Path | None = None,
+    audio_dir: str | Path | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+    verbose: int | str = "auto",
+    callbacks: Sequence = (),
+    is_chief: bool = True,
+) -> dict:
+    """Pre-train (or resume), save the backbone weights, evaluate; returns the report dict.
+
+    ``callbacks`` run after the checkpointing ones (so an epoch they see is already saved).
+    ``is_chief=False``: a non-chief distributed worker, which writes nothing of the run.
+    """
+    weights = _weights_path(cfg, out)
+    jamendo_root(cfg)  # before the run directory is created
+    with RunDir(run_dir, is_chief=is_chief) as rd:
+        if rd.prepare(cfg, overwrite=overwrite) == "complete":
+            report = rd.read_report()
+            if not weights.is_file() and rd.is_chief:
+                meta = {**report["meta"], "weights": str(weights)}
+                save_backbone(load_checkpoint(rd.path / RUN_MODEL), weights, meta)
+            print(f"Run {rd.path} is already complete; backbone weights: {weights}")
+            return report
+        start_keras(cfg.training)
+        data = load_tagging_data(
+            cfg, tsv=tsv, split_dir=split_dir, audio_dir=audio_dir, workers=workers,
+            progress=verbose != 0,
+        )
+        inputs = {"tsv": str(data.tsv.resolve()), "split": data.split_source, "tags": list(data.tags)}
+        rd.bind(PRETRAIN_FILE, inputs, hint="choose another --run-dir or pass --overwrite")
+        initial_epoch = rd.resume_epoch()
+        start = initial_epoch * cfg.training.steps_per_epoch * cfg.training.batch_size
+        train_ds = training_dataset(data, cfg, start_example=start)
+        val_ds, _ = evaluation_dataset(data, cfg, "validation")
+        model = rd.load_or_build(initial_epoch, lambda: compile_tagger(cfg, len(data.tags)))
+        seconds = rd.fit(
+            model, train_ds, val_ds, cfg.training, initial_epoch=initial_epoch,
+            callbacks=callbacks, verbose=verbose,
+        )
+        return rd.finalize(
+            model, outputs=lambda final: _write_outputs(final, cfg, rd, data, weights, seconds)
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

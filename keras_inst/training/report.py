@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 from pathlib import Path
 
+from keras_inst import atomic
+from keras_inst.runtime.artifacts import RUN_REPORT
 from keras_inst.taxonomy import CLASSES, FAMILIES
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def markdown_report(report: dict, *, title: str = "Evaluation report") -> str:
@@ -75,7 +69,7 @@ def plot_f1_bars(report: dict, path: Path) -> None:
     ax.set_title("Class-wise F1 (families | instruments)")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
 
 
@@ -110,7 +104,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
 
 
@@ -118,9 +112,9 @@ def write_report(out_dir: str | Path, report: dict, *, history_csv: str | Path |
     """Write report.json, report.md and the plots into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "markdown": out / "report.md", "f1_plot": out / "f1_per_class.png"}
-    _atomic_write_text(paths["json"], json.dumps(report, indent=2))
-    _atomic_write_text(paths["markdown"], markdown_report(report, title=title))
+    paths = {"json": out / RUN_REPORT, "markdown": out / "report.md", "f1_plot": out / "f1_per_class.png"}
+    atomic.write_json(paths["json"], report)
+    atomic.write_text(paths["markdown"], markdown_report(report, title=title))
     plot_f1_bars(report, paths["f1_plot"])
     if history_csv is not None and Path(history_csv).is_file():
         paths["curves"] = out / "learning_curves.png"

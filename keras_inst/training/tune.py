@@ -8,9 +8,14 @@ each run's best epoch; keras-tuner averages the seeds, as the paper averages its
 The tuner directory (``--dir``) holds the resolved config (its identity: another config is
 refused), the shared song split, keras-tuner's project (``search/``; one ``trial_*/`` per value
 with ``executions.json``: every seed's metrics and history) and the outputs: ``results.md``,
-``results.json`` (per value: mean and per-seed validation ROC-AUC / PR-AUC / loss; the best
-value) and ``fig2_p_musical.png``. Running the same command again continues an interrupted
-search: finished values are not trained again, nor finished seeds of an interrupted value.
+``results.json`` (per value: mean, min, max, std and per-seed validation and test ROC-AUC /
+PR-AUC / loss; the best value) and ``fig2_p_musical.png``. Running the same command again
+continues an interrupted search: finished values are not trained again, nor finished seeds of an
+interrupted value.
+
+Each seed is also scored on the test split (musical mixes only, paper §2.3) with the weights of
+its best epoch: Fig. 2's three panels are test ROC-AUC, PR-AUC and loss vs p_musical, drawn by
+:func:`plot_results` as the mean over seeds with the min-max band of the seeds.
 """
 
 from __future__ import annotations
@@ -19,18 +24,21 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_inst.config.io import add_override_argument, dump_config, load_config
+from keras_inst import atomic
+from keras_inst.config.io import add_override_argument, load_config
 from keras_inst.config.schema import ExperimentConfig
+from keras_inst.training.run_dir import RunDir, TrainingError, start_keras
 
 HP_NAME = "p_musical"
 PROJECT = "search"
 EXECUTIONS_FILE = "executions.json"
 METRICS = ("val_roc_auc", "val_pr_auc", "val_loss")
+TEST_METRICS = ("test_roc_auc", "test_pr_auc", "test_loss")
+PANEL_TITLES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "loss": "loss"}
 
 
 def trial_config(cfg: ExperimentConfig, p_musical: float, seed_index: int) -> ExperimentConfig:
@@ -54,6 +62,13 @@ def _finite(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def best_index(values: Sequence[float], objective: str) -> int:
+    """Index of the best of ``values`` of ``objective``: the first of equal bests; NaN loses."""
+    sign = -1.0 if objective_direction(objective) == "min" else 1.0
+    scores = [sign * v if math.isfinite(v) else -math.inf for v in values]
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
 def best_epoch_metrics(history: dict[str, list[float]], objective: str) -> tuple[int, dict]:
     """(best epoch index, every logged metric at that epoch) by ``objective``; NaN epochs lose."""
     values = history.get(objective)
@@ -61,10 +76,36 @@ def best_epoch_metrics(history: dict[str, list[float]], objective: str) -> tuple
         raise ValueError(
             f"config key 'tuner.objective': {objective!r} was not logged; logged: {sorted(history)}"
         )
-    sign = -1.0 if objective_direction(objective) == "min" else 1.0
-    scores = [sign * v if math.isfinite(v) else -math.inf for v in values]
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # first of equal bests
+    best = best_index(values, objective)
     return best, {k: _finite(v[best]) for k, v in history.items() if len(v) > best}
+
+
+def score_test_split(model, test_ds) -> dict[str, float | None]:
+    """``test_roc_auc``, ``test_pr_auc`` and ``test_loss`` (macro, as evaluate reports them) of
+    ``model`` on the finite test dataset."""
+    from keras_inst.training.evaluate import predict_dataset
+    from keras_inst.training.metrics import evaluate_predictions
+
+    report = evaluate_predictions(*predict_dataset(model, test_ds))
+    return {f"test_{k}": None if report[k] is None else _finite(report[k]) for k in PANEL_TITLES}
+
+
+def _keep_best_weights(objective: str):
+    """A callback holding the weights of the epoch :func:`best_epoch_metrics` picks."""
+    import keras
+
+    class KeepBestWeights(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.values: list[float] = []
+            self.best_weights = None
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            self.values.append(float((logs or {}).get(objective, math.nan)))
+            if best_index(self.values, objective) == len(self.values) - 1:
+                self.best_weights = self.model.get_weights()
+
+    return KeepBestWeights()
 
 
 def _build_hypermodel(cfg: ExperimentConfig, tune_dir: Path):
@@ -77,6 +118,7 @@ def _build_hypermodel(cfg: ExperimentConfig, tune_dir: Path):
         def __init__(self) -> None:
             super().__init__(name="p_musical")
             self.seed_index = 0
+            self.test_metrics: dict = {}  # of the last fit, at its best epoch
 
         def declare_hyperparameters(self, hp) -> None:
             hp.Choice(HP_NAME, [float(v) for v in cfg.tuner.p_musical_values])
@@ -94,15 +136,20 @@ def _build_hypermodel(cfg: ExperimentConfig, tune_dir: Path):
 
             run_cfg = trial_config(cfg, hp.get(HP_NAME), self.seed_index)
             data = pipeline.build_data(run_cfg, run_dir=tune_dir)
-            return model.fit(
+            keep = _keep_best_weights(cfg.tuner.objective)
+            history = model.fit(
                 data.train,
                 steps_per_epoch=run_cfg.training.steps_per_epoch,
                 epochs=run_cfg.training.epochs,
                 validation_data=data.validation,
-                callbacks=list(callbacks),
+                callbacks=[*callbacks, keep],
                 verbose=verbose,
                 shuffle=False,
             )
+            if keep.best_weights is not None:  # the test split is judged at the best epoch
+                model.set_weights(keep.best_weights)
+            self.test_metrics = score_test_split(model, data.test)
+            return history
 
     return PMusicalHyperModel()
 
@@ -141,13 +188,12 @@ def _build_tuner(cfg: ExperimentConfig, tune_dir: Path, hypermodel):
                         "seed": cfg.training.seed + index,
                         "best_epoch": epoch + 1,
                         "metrics": metrics,
+                        "test": hypermodel.test_metrics,  # at best_epoch
                         "history": {k: [_finite(x) for x in v] for k, v in hist.items()},
                     }
                 )
                 record = {HP_NAME: float(hp.get(HP_NAME)), "seeds": seeds}
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-                os.replace(tmp, path)  # a killed search keeps every finished seed
+                atomic.write_json(path, record, indent=1)  # a killed search keeps finished seeds
             # keras-tuner averages the per-seed dicts into the trial's score.
             return [
                 {k: (v if v is not None else math.nan) for k, v in s["metrics"].items()}
@@ -167,27 +213,20 @@ def _build_tuner(cfg: ExperimentConfig, tune_dir: Path, hypermodel):
     )
 
 
-def _check_tune_dir(cfg: ExperimentConfig, tune_dir: Path) -> None:
-    """The resolved config is the search's identity (like a run directory's)."""
-    path = tune_dir / "config.yaml"
-    text = dump_config(cfg)
-    if path.is_file():
-        if path.read_text(encoding="utf-8") != text:
-            raise ValueError(
-                f"tuner directory {tune_dir} holds a search with a different config; "
-                "choose another --dir"
-            )
-        return
-    tune_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("config.yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def seed_stats(values: Sequence[float | None]) -> dict[str, float | None]:
+    """mean, std (population), min and max of the finite ``values``; all None when none is."""
+    import numpy as np
+
+    finite = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if not finite.size:
+        return dict.fromkeys(("mean", "std", "min", "max"))
+    return {"mean": float(np.mean(finite)), "std": float(np.std(finite)),
+            "min": float(np.min(finite)), "max": float(np.max(finite))}
 
 
 def collect_results(cfg: ExperimentConfig, tune_dir: Path) -> dict:
-    """Per p_musical value: mean and per-seed metrics of its finished seeds; the best value."""
-    import numpy as np
-
+    """Per p_musical value: seed statistics and per-seed validation and test metrics of its
+    finished seeds; the best value by the objective."""
     rows = []
     for path in sorted((tune_dir / PROJECT).glob(f"trial_*/{EXECUTIONS_FILE}")):
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -198,12 +237,12 @@ def collect_results(cfg: ExperimentConfig, tune_dir: Path) -> dict:
             "complete": len(seeds) >= cfg.tuner.seeds,
             "trial": path.parent.name,
         }
-        for m in METRICS:
-            values = [s["metrics"].get(m) for s in seeds]
+        for m in METRICS + TEST_METRICS:
+            # Seeds recorded before test scoring existed have no "test" entry: None.
+            part = "metrics" if m in METRICS else "test"
+            values = [(s.get(part) or {}).get(m) for s in seeds]
             row[f"per_seed_{m}"] = values
-            finite = [v for v in values if v is not None]
-            row[f"mean_{m}"] = float(np.mean(finite)) if finite else None
-            row[f"std_{m}"] = float(np.std(finite)) if finite else None
+            row.update({f"{k}_{m}": v for k, v in seed_stats(values).items()})
         row["best_epochs"] = [s["best_epoch"] for s in seeds]
         rows.append(row)
     rows.sort(key=lambda r: r[HP_NAME])
@@ -242,49 +281,79 @@ def results_markdown(results: dict) -> str:
         cells = [f"{f(r[f'mean_{m}'])} ± {f(r[f'std_{m}'])}" for m in METRICS]
         per_seed = ", ".join(f(v) for v in r["per_seed_val_roc_auc"])
         lines.append(f"| {r[HP_NAME]:g} | {seeds} | {' | '.join(cells)} | {per_seed} |")
+    lines += [
+        "",
+        "Test split at each seed's best epoch (Fig. 2's panels): mean [min, max] over seeds.",
+        "",
+        "| p_musical | seeds | test ROC-AUC | test PR-AUC | test loss |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results["rows"]:
+        cells = [f"{f(r[f'mean_{m}'])} [{f(r[f'min_{m}'])}, {f(r[f'max_{m}'])}]"
+                 for m in TEST_METRICS]
+        lines.append(f"| {r[HP_NAME]:g} | {r['seeds']} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_results(results: dict, path: Path) -> Path:
-    """Fig. 2: validation ROC-AUC, PR-AUC and loss vs p_musical (mean line, seeds as dots)."""
+def fig2_series(results: dict, split: str = "test") -> dict[str, dict[str, list[float]]]:
+    """Per panel (``roc_auc``, ``pr_auc``, ``loss``) of ``split`` ('test' or 'val'): the
+    p_musical values with a finite mean (``x``), the mean over seeds and the seeds' min / max."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    series = {}
+    for panel in PANEL_TITLES:
+        m = f"{split}_{panel}"
+        rows = [r for r in results["rows"] if r.get(f"mean_{m}") is not None]
+        series[panel] = {"x": [r[HP_NAME] for r in rows]} | {
+            k: [r[f"{k}_{m}"] for r in rows] for k in ("mean", "min", "max")
+        }
+    return series
+
+
+def plot_figure(results: dict, split: str = "test"):
+    """Fig. 2 as a matplotlib figure: ROC-AUC, PR-AUC and loss of ``split`` vs p_musical, the
+    mean over seeds as a line, the seeds' min-max as a band and each seed as a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in results["rows"] if r["seeds"]]
+    series = fig2_series(results, split)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    titles = {"val_roc_auc": "ROC-AUC", "val_pr_auc": "PR-AUC", "val_loss": "loss"}
-    for ax, m in zip(axes, METRICS, strict=True):
-        xs = [r[HP_NAME] for r in rows]
-        ax.plot(xs, [r[f"mean_{m}"] for r in rows], "o-", color="C0", label="mean over seeds")
-        for r in rows:
-            pts = [v for v in r[f"per_seed_{m}"] if v is not None]
-            ax.scatter([r[HP_NAME]] * len(pts), pts, s=12, color="0.5", zorder=3)
+    for ax, (panel, s) in zip(axes, series.items(), strict=True):
+        ax.plot(s["x"], s["mean"], "o-", color="C0", label=f"mean of {results['seeds']} seeds")
+        ax.fill_between(s["x"], s["min"], s["max"], color="C0", alpha=0.2, label="seed min-max")
+        for r in results["rows"]:
+            pts = [v for v in r.get(f"per_seed_{split}_{panel}", []) if v is not None]
+            ax.scatter([r[HP_NAME]] * len(pts), pts, s=10, color="0.4", zorder=3)
         if results["best_p_musical"] is not None:
-            ax.axvline(results["best_p_musical"], color="C3", ls="--", lw=1, label="best")
+            ax.axvline(results["best_p_musical"], color="C3", ls="--", lw=1,
+                       label=f"best by {results['objective']}")
         ax.set_xlabel("p_musical")
-        ax.set_title(f"validation {titles[m]}")
+        ax.set_title(f"{'test' if split == 'test' else 'validation'} {PANEL_TITLES[panel]}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    return fig
+
+
+def plot_results(results: dict, path: Path) -> Path:
+    """Write :func:`plot_figure` atomically to ``path``: the test split's panels, or the
+    validation ones when no seed has test metrics (seeds recorded before they existed)."""
+    import matplotlib.pyplot as plt
+
+    has_test = any(r.get("mean_test_roc_auc") is not None for r in results["rows"])
+    fig = plot_figure(results, "test" if has_test else "val")
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
 def write_results(cfg: ExperimentConfig, tune_dir: Path) -> dict:
     """results.json, results.md and fig2_p_musical.png from the trials' executions.json."""
     results = collect_results(cfg, tune_dir)
-    for name, text in (
-        ("results.json", json.dumps(results, indent=1)),
-        ("results.md", results_markdown(results)),
-    ):
-        tmp = tune_dir / f"{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, tune_dir / name)
+    atomic.write_json(tune_dir / "results.json", results, indent=1)
+    atomic.write_text(tune_dir / "results.md", results_markdown(results))
     plot_results(results, tune_dir / "fig2_p_musical.png")
     return results
 
@@ -292,11 +361,9 @@ def write_results(cfg: ExperimentConfig, tune_dir: Path) -> dict:
 def tune(cfg: ExperimentConfig, tune_dir: str | Path, *, verbose: int | str = "auto") -> dict:
     """Run (or continue) the search and write the results; returns the results dict."""
     tune_dir = Path(tune_dir)
-    _check_tune_dir(cfg, tune_dir)
-    if cfg.training.mixed_precision:
-        import keras
-
-        keras.mixed_precision.set_global_policy(cfg.training.mixed_precision)
+    # The resolved config is the search's identity, checked like a run directory's.
+    RunDir(tune_dir).prepare(cfg, noun="tuner directory", hint="choose another --dir")
+    start_keras(cfg.training, seed=False)  # each execution seeds itself (PMusicalHyperModel.build)
     from keras_inst.training.train import ensure_rendered_corpus
 
     ensure_rendered_corpus(cfg)
@@ -326,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_override_argument(p, example="tuner.seeds=2")
     p.add_argument("--dir", default=None, help="tuner directory (default: runs/tune/<config name>)")
+    p.add_argument("--plot", default=None, help="also write the Fig. 2 plot to this PNG")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the results of the seeds finished so far")
     return p
 
 
@@ -334,8 +404,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         tune_dir = Path(args.dir or Path("runs") / "tune" / cfg.name)
-        results = tune(cfg, tune_dir)
-    except ValueError as e:
+        if args.report_only and not (tune_dir / PROJECT).is_dir():
+            raise ValueError(f"--dir {tune_dir}: no search to report ({PROJECT}/ is missing)")
+        # --report-only may run beside a running search: it only reads finished seeds.
+        results = write_results(cfg, tune_dir) if args.report_only else tune(cfg, tune_dir)
+        if args.plot:
+            plot_results(results, Path(args.plot))
+    except (ValueError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(results_markdown(results))

@@ -36,3 +36,21 @@ def test_synthesize_places_notes_and_shows_program_levels_differ():
     assert integrated_loudness(pad, SR) - integrated_loudness(piano, SR) > 6.0
     drums, _ = synthesize([(0.0, 0.2, KICK, 110)], program=128, soundfont=default_soundfont(), sample_rate=SR, n_samples=n)
     assert np.max(np.abs(drums)) > 0.01
+
+
+def test_cached_synth_leaves_no_state_and_velocity_bands_scale():
+    from keras_inst.corpus.synth import _synth
+
+    sf2 = str(default_soundfont())
+    notes = [(0.05, 0.5, 60, 100), (0.6, 0.5, 64, 50)]
+    _synth.cache_clear()
+    fresh, _ = synthesize(notes, program=0, soundfont=sf2, sample_rate=SR, n_samples=SR + SR // 4)
+    synthesize(notes, program=0, soundfont=sf2, sample_rate=SR, n_samples=SR // 2)  # cut off mid-note
+    synthesize([(0.0, 0.2, KICK, 110)], program=128, soundfont=sf2, sample_rate=SR, n_samples=SR // 10)
+    again, _ = synthesize(notes, program=0, soundfont=sf2, sample_rate=SR, n_samples=SR + SR // 4)
+    assert np.array_equal(fresh, again)  # sounds_off's 10 ms fade is rendered away between stems
+    banded, _ = synthesize(notes, program=0, soundfont=sf2, sample_rate=SR, n_samples=SR + SR // 4,
+                           velocity_gains=((64, -6.0), (127, 0.0)))
+    loud, _ = synthesize(notes[:1], program=0, soundfont=sf2, sample_rate=SR, n_samples=SR + SR // 4)
+    soft, _ = synthesize(notes[1:], program=0, soundfont=sf2, sample_rate=SR, n_samples=SR + SR // 4)
+    assert np.allclose(banded, loud + soft * 10 ** (-6 / 20), atol=1e-6)  # one pass per band

@@ -17,7 +17,14 @@ import soundfile as sf
 from keras_inst.config.schema import EffectsConfig, MixingConfig
 from keras_inst.data.cache.store import build_cache, open_cache
 from keras_inst.data.datasets.base import Song, Stem
-from keras_inst.data.mixing import PAD, RecipeSampler, SourceTable, finish_recipe, recipe_dataset
+from keras_inst.data.mixing import (
+    PAD,
+    RecipeArrays,
+    RecipeSampler,
+    SourceTable,
+    finish_recipe,
+    recipe_dataset,
+)
 from keras_inst.taxonomy import multi_hot
 
 SR, HOP, CHUNK = 16000, 256, 64000
@@ -336,13 +343,10 @@ def test_finish_recipe_on_a_batch_equals_per_recipe(corpus: dict) -> None:
     import tensorflow as tf
 
     s = _sampler(corpus, seed=5, effects=EffectsConfig(p_time_stretch=0.5))
-    names = [name for name, _, _ in s.array_specs()]
     rows = [s.train_arrays(i) for i in range(40)]
-    batch = finish_recipe({k: tf.constant(np.stack(c)) for k, c in
-                           zip(names, zip(*rows, strict=True), strict=True)}, sampler=s)
+    batch = finish_recipe(RecipeArrays(*map(tf.constant, RecipeArrays.stack(rows))), sampler=s)
     for i, arrays in enumerate(rows):
-        one = finish_recipe({k: tf.constant(v) for k, v in zip(names, arrays, strict=True)},
-                            sampler=s)
+        one = finish_recipe(RecipeArrays(*map(tf.constant, arrays)), sampler=s)
         for key in ("valid", "audible", "labels"):
             np.testing.assert_array_equal(batch[key].numpy()[i], one[key].numpy())
         for vb, vo in zip(batch["params"], one["params"], strict=True):

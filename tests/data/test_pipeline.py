@@ -6,6 +6,7 @@ with silent sections, read through the real reader and cached by the real audio 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from keras_inst.config.io import load_config
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.data.cache.store import build_cache
 from keras_inst.data.datasets import read_dataset
+from keras_inst.data.mixing import RecipeArrays
 from keras_inst.data.pipeline import (
     build_data,
     draw_batch,
@@ -220,10 +222,20 @@ def test_same_seed_same_stream_with_parallel_calls(tree: Path, bundle) -> None:
     assert not np.array_equal(other[0][0], a[0][0])
 
 
-def test_per_example_effects_equal_batched(tree: Path, bundle) -> None:
+def _bench_pipeline():
+    """scripts/bench_pipeline.py as a module."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_pipeline.py"
+    spec = importlib.util.spec_from_file_location("bench_pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_per_example_alternative_equals_training_stream(tree: Path, bundle) -> None:
+    """The benchmark's per-example-effects alternative makes the training stream's examples."""
     cfg = make_config(tree)
     a = training_dataset(cfg, bundle.sampler, start_example=40)
-    b = training_dataset(cfg, bundle.sampler, start_example=40, batched_effects=False)
+    b = _bench_pipeline().per_example_dataset(cfg, bundle.sampler, start_example=40)
     for (xa, ya), (xb, yb) in zip(a.take(2), b.take(2), strict=True):
         # Same examples; the phase vocoder amplifies float rounding (FFTs of other batch shapes)
         # at bins of near-zero magnitude, whose phase is ill-conditioned: a few samples differ
@@ -233,6 +245,33 @@ def test_per_example_effects_equal_batched(tree: Path, bundle) -> None:
         np.testing.assert_array_equal(ya.numpy(), yb.numpy())
 
 
+def test_bench_finishes_an_interrupted_render(tmp_path: Path, monkeypatch) -> None:
+    """A render that failed once (here: no synthesiser) leaves its folder behind; the next
+    benchmark run finishes it instead of failing with 'no usable songs'."""
+    import keras_inst.corpus.render as render
+
+    bench = _bench_pipeline()
+    root = tmp_path / "rendered"
+    kw = {"workers": 1, "progress": False, "max_seconds": 4.0}
+
+    def no_synth(*args, **kwargs):
+        raise RuntimeError("fluidsynth: no synthesiser")
+
+    with monkeypatch.context() as m:
+        m.setattr(render, "_run_jobs", no_synth)
+        with pytest.raises(RuntimeError, match="no synthesiser"):
+            bench.ensure_corpus(root, songs=2, **kw)
+    assert root.is_dir() and read_dataset("rendered", root)[0] == []
+    bench.ensure_corpus(root, songs=1, **kw)  # the interrupted render asked for 2
+    songs, _ = read_dataset("rendered", root)
+    assert [s.song_id for s in songs] == ["Track00001", "Track00002"]
+    assert json.loads((root / "corpus.json").read_text())["complete"] is True
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*.flac")}
+    assert len(before) >= 4  # two mixes and their stems
+    bench.ensure_corpus(root, songs=5, **kw)  # complete: used as it is
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.flac")} == before
+
+
 def test_draw_batch_reads_only_used_slots(bundle) -> None:
     """draw_batch: the recipes of train_arrays, stacked, and the chunks of the used slots in
     example-major order (what gather_sources reads for them; PAD slots are not read)."""
@@ -240,14 +279,15 @@ def test_draw_batch_reads_only_used_slots(bundle) -> None:
     t_in = 20000
     out = draw_batch(s, 12, 5, t_in)
     rows = [s.train_arrays(12 + j) for j in range(5)]
-    for k, col in enumerate(zip(*rows, strict=True)):
-        np.testing.assert_array_equal(out[k], np.stack(col))
-    audio, scales = out[-2], out[-1]
-    assert audio.shape == (sum(int(r[3]) for r in rows), t_in)
+    for name in RecipeArrays._fields:
+        np.testing.assert_array_equal(getattr(out.recipes, name),
+                                      np.stack([getattr(r, name) for r in rows]))
+    audio, scales = out.audio, out.scales
+    assert audio.shape == (sum(int(r.n) for r in rows), t_in)
     m = 0
     for r in rows:
-        ref, ref_scales = gather_sources(s.table, r[4], r[5], t_in)
-        n = int(r[3])
+        ref, ref_scales = gather_sources(s.table, r.stems, r.starts, t_in)
+        n = int(r.n)
         np.testing.assert_array_equal(audio[m: m + n], ref[:n])
         np.testing.assert_array_equal(scales[m: m + n], ref_scales[:n])
         m += n

@@ -96,7 +96,7 @@ def test_tflite_variants_run_without_tensorflow(exported, toy_run, tmp_path):
     code = f"""
 import json, numpy as np
 from pathlib import Path
-from keras_inst.deploy.lite import LiteClassifier
+from keras_inst.runtime.lite import LiteClassifier
 x = np.load({str(tmp_path / "x.npy")!r})
 res = {{}}
 for name in ("model_float32.tflite", "model_float16.tflite", "model_int8.tflite"):
@@ -242,3 +242,52 @@ def test_paper_size_export(tmp_path):
     assert manifest["input_samples"] == 64000 and manifest["embedding_dim"] == 512
     for fmt, a in manifest["artifacts"].items():
         assert a["passed"], (fmt, a["probabilities_max_abs_diff"])
+
+
+def _synthetic_outputs(seed: int, n: int = 400) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Keras-like outputs: probabilities [n, 15] well away from 0.5 (a trained model), labels."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, len(CLASSES))) < 0.3).astype(np.float32)
+    probs = np.clip(np.where(labels > 0, rng.uniform(0.6, 0.99, labels.shape), rng.uniform(0.01, 0.4, labels.shape)), 0, 1)
+    return {"probabilities": probs, "embeddings": rng.standard_normal((n, 8))}, labels
+
+
+def test_int8_check_judges_decisions_and_ranking_not_single_probabilities():
+    """The main job's int8 model moved single probabilities by 0.0275 with 99.95 % of decisions
+    and the ROC-AUC (-0.0019) unchanged, and failed a 0.02 max|dp| bound. Now: decisions at the
+    thresholds (pairs clear of them) and the ROC-AUC change decide; max|dp| is recorded (and
+    guards at 0.1)."""
+    ref, labels = _synthetic_outputs(0)
+    t = np.full(len(CLASSES), 0.5)
+    # Every probability moves by 0.04 towards 0.5: max|dp| 0.04, no decision changes.
+    moved = dict(ref, probabilities=ref["probabilities"] + np.where(ref["probabilities"] > 0.5, -0.04, 0.04))
+    res = E.check_outputs("tflite_int8", moved, ref, thresholds=t, labels=labels)
+    assert res["probabilities_max_abs_diff"] == pytest.approx(0.04)
+    assert (res["decision_agreement"], res["roc_auc_change"], res["passed"], res["failed"]) == (1.0, 0.0, True, [])
+    assert (res["min_decision_agreement"], res["max_roc_auc_change"], res["decision_margin"]) == (0.99, 0.005, 0.02)
+    # The same 0.04 is a failure for the float formats, which must reproduce Keras.
+    assert E.check_outputs("tflite_fp16", moved, ref, thresholds=t, labels=labels)["failed"] == ["max|dp| 0.04 > 0.01"]
+    # 2 % of the (example, class) decisions flip: Keras 0.53 / 0.47 (clear of 0.5), int8 0.49 / 0.51.
+    rows = np.isin(np.arange(400), np.arange(0, 400, 50))[:, None]  # 8 examples x 15 classes = 120 of 6000 pairs
+    keras_p = dict(ref, probabilities=np.where(rows, np.where(labels > 0, 0.53, 0.47), ref["probabilities"]))
+    int8_p = dict(ref, probabilities=np.where(rows, np.where(labels > 0, 0.49, 0.51), ref["probabilities"]))
+    res = E.check_outputs("tflite_int8", int8_p, keras_p, thresholds=t, labels=labels)
+    assert res["probabilities_max_abs_diff"] == pytest.approx(0.04)
+    assert res["decision_agreement"] == res["decision_agreement_clear"] == pytest.approx(1 - 120 / 6000)
+    assert not res["passed"] and res["failed"] == ["decision agreement 0.9800 < 0.99 (pairs more than 0.02 from the threshold)"]
+    # The same flips at the threshold (Keras 0.505 / 0.495, as an untrained model's outputs) are
+    # rounding, not a changed decision: they do not count.
+    keras_p = dict(ref, probabilities=np.where(rows, np.where(labels > 0, 0.505, 0.495), ref["probabilities"]))
+    res = E.check_outputs("tflite_int8", int8_p, keras_p, thresholds=t, labels=labels)
+    assert res["decision_agreement"] == pytest.approx(0.98) and res["decision_agreement_clear"] == 1.0
+    assert res["clear_pairs"] == 6000 - 120 and res["passed"]
+    # Ranking damage without decision flips (judged at thresholds 0): 60 examples swap scores.
+    shuffled = ref["probabilities"].copy()
+    idx = np.random.default_rng(1).choice(400, 60, replace=False)
+    shuffled[idx] = shuffled[idx[::-1]]
+    res = E.check_outputs("tflite_int8", dict(ref, probabilities=shuffled), ref, thresholds=np.zeros(len(CLASSES)), labels=labels)
+    assert res["decision_agreement"] == 1.0 and res["roc_auc_change"] < -0.005
+    assert res["failed"] == [f"max|dp| {res['probabilities_max_abs_diff']:.3g} > 0.1", f"|ROC-AUC change| {abs(res['roc_auc_change']):.4f} > 0.005"]
+    # Unlabelled check data (synthetic mixes): decisions alone.
+    res = E.check_outputs("tflite_int8", moved, ref, thresholds=t, labels=None)
+    assert "roc_auc_change" not in res and res["passed"]

@@ -262,3 +262,33 @@ def test_run_directory_loads_in_a_fresh_process(toy, audio_dir):
     doc = json.loads(proc.stdout)
     assert doc["model_kind"] == "keras" and doc["threshold_source"] == "tuned on validation"
     assert doc["files"][0]["classes"] == ["key"]  # tuned: piano's threshold is never reached
+
+
+def test_plot_draws_each_files_timeline(toy, audio_dir, tmp_path, monkeypatch, capsys):
+    """--plot: one panel per file in one PNG; what is drawn is the JSON timeline; the JSON
+    output is as without --plot (no timeline unless --timeline)."""
+    import keras_inst.deploy.plot as PL
+
+    drawn = []
+    real = PL.plot_timelines
+    monkeypatch.setattr(PL, "plot_timelines", lambda *a, **k: drawn.extend(real(*a, **k)) or drawn)
+    files = [str(audio_dir / "tone_8k_mono.wav"), str(audio_dir / "long_tone_then_noise.flac")]
+    png, out = tmp_path / "plots" / "timeline.png", tmp_path / "p.json"
+    assert P.main([*files, "--model", str(toy[1]), "--threshold", "0.5", "--format", "json", "--output", str(out), "--plot", str(png)]) == 0
+    assert "plotted 2 timelines into" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert all("timeline" not in r for r in doc["files"])
+    assert sorted(p.name for p in png.parent.iterdir()) == ["timeline.png"]
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") == 1200
+    assert int.from_bytes(head[20:24], "big") == round(2 * PL.panel_height(len(CLASSES)) * PL.DPI)
+    with_timeline = tmp_path / "t.json"
+    assert P.main([*files, "--model", str(toy[1]), "--threshold", "0.5", "--format", "json", "--timeline", "--output", str(with_timeline)]) == 0
+    for d, r in zip(drawn, json.loads(with_timeline.read_text())["files"], strict=True):
+        assert d["path"] == r["path"]
+        want = np.array([[w["probabilities"][c] for w in r["timeline"]] for c in CLASSES])  # [C, windows]
+        np.testing.assert_allclose(d["probabilities"], want, atol=1e-6)
+        np.testing.assert_array_equal(d["above"], want >= 0.5)
+    assert drawn[1]["probabilities"].shape == (len(CLASSES), 59)
+    assert P.main([files[0], "--model", str(toy[1]), "--plot", str(tmp_path / "x.pdf")]) == 2
+    assert "--plot must name a .png file" in capsys.readouterr().err

@@ -15,8 +15,9 @@ import pytest
 from toy_models import TOY_OVERRIDES, TOY_THRESHOLDS, toy_batch
 
 from keras_inst.config.io import load_config
-from keras_inst.deploy.serving import dual_output_model, model_info, save_serving_model
+from keras_inst.deploy.serving import save_serving_model
 from keras_inst.models.short_chunk import build_model
+from keras_inst.runtime.keras_model import dual_output_model, model_info
 from keras_inst.taxonomy import CLASSES
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -108,9 +109,10 @@ def ref_logmel(
 def test_htk_matches_numpy_reference(center, f_max, compression, win_length, pad_mode):
     x = np.stack([realish(16000, seed=0), realish(16000, seed=1, level=0.05)])
     layer = LogMelSpectrogram(
-        sample_rate=SR, n_fft=512, win_length=win_length, hop_length=256, n_mels=128,
-        f_max=f_max, mel_scale="htk", center=center, pad_mode=pad_mode, power=2.0,
-        compression=compression,
+        FeaturesConfig(n_fft=512, win_length=win_length, hop_length=256, n_mels=128, f_max=f_max,
+                       mel_scale="htk", center=center, pad_mode=pad_mode, power=2.0,
+                       compression=compression),
+        sample_rate=SR,
     )
     got = np.asarray(layer(x))
     frames = num_frames(16000, n_fft=512, hop_length=256, center=center)
@@ -135,7 +137,7 @@ def test_htk_matches_numpy_reference(center, f_max, compression, win_length, pad
 def test_htk_power1_top_db_matches_numpy_reference():
     x = realish(8000, seed=2)
     x[4000:] *= 1e-4  # a quiet second half, > 50 dB down
-    layer = LogMelSpectrogram(sample_rate=SR, power=1.0, top_db=50.0, n_mels=64)
+    layer = LogMelSpectrogram(FeaturesConfig(power=1.0, top_db=50.0, n_mels=64), sample_rate=SR)
     got = np.asarray(layer(x[None]))[0]
     ref = ref_logmel(
         x, n_fft=512, hop=256, win_length=512, n_mels=64, f_min=0.0, f_max=8000.0,
@@ -151,8 +153,9 @@ def test_slaney_matches_librosa_melspectrogram(win_length, f_max):
 
     x = realish(16000, seed=3)
     layer = LogMelSpectrogram(
-        sample_rate=SR, n_fft=512, win_length=win_length, hop_length=256, n_mels=96,
-        f_max=f_max, mel_scale="slaney", mel_norm="slaney",
+        FeaturesConfig(n_fft=512, win_length=win_length, hop_length=256, n_mels=96, f_max=f_max,
+                       mel_scale="slaney", mel_norm="slaney"),
+        sample_rate=SR,
     )
     got = np.asarray(layer(x[None]))[0]
     mel = librosa.feature.melspectrogram(
@@ -198,7 +201,7 @@ def test_examples_are_independent_of_batch_mates(compression, top_db):
     loud = realish(n, seed=4, level=3.0)
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32)
     silent = np.zeros(n, np.float32)
-    layer = LogMelSpectrogram(sample_rate=SR, compression=compression, top_db=top_db)
+    layer = LogMelSpectrogram(FeaturesConfig(compression=compression, top_db=top_db), sample_rate=SR)
     alone = np.asarray(layer(quiet[None]))[0]
     batch = np.asarray(layer(np.stack([loud, quiet, silent, noise])))
     np.testing.assert_allclose(batch[1], alone, rtol=0, atol=1e-4)
@@ -234,12 +237,12 @@ def test_sine_peaks_in_its_band_with_the_expected_level():
 @pytest.mark.parametrize("top_db", [None, 80.0])
 def test_silence_gives_amin_floor(top_db):
     x = np.zeros((2, 4000), np.float32)
-    db = np.asarray(LogMelSpectrogram(sample_rate=SR, amin=1e-10, top_db=top_db)(x))
+    db = np.asarray(LogMelSpectrogram(FeaturesConfig(amin=1e-10, top_db=top_db), sample_rate=SR)(x))
     # -100 dB to float32 rounding (one ulp at 100 is 7.6e-6).
     np.testing.assert_allclose(db, -100.0, rtol=0, atol=1e-5)
-    db8 = np.asarray(LogMelSpectrogram(sample_rate=SR, amin=1e-8)(x))
+    db8 = np.asarray(LogMelSpectrogram(FeaturesConfig(amin=1e-8), sample_rate=SR)(x))
     np.testing.assert_allclose(db8, -80.0, rtol=0, atol=1e-5)
-    log = np.asarray(LogMelSpectrogram(sample_rate=SR, compression="log10")(x))
+    log = np.asarray(LogMelSpectrogram(FeaturesConfig(compression="log10"), sample_rate=SR)(x))
     assert np.all(log == 0.0)
 
 
@@ -260,11 +263,11 @@ def test_num_frames_and_output_shape():
 
 def test_invalid_arguments_raise():
     with pytest.raises(ValueError, match="mel_scale"):
-        LogMelSpectrogram(mel_scale="bark")
+        LogMelSpectrogram(FeaturesConfig(mel_scale="bark"))
     with pytest.raises(ValueError, match="power"):
-        LogMelSpectrogram(power=3)
+        LogMelSpectrogram(FeaturesConfig(power=3))
     with pytest.raises(ValueError, match="Nyquist"):
-        LogMelSpectrogram(sample_rate=8000, f_max=8000.0)
+        LogMelSpectrogram(FeaturesConfig(f_max=8000.0), sample_rate=8000)
     with pytest.raises(ValueError, match="float32"):
         LogMelSpectrogram(dtype="mixed_float16")
     with pytest.raises(ValueError, match="features.f_max"):
@@ -272,15 +275,18 @@ def test_invalid_arguments_raise():
 
 
 def test_config_and_keras_file_round_trip(tmp_path):
-    layer = LogMelSpectrogram(
-        sample_rate=22050, n_fft=1024, win_length=800, hop_length=300, n_mels=40, f_min=20.0,
-        f_max=None, mel_scale="slaney", mel_norm="slaney", center=True, pad_mode="constant",
-        power=1.0, compression="db", amin=1e-6, top_db=70.0, name="fe",
-    )
+    feats = FeaturesConfig(n_fft=1024, win_length=800, hop_length=300, n_mels=40, f_min=20.0,
+                           f_max=None, mel_scale="slaney", mel_norm="slaney", center=True,
+                           pad_mode="constant", power=1.0, compression="db", amin=1e-6,
+                           top_db=70.0)
+    layer = LogMelSpectrogram(feats, sample_rate=22050, name="fe")
     cfg = layer.get_config()
     clone = LogMelSpectrogram.from_config(cfg)
-    assert clone.get_config() == cfg
-    assert cfg["win_length"] == 800 and cfg["top_db"] == 70.0 and cfg["f_max"] is None
+    assert clone.get_config() == cfg and clone.features == feats
+    assert cfg["sample_rate"] == 22050 and cfg["features"] == dataclasses.asdict(feats)
+    # A model saved before the layer took a FeaturesConfig has the fields at the top level.
+    flat = {k: v for k, v in cfg.items() if k != "features"} | cfg["features"]
+    assert LogMelSpectrogram.from_config(flat).get_config() == cfg
     x = realish(22050, seed=6)[None]
     np.testing.assert_array_equal(np.asarray(clone(x)), np.asarray(layer(x)))
 
@@ -301,10 +307,8 @@ def test_factory_uses_config_fields():
     layer = log_mel_from_config(feats, AudioConfig(sample_rate=22050), name="front")
     cfg = layer.get_config()
     assert layer.name == "front" and cfg["sample_rate"] == 22050
-    for key in ("n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "mel_scale",
-                "mel_norm", "center", "pad_mode", "power", "compression", "amin", "top_db",
-                "log_c"):
-        assert cfg[key] == getattr(feats, key), key
+    assert layer.features is feats and cfg["features"] == dataclasses.asdict(feats)
+    assert layer.mel_matrix.shape == (257, 96)
 
 
 def test_tflite_builtin_only_matches_keras():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_inst.config.io import load_config
+from keras_inst.config.registry import BACKBONES, register_backbone
 from keras_inst.models import short_chunk as M
 from keras_inst.taxonomy import NUM_CLASSES
 
@@ -273,33 +274,54 @@ def test_bce_on_probabilities_uses_logits(small_model, waveforms):
 def test_custom_n_classes_head():
     model = M.build_model(_small(), n_classes=50)
     assert tuple(model.output.shape) == (None, 50)
-    head = M.build_head(_cfg(), 512)
+    head = M.build_head(_cfg().model, 512)
     assert tuple(head.output.shape) == (None, 15) and head.count_params() == 272_399
 
 
-def test_backbone_registry(monkeypatch):
-    with pytest.raises(ValueError, match="unknown backbone 'nope'"):
-        M._backbone_builder("nope")
-    monkeypatch.setitem(M._LAZY_BACKBONES, "musicnn_vgg", "keras_inst.no_such_module:build")
-    monkeypatch.delitem(M._BACKBONES, "musicnn_vgg", raising=False)
-    with pytest.raises(ValueError, match="keras_inst.no_such_module.build"):
-        M.build_backbone(_small("model.architecture=musicnn_vgg"))
+def _tiny(cfg, *, frames, name="backbone"):
+    """A plug-in backbone: max over mel bins of the log-mel, [B, n_mels, frames] -> [B, frames]."""
+    mel = keras.Input((cfg.features.n_mels, frames))
+    return keras.Model(mel, keras.layers.GlobalMaxPooling1D()(mel), name=name)
 
-    def tiny(cfg, *, frames):
-        mel = keras.Input((cfg.features.n_mels, frames))
-        return keras.Model(mel, keras.layers.GlobalMaxPooling1D()(mel), name="backbone")
 
-    monkeypatch.setitem(M._BACKBONES, "musicnn_vgg", tiny)
-    model = M.build_model(_small("model.architecture=musicnn_vgg"))
-    assert tuple(model.get_layer("backbone").output.shape) == (None, 251)
+@pytest.fixture
+def registered():
+    """Register backbones for one test; they are removed afterwards."""
+    names: list[str] = []
 
-    def misnamed(cfg, *, frames):
-        mel = keras.Input((cfg.features.n_mels, frames))
-        return keras.Model(mel, keras.layers.GlobalMaxPooling1D()(mel), name="not_backbone")
+    def add(name, builder):
+        register_backbone(name, builder)
+        names.append(name)
 
-    monkeypatch.setitem(M._BACKBONES, "musicnn_vgg", misnamed)
+    yield add
+    for name in names:
+        if name in BACKBONES:
+            BACKBONES.unregister(name)
+
+
+def test_registering_a_backbone_makes_it_a_config_value(registered):
+    # Unknown names: a ValueError naming the key and listing every known backbone.
+    with pytest.raises(ValueError, match="config key 'model.architecture': unknown backbone 'tiny'; "
+                                         "known: short_chunk_cnn, short_chunk_res, musicnn_vgg$"):
+        _small("model.architecture=tiny")
+    registered("tiny", _tiny)
+    cfg = _small("model.architecture=tiny")  # ExperimentConfig accepts it now
+    model = M.build_model(cfg)
+    assert tuple(model.get_layer("backbone").output.shape) == (None, 251)  # 251 frames
+    assert tuple(model.get_layer("head").input.shape) == (None, 251)
+    assert model.count_params() == 251 * 512 + 512 + 4 * 512 + 512 * 15 + 15  # the head only
+    with pytest.raises(ValueError, match="known: short_chunk_cnn, short_chunk_res, musicnn_vgg, tiny"):
+        _small("model.architecture=nope")
+    # A lazily named builder that cannot be imported fails when the model is built.
+    registered("gone", "keras_inst.no_such_module:build")
+    with pytest.raises(ValueError, match="'keras_inst.no_such_module:build', which is not available"):
+        M.build_backbone(_small("model.architecture=gone"))
+    registered("misnamed", lambda cfg, *, frames: _tiny(cfg, frames=frames, name="not_backbone"))
     with pytest.raises(ValueError, match="must return a model named 'backbone'"):
-        M.build_backbone(_small("model.architecture=musicnn_vgg"))
+        M.build_backbone(_small("model.architecture=misnamed"))
+    BACKBONES.unregister("tiny")
+    with pytest.raises(ValueError, match="unknown backbone 'tiny'"):
+        _small("model.architecture=tiny")
 
 
 def test_too_small_input_is_rejected():

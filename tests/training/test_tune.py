@@ -10,7 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_inst.training.tune import best_epoch_metrics, main, objective_direction, trial_config
+from keras_inst.training.tune import (
+    _keep_best_weights,
+    best_epoch_metrics,
+    collect_results,
+    fig2_series,
+    main,
+    objective_direction,
+    plot_figure,
+    plot_results,
+    results_markdown,
+    score_test_split,
+    trial_config,
+)
 
 TINY = [
     "data.datasets=[rendered]",
@@ -97,6 +109,10 @@ def test_search_table_p_musical_and_resume(corpus, tmp_path: Path, monkeypatch, 
             r["mean_val_roc_auc"]
         ]
         assert r["mean_val_loss"] > 0 and r["best_epochs"] == [1]
+        # Each seed is scored on the test split too (Fig. 2's panels).
+        assert 0.0 <= r["mean_test_roc_auc"] <= 1.0 and 0.0 <= r["mean_test_pr_auc"] <= 1.0
+        assert r["mean_test_loss"] > 0 and len(r["per_seed_test_loss"]) == 1
+        assert r["min_test_roc_auc"] == r["max_test_roc_auc"] == r["mean_test_roc_auc"]
     best = max(rows.values(), key=lambda r: r["mean_val_roc_auc"])["p_musical"]
     assert results["best_p_musical"] == best
     table = (tune_dir / "results.md").read_text()
@@ -110,6 +126,12 @@ def test_search_table_p_musical_and_resume(corpus, tmp_path: Path, monkeypatch, 
     assert main(_args(corpus, tune_dir)) == 0
     assert calls == []
     assert json.loads((tune_dir / "results.json").read_text()) == results
+    # --report-only trains nothing either and writes the same results; --plot writes a PNG.
+    plot = tmp_path / "fig2.png"
+    assert main([*_args(corpus, tune_dir), "--report-only", "--plot", str(plot)]) == 0
+    assert calls == [] and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tune_dir / "results.json").read_text()) == results
+    assert main([*_args(corpus, tmp_path / "none"), "--report-only"]) == 2
 
     # Another config in the same directory is refused.
     assert main(_args(corpus, tune_dir, ["tuner.epochs=2"])) == 2
@@ -158,3 +180,88 @@ def test_interrupted_value_keeps_its_finished_seeds(corpus, tmp_path: Path, monk
     assert len(rows) == 1 and rows[0]["seeds"] == 2 and len(rows[0]["per_seed_val_roc_auc"]) == 2
     mean = float(np.mean(rows[0]["per_seed_val_roc_auc"]))
     assert rows[0]["mean_val_roc_auc"] == pytest.approx(mean)
+
+
+def _write_trial(tune_dir: Path, name: str, p_musical: float, seeds: list[tuple]) -> None:
+    """An executions.json as PMusicalSearch writes it; seeds: (val ROC-AUC, test metrics|None)."""
+    names = ("test_roc_auc", "test_pr_auc", "test_loss")
+    record = {"p_musical": p_musical, "seeds": [
+        {"seed": i, "best_epoch": 1,
+         "metrics": {"val_roc_auc": v, "val_pr_auc": v / 2, "val_loss": 1 - v},
+         **({"test": dict(zip(names, t, strict=True))} if t else {})}
+        for i, (v, t) in enumerate(seeds)]}
+    (tune_dir / "search" / name).mkdir(parents=True)
+    (tune_dir / "search" / name / "executions.json").write_text(json.dumps(record))
+
+
+def test_table_series_and_plot_agree(tmp_path: Path) -> None:
+    from keras_inst.config.io import load_config
+
+    cfg = load_config("fig2_p_musical", ["tuner.seeds=3"])
+    _write_trial(tmp_path, "trial_1", 0.4, [(0.8, (0.9, 0.5, 0.2)), (0.7, (0.7, 0.3, 0.4)),
+                                            (0.9, (0.8, None, 0.3))])
+    _write_trial(tmp_path, "trial_0", 0.0, [(0.6, (0.6, 0.2, 0.5)), (0.5, None)])
+    results = collect_results(cfg, tmp_path)
+    r0, r4 = results["rows"]  # sorted by p_musical
+    assert (r0["p_musical"], r0["complete"], r4["complete"]) == (0.0, False, True)
+    assert r4["per_seed_test_pr_auc"] == [0.5, 0.3, None]
+    assert r4["mean_test_roc_auc"] == pytest.approx(0.8) and r4["std_test_roc_auc"] == pytest.approx(
+        np.std([0.9, 0.7, 0.8]))
+    assert (r4["min_test_loss"], r4["max_test_loss"]) == (0.2, 0.4)
+    assert r4["mean_test_pr_auc"] == pytest.approx(0.4)  # the seed without a value is left out
+    assert r0["per_seed_test_roc_auc"] == [0.6, None] and r0["mean_test_roc_auc"] == 0.6
+    assert results["best_p_musical"] == 0.4  # only complete values compete
+    table = results_markdown(results)
+    assert "| 0.4 | 3 | 0.8000 [0.7000, 0.9000] | 0.4000 [0.3000, 0.5000] | 0.3000 [0.2000, " in table
+
+    series = fig2_series(results)
+    assert series["roc_auc"]["x"] == [0.0, 0.4]
+    assert series["loss"]["mean"] == pytest.approx([0.5, 0.3])
+    assert (series["loss"]["min"], series["loss"]["max"]) == ([0.5, 0.2], [0.5, 0.4])
+    fig = plot_figure(results)
+    assert [ax.get_title() for ax in fig.axes] == ["test ROC-AUC", "test PR-AUC", "test loss"]
+    for ax, panel in zip(fig.axes, ("roc_auc", "pr_auc", "loss"), strict=True):
+        s = series[panel]
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), s["x"])
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), s["mean"])
+        band = ax.collections[0].get_paths()[0].vertices  # fill_between: the band's outline
+        for x, lo, hi in zip(s["x"], s["min"], s["max"], strict=True):
+            ys = band[np.isclose(band[:, 0], x), 1]
+            assert (ys.min(), ys.max()) == pytest.approx((lo, hi))
+    assert fig2_series(results, "val")["roc_auc"]["mean"] == pytest.approx([0.55, 0.8])
+    with pytest.raises(ValueError, match="split"):
+        fig2_series(results, "train")
+    assert plot_results(results, tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_best_epoch_weights_and_test_split_scores() -> None:
+    import keras
+
+    from keras_inst.training.metrics import binary_cross_entropy
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    cb = _keep_best_weights("val_roc_auc")
+    cb.set_model(model)
+    for epoch, (value, w) in enumerate([(0.6, 1.0), (0.8, 2.0), (0.8, 3.0), (math.nan, 4.0)]):
+        model.set_weights([np.full((2, 1), w), np.zeros(1)])
+        cb.on_epoch_end(epoch, {"val_roc_auc": value})
+    assert cb.best_weights[0][0, 0] == 2.0  # the epoch best_epoch_metrics picks (index 1)
+
+    y = np.zeros((4, 15), np.float32)
+    y[[0, 1], 0] = 1.0
+    y[[2, 3], 1] = 1.0
+    p = np.where(y > 0, 0.9, 0.1).astype(np.float32)
+    p[3, 0] = 0.95  # one false positive ranked above both positives of class 0
+
+    class Fixed:
+        def predict_on_batch(self, x):
+            return p[np.asarray(x)[:, 0].astype(int)]
+
+    ds = [(np.arange(2)[:, None], y[:2]), (np.arange(2, 4)[:, None], y[2:])]
+    scores = score_test_split(Fixed(), ds)
+    # class 0: the negative at 0.95 beats both positives, the other negative is below them ->
+    # ROC-AUC 1/2, average precision 2/3; class 1: perfect. The 13 classes without a positive
+    # are left out of the macro means.
+    assert scores["test_roc_auc"] == pytest.approx((0.5 + 1.0) / 2)
+    assert scores["test_pr_auc"] == pytest.approx((2 / 3 + 1.0) / 2)
+    assert scores["test_loss"] == pytest.approx(binary_cross_entropy(y, p))

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_inst import atomic
 from keras_inst.data.cache.format import (
     ENVELOPE_FLOOR_DB,
     empty_index,
@@ -294,8 +295,7 @@ def _remove_unreferenced(root: Path, entries: dict[str, dict]) -> None:
     for p in (root / "stems").iterdir():
         if p.name not in keep:
             p.unlink(missing_ok=True)
-    for p in root.glob("index.json.tmp-*"):
-        p.unlink(missing_ok=True)
+    atomic.clean_stale(root)
 
 
 def run_cache_cli(args: Any) -> int:

@@ -30,12 +30,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from keras_inst import atomic
 
 # One logger for the whole cache (format, build and reads), as before the modules were split.
 logger = logging.getLogger("keras_inst.data.cache.store")
@@ -85,26 +86,13 @@ def read_index(root: Path, sample_rate: int) -> dict[str, Any] | None:
 
 def write_index(root: Path, index: dict[str, Any]) -> None:
     """Replace ``root/index.json`` atomically (temp file, fsync, rename)."""
-    path = root / "index.json"
-    tmp = root / f"index.json.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(index, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_json(root / "index.json", index, indent=None, fsync=True)
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` through a temp name, so ``path`` is complete or absent."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a path
             np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic.write_with(path, save)

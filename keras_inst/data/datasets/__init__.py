@@ -1,26 +1,19 @@
 """Readers for the multitrack datasets (one module each) and their shared record types.
 
 Each reader module exposes ``read(root, *, report, dataset=...) -> list[Song]``; use
-:func:`read_dataset` to call one by name. ``rendered`` is the embedded corpus, which is written
-in Slakh's exact layout and read by the Slakh reader under its own dataset name.
+:func:`read_dataset` to call one by name. Names map to reader modules in
+:data:`keras_inst.config.registry.DATASETS` (``rendered``, the embedded corpus, is written in
+Slakh's exact layout and read by the Slakh reader under its own dataset name).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+from keras_inst.config.registry import DATASETS
 from keras_inst.data.datasets.base import ReaderReport, Song, Stem
 
-__all__ = ["ReaderReport", "Song", "Stem", "read_dataset", "READER_MODULES"]
-
-READER_MODULES = {
-    "medleydb": "keras_inst.data.datasets.medleydb",
-    "mixing_secrets": "keras_inst.data.datasets.mixing_secrets",
-    "slakh": "keras_inst.data.datasets.slakh",
-    "rendered": "keras_inst.data.datasets.slakh",
-    "mtg_jamendo": "keras_inst.data.datasets.mtg_jamendo",
-}
+__all__ = ["ReaderReport", "Song", "Stem", "read_dataset"]
 
 
 def read_dataset(name: str, root: str | Path, *, require_audio: bool = True,
@@ -30,12 +23,12 @@ def read_dataset(name: str, root: str | Path, *, require_audio: bool = True,
     ``require_audio=False`` keeps stems whose audio file is missing (metadata-only inspection).
     ``problem_stems`` (Slakh only): slakh-utils' ``problem_stems.json``, whose stems are skipped.
     """
-    if name not in READER_MODULES:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READER_MODULES)}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise ValueError(f"{name}: root folder {str(root)!r} does not exist")
-    module = importlib.import_module(READER_MODULES[name])
+    module = DATASETS.get(name)
     report = ReaderReport(dataset=name)
     kwargs = {}
     if problem_stems is not None:

@@ -22,6 +22,7 @@ uses all songs; pass ``skip_bleed=True`` to drop them (reported as ``skipped_ble
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -47,6 +48,18 @@ def load_yaml(path: Path, report: ReaderReport) -> dict | None:
         report.add("bad_metadata", path, f"expected a YAML mapping, got {type(data).__name__}")
         return None
     return data
+
+
+def load_stems_metadata(path: Path, report: ReaderReport) -> tuple[dict, dict] | None:
+    """A song's metadata YAML and its non-empty ``stems`` mapping, or None (reported)."""
+    meta = load_yaml(path, report)
+    if meta is None:
+        return None
+    stems = meta.get("stems")
+    if not isinstance(stems, dict) or not stems:
+        report.add("bad_metadata", path, "no 'stems' mapping")
+        return None
+    return meta, stems
 
 
 def audio_status(path: Path) -> str:
@@ -120,6 +133,19 @@ def _song_dir(root: Path, song: str, meta_path: Path) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class _ReadOptions:
+    """The keyword flags of :func:`read_multitrack`, passed down to the per-song readers."""
+
+    report: ReaderReport
+    dataset: str
+    vocabulary: str
+    include_raw: bool
+    raw_labels: str
+    require_audio: bool
+    skip_bleed: bool
+
+
 def read_multitrack(
     root: Path,
     *,
@@ -147,6 +173,7 @@ def read_multitrack(
     """
     if raw_labels not in ("own", "stem"):
         raise ValueError(f"raw_labels must be 'own' or 'stem', got {raw_labels!r}")
+    opts = _ReadOptions(report, dataset, vocabulary, include_raw, raw_labels, require_audio, skip_bleed)
     metas = find_metadata(root)
     if not metas:
         report.add(
@@ -166,85 +193,75 @@ def read_multitrack(
         )
     songs: list[Song] = []
     for song in sorted(metas, key=_natural_key):
-        meta_path = metas[song]
-        meta = load_yaml(meta_path, report)
-        if meta is None:
-            continue
-        stems_meta = meta.get("stems")
-        if not isinstance(stems_meta, dict) or not stems_meta:
-            report.add("bad_metadata", meta_path, "no 'stems' mapping")
-            continue
-        if skip_bleed and str(meta.get("has_bleed", "no")).lower() == "yes":
-            report.add("skipped_bleed", meta_path, "has_bleed: yes (skip_bleed=True)")
-            continue
         song_dir = song_dirs[song]
         if song_dir is None and not no_audio_at_all:
             report.add("missing_file", root / "Audio" / song, f"no audio folder for song {song}")
-        check = song_dir is not None  # per-file reports only where the song folder exists
-        stem_dir = (song_dir / str(meta.get("stem_dir") or f"{song}_STEMS")) if song_dir else None
-        raw_dir = (song_dir / str(meta.get("raw_dir") or f"{song}_RAW")) if song_dir else None
-
-        use_raw = include_raw and raw_dir is not None
-        if use_raw and not raw_dir.is_dir():
-            report.add("missing_file", raw_dir, "raw-track folder missing; stems kept")
-            use_raw = False
-        stems: list[Stem] = []
-        for sid in sorted(stems_meta, key=_natural_key):
-            s = stems_meta[sid]
-            if not isinstance(s, dict) or not s.get("filename"):
-                report.add("bad_metadata", meta_path, f"stem {sid} has no filename")
-                continue
-            labels = as_labels(s.get("instrument"))
-            if not labels:
-                report.add("missing_label", meta_path, f"stem {sid} has no instrument label")
-            classes = map_labels(vocabulary, labels, report=report, file=meta_path)
-            path = (stem_dir or root / "Audio" / song / f"{song}_STEMS") / str(s["filename"])
-            raws = (
-                _raw_stems(
-                    song,
-                    sid,
-                    s,
-                    raw_dir,
-                    labels,
-                    classes,
-                    vocabulary,
-                    raw_labels,
-                    meta_path,
-                    report,
-                )
-                if use_raw
-                else []
-            )
-            if raws:
-                stems.extend(raws)
-                continue
-            status = audio_status(path) if check else "missing"
-            if status != "ok" and check:
-                kind = "missing_file" if status == "missing" else "empty_file"
-                report.add(
-                    kind, path, f"stem {sid} ({', '.join(labels) or 'no label'}) audio is {status}"
-                )
-            if status != "ok" and require_audio:
-                continue
-            stems.append(Stem(stem_id=f"{song}/{sid}", path=path, labels=labels, classes=classes))
-        if not stems:
-            if check:  # a missing song folder was reported above
-                report.add("empty_song", meta_path, f"song {song} has no usable stem")
-            continue
-        mix = (
-            song_dir / str(meta["mix_filename"]) if song_dir and meta.get("mix_filename") else None
-        )
-        songs.append(
-            Song(
-                dataset=dataset,
-                song_id=song,
-                stems=tuple(stems),
-                artist=_text(meta.get("artist")),
-                album=_text(meta.get("album")),
-                mix_path=mix if mix is not None and audio_status(mix) == "ok" else None,
-            )
-        )
+        one = _read_song(root, song, metas[song], song_dir, opts)
+        if one is not None:
+            songs.append(one)
     return songs
+
+
+def _read_song(root: Path, song: str, meta_path: Path, song_dir: Path | None, opts: _ReadOptions) -> Song | None:
+    """One song of :func:`read_multitrack`, or None (reported) when it has no usable stem."""
+    report = opts.report
+    loaded = load_stems_metadata(meta_path, report)
+    if loaded is None:
+        return None
+    meta, stems_meta = loaded
+    if opts.skip_bleed and str(meta.get("has_bleed", "no")).lower() == "yes":
+        report.add("skipped_bleed", meta_path, "has_bleed: yes (skip_bleed=True)")
+        return None
+    check = song_dir is not None  # per-file reports only where the song folder exists
+    stem_dir = (song_dir / str(meta.get("stem_dir") or f"{song}_STEMS")) if song_dir else None
+    raw_dir = (song_dir / str(meta.get("raw_dir") or f"{song}_RAW")) if song_dir else None
+    use_raw = opts.include_raw and raw_dir is not None
+    if use_raw and not raw_dir.is_dir():
+        report.add("missing_file", raw_dir, "raw-track folder missing; stems kept")
+        use_raw = False
+    stems: list[Stem] = []
+    for sid in sorted(stems_meta, key=_natural_key):
+        s = stems_meta[sid]
+        if not isinstance(s, dict) or not s.get("filename"):
+            report.add("bad_metadata", meta_path, f"stem {sid} has no filename")
+            continue
+        path = (stem_dir or root / "Audio" / song / f"{song}_STEMS") / str(s["filename"])
+        stems.extend(_read_stem(song, sid, s, path, meta_path, raw_dir if use_raw else None, check, opts))
+    if not stems:
+        if check:  # a missing song folder was reported by the caller
+            report.add("empty_song", meta_path, f"song {song} has no usable stem")
+        return None
+    mix = song_dir / str(meta["mix_filename"]) if song_dir and meta.get("mix_filename") else None
+    return Song(
+        dataset=opts.dataset,
+        song_id=song,
+        stems=tuple(stems),
+        artist=_text(meta.get("artist")),
+        album=_text(meta.get("album")),
+        mix_path=mix if mix is not None and audio_status(mix) == "ok" else None,
+    )
+
+
+def _read_stem(song: str, sid: str, s: dict, path: Path, meta_path: Path, raw_dir: Path | None,
+               check: bool, opts: _ReadOptions) -> list[Stem]:
+    """The stem ``sid`` as one Stem, or as its raw tracks (``raw_dir`` given), or [] (reported)."""
+    report = opts.report
+    labels = as_labels(s.get("instrument"))
+    if not labels:
+        report.add("missing_label", meta_path, f"stem {sid} has no instrument label")
+    classes = map_labels(opts.vocabulary, labels, report=report, file=meta_path)
+    if raw_dir is not None:
+        raws = _raw_stems(song, sid, s, raw_dir, labels, classes, opts.vocabulary, opts.raw_labels,
+                          meta_path, report)
+        if raws:
+            return raws
+    status = audio_status(path) if check else "missing"
+    if status != "ok" and check:
+        kind = "missing_file" if status == "missing" else "empty_file"
+        report.add(kind, path, f"stem {sid} ({', '.join(labels) or 'no label'}) audio is {status}")
+    if status != "ok" and opts.require_audio:
+        return []
+    return [Stem(stem_id=f"{song}/{sid}", path=path, labels=labels, classes=classes)]
 
 
 def _raw_stems(

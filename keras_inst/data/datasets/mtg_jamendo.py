@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from keras_inst.data.datasets.base import ReaderReport, Song, Stem
 from keras_inst.data.datasets.medleydb import audio_status
@@ -215,27 +216,34 @@ def read(
         for tag in tr.tags:
             if tag not in tag_classes:
                 tag_classes[tag] = classes_of_tags([tag], report=report, file=tsv_path)
-        path = _resolve(adir, tr.path) if adir is not None else root / tr.path
-        if adir is not None:
-            status = audio_status(path)
-            if status != "ok":
-                kind = "missing_file" if status == "missing" else "empty_file"
-                report.add(kind, path, f"{tr.track_id} audio is {status}")
-                if require_audio:
-                    continue
-        elif require_audio:
-            continue
-        classes = frozenset().union(*(tag_classes[t] for t in tr.tags))
-        stem = Stem(stem_id=tr.track_id, path=path, labels=tr.tags, classes=classes)
-        songs.append(
-            Song(
-                dataset=dataset,
-                song_id=tr.track_id,
-                stems=(stem,),
-                artist=tr.artist_id or None,
-                album=tr.album_id or None,
-                mix_path=path,
-                official_split=splits.get(tr.track_id),
-            )
-        )
+        song = _track_song(tr, root, adir, dataset, tag_classes, splits, report, require_audio)
+        if song is not None:
+            songs.append(song)
     return songs
+
+
+def _track_song(tr: Any, root: Path, adir: Path | None, dataset: str,
+                tag_classes: dict[str, frozenset[str]], splits: dict[str, str],
+                report: ReaderReport, require_audio: bool) -> Song | None:
+    """One TSV row of :func:`read` as a single-stem Song, or None when its audio is unusable."""
+    path = _resolve(adir, tr.path) if adir is not None else root / tr.path
+    if adir is not None:
+        status = audio_status(path)
+        if status != "ok":
+            kind = "missing_file" if status == "missing" else "empty_file"
+            report.add(kind, path, f"{tr.track_id} audio is {status}")
+            if require_audio:
+                return None
+    elif require_audio:
+        return None
+    classes = frozenset().union(*(tag_classes[t] for t in tr.tags))
+    stem = Stem(stem_id=tr.track_id, path=path, labels=tr.tags, classes=classes)
+    return Song(
+        dataset=dataset,
+        song_id=tr.track_id,
+        stems=(stem,),
+        artist=tr.artist_id or None,
+        album=tr.album_id or None,
+        mix_path=path,
+        official_split=splits.get(tr.track_id),
+    )

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from keras_inst.data.datasets.base import ReaderReport, Song, Stem
-from keras_inst.data.datasets.medleydb import audio_status, load_yaml
+from keras_inst.data.datasets.medleydb import audio_status, load_stems_metadata
 from keras_inst.taxonomy import UnknownLabelError, classes_for
 
 SPLIT_NAMES = ("train", "validation", "test", "omitted")
@@ -147,13 +147,10 @@ def read_track(
     if not meta_path.is_file():
         report.add("missing_file", meta_path, f"track {track.name} has no metadata.yaml")
         return None
-    meta = load_yaml(meta_path, report)
-    if meta is None:
+    loaded = load_stems_metadata(meta_path, report)
+    if loaded is None:
         return None
-    stems_meta = meta.get("stems")
-    if not isinstance(stems_meta, dict) or not stems_meta:
-        report.add("bad_metadata", meta_path, "no 'stems' mapping")
-        return None
+    meta, stems_meta = loaded
     stem_dir = _stem_dir(track, meta)
     stems: list[Stem] = []
     for sid in sorted(stems_meta, key=str):

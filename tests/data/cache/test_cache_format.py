@@ -25,15 +25,19 @@ def test_index_write_failure_keeps_previous_index(corpus, tmp_path, monkeypatch)
     before = index_path.read_bytes()
     sf.write(corpus["wav22"], np.zeros(2205, np.float32), 22050)
 
-    def torn_dump(obj, f, **kw):
-        f.write('{"format_version": 1, "entr')  # killed halfway through writing
-        raise KeyboardInterrupt
+    real_write_text = Path.write_text
 
-    monkeypatch.setattr(cf.json, "dump", torn_dump)
+    def torn_write(self, text, *a, **kw):
+        if self.name.startswith(".index.json.tmp-"):
+            real_write_text(self, text[:20], *a, **kw)  # killed halfway through writing
+            raise KeyboardInterrupt
+        return real_write_text(self, text, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", torn_write)
     with pytest.raises(KeyboardInterrupt):
         build(songs, cdir)
     monkeypatch.undo()
-    assert index_path.read_bytes() == before and not list(index_path.parent.glob("index.json.tmp*"))
+    assert index_path.read_bytes() == before and not list(index_path.parent.glob("*index.json.tmp*"))
     assert len(open_cache(cdir, sample_rate=SR)) == 4
     assert build(songs, cdir).built == 1  # the changed stem is rebuilt on the next run
     assert len(list((cdir / f"sr{SR}" / "stems").iterdir())) == 8

