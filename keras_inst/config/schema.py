@@ -130,6 +130,13 @@ class DataConfig:
     # () = every installed one. Exclude some to keep them for held-out-source evaluation.
     render_sources: tuple[str, ...] = ()
     render_exclude_sources: tuple[str, ...] = ()
+    # [open] beyond the paper: held-out-source evaluation (keras_inst.training.cross_source). After
+    # the test split, the run is also judged on held_out_songs OTHER songs (render seed
+    # held_out_seed) rendered only with held_out_sources, which training must not use.
+    held_out_sources: tuple[str, ...] = ()
+    held_out_songs: int = 0
+    held_out_seed: int = 1
+    held_out_root: str | None = None  # None: <roots.rendered>_heldout_<sources joined by '+'>
 
     def __post_init__(self) -> None:
         k = "data."
@@ -143,6 +150,15 @@ class DataConfig:
         _check(abs(sum(self.split) - 1.0) < 1e-6, k + "split", f"fractions must sum to 1, got {sum(self.split)}")
         _check(self.group_by in ("none", "artist", "album"), k + "group_by", f"must be none, artist or album, got {self.group_by!r}")
         _check(self.render_songs >= 0, k + "render_songs", f"must be >= 0, got {self.render_songs}")
+        _check(self.held_out_songs >= 0, k + "held_out_songs", f"must be >= 0, got {self.held_out_songs}")
+        if self.held_out_sources:
+            _check(self.held_out_songs > 0, k + "held_out_songs", "must be > 0 when data.held_out_sources is set")
+            _check(self.held_out_seed != self.render_seed, k + "held_out_seed",
+                   f"must differ from data.render_seed ({self.render_seed}): the held-out songs must be other songs")
+            used = [s for s in self.held_out_sources if s not in self.render_exclude_sources
+                    and (not self.render_sources or s in self.render_sources)]
+            _check(not used, k + "held_out_sources", f"{used} would also be rendered for training; "
+                   "add them to data.render_exclude_sources")
 
     def problem_stems_for(self, name: str) -> str | None:
         """The problem-stems file to give ``read_dataset(name, ...)`` (Slakh only)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inst.corpus.levels import band_gain_db
+from keras_inst.corpus.levels import note_gain_db
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,13 @@ def render_hits(
     sample_rate: int,
     n_samples: int,
     velocity_gains: tuple[tuple[int, float], ...] = (),
+    key_gains: tuple[tuple[int, float], ...] = (),
 ) -> np.ndarray:
     """Play (onset_s, duration_s, key, velocity) hits on the kit -> mono float32 [n_samples].
 
     Keys the kit lacks raise ValueError (the source registry only draws a kit that covers the
-    part). ``velocity_gains`` = ((max_velocity, gain_db), ...) is the measured level correction.
+    part). ``velocity_gains`` = ((max_velocity, gain_db), ...) and ``key_gains`` = ((key, gain_db),
+    ...) are the measured level corrections (velocity curve, kit balance).
     """
     keymap = gm_key_map(kit)
     missing = sorted({k for _, _, k, _ in notes} - set(keymap))
@@ -199,7 +201,7 @@ def render_hits(
             else:
                 buf = groups.setdefault(inst.mute_group, np.zeros(n_samples, dtype=np.float32))
         lay = _layer(inst, vel)
-        gain = vel / 127.0 * lay.gain * inst.gain * 10 ** (band_gain_db(vel, velocity_gains) / 20)
+        gain = vel / 127.0 * lay.gain * inst.gain * 10 ** (note_gain_db(vel, key, velocity_gains, key_gains) / 20)
         x = _sample(lay.path, sample_rate)[: n_samples - a]
         buf[a : a + len(x)] += gain * x
     for buf in groups.values():

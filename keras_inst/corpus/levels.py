@@ -7,9 +7,11 @@ sounds different per sample set. :func:`measure` renders a test phrase per (sour
 velocity) and takes its BS.1770 loudness; the table lives in :mod:`keras_inst.corpus.source_levels`
 (regenerate with ``python -m keras_inst.corpus.levels``). :func:`velocity_gains` turns it into
 per-velocity-band gains that give each source the median velocity curve of all sources for that
-program; :func:`dropped` lists presets that play wrong (silent, a jump of more than
-``MAX_STEP_DB`` between neighbouring velocities or a fall of more than ``-MIN_STEP_DB``, or a curve
-more than ``MAX_CORRECTION_DB`` off the median), which the draw skips.
+program; :func:`key_gains` gives each drum kit the median kit's balance (snare, hi-hats,
+cymbals and toms against the kick, :func:`measure_balance`: kits differ by up to 22 dB there);
+:func:`dropped` lists presets that play wrong (silent, a jump of more than ``MAX_STEP_DB``
+between neighbouring velocities or a fall of more than ``-MIN_STEP_DB``, or a curve more than
+``MAX_CORRECTION_DB`` off the median), which the draw skips.
 """
 
 from __future__ import annotations
@@ -32,23 +34,33 @@ SAMPLE_RATE = 16000
 _BASS = {32, 33, 34, 35, 36, 37, 38, 39, 43, 58, 70}  # programs played two octaves down
 
 
-def _band(velocity: int, velocity_gains: tuple[tuple[int, float], ...]) -> int:
+Gains = tuple[tuple[int, float], ...]  # ((max velocity or drum key, gain dB), ...)
+# Drum kit balance: each group's loudness relative to the kick, measured on its first key.
+DRUM_GROUPS = {"kick": (36, 35), "snare": (38, 37, 39, 40), "closed_hat": (42, 44), "open_hat": (46,),
+               "crash": (49, 52, 55, 57), "ride": (51, 53, 59), "tom": (45, 41, 43, 47, 48, 50)}
+MAX_BALANCE_DB = 12.0  # a larger balance correction is clipped (a kit may mean it)
+
+
+def _band(velocity: int, velocity_gains: Gains) -> int:
     return next((i for i, (top, _) in enumerate(velocity_gains) if velocity <= top), len(velocity_gains) - 1)
 
 
-def band_gain_db(velocity: int, velocity_gains: tuple[tuple[int, float], ...]) -> float:
+def band_gain_db(velocity: int, velocity_gains: Gains) -> float:
     """Gain of the first ((max_velocity, gain_db), ...) band holding ``velocity`` (0 dB if none)."""
     return velocity_gains[_band(velocity, velocity_gains)][1] if velocity_gains else 0.0
 
 
-def split_bands(notes: list, velocity_gains: tuple[tuple[int, float], ...]) -> list[tuple[float, list]]:
-    """[(gain_db, notes of that band), ...] for renderers that apply the correction per pass."""
-    if not velocity_gains:
-        return [(0.0, list(notes))] if notes else []
-    parts: list[list] = [[] for _ in velocity_gains]
+def note_gain_db(velocity: int, key: int, velocity_gains: Gains, key_gains: Gains = ()) -> float:
+    """Correction of one note: its velocity band's gain plus its drum key's balance gain."""
+    return band_gain_db(velocity, velocity_gains) + dict(key_gains).get(key, 0.0)
+
+
+def split_gains(notes: list, velocity_gains: Gains, key_gains: Gains = ()) -> list[tuple[float, list]]:
+    """[(gain_db, notes), ...] grouped by correction, for renderers that apply it per pass."""
+    parts: dict[float, list] = {}
     for n in notes:
-        parts[_band(n[3], velocity_gains)].append(n)
-    return [(g, p) for (_, g), p in zip(velocity_gains, parts, strict=True) if p]
+        parts.setdefault(round(note_gain_db(n[3], n[2], velocity_gains, key_gains), 2), []).append(n)
+    return sorted(parts.items())
 
 
 def phrase(program: int, velocity: int, *, variant: int = 0) -> tuple[list[tuple[float, float, int, int]], int]:
@@ -138,7 +150,60 @@ def dropped() -> dict[tuple[str, int], str]:
     return _analysis()[1]
 
 
-def _write_table(table: dict[str, dict[int, list[float]]], path: str) -> None:
+def balance_phrase(group: str, *, variant: int = 0) -> tuple[list[tuple[float, float, int, int]], int]:
+    """Hits on a drum group's first key at velocity 100: four, 0.5 s apart (variant 1: three, 0.3 s
+    apart; the velocity response is the other table's business)."""
+    key = DRUM_GROUPS[group][0]
+    step, n, vel = (0.5, 4, 100) if variant == 0 else (0.3, 3, 100)
+    notes = [(0.05 + step * i, 0.2, key, vel) for i in range(n)]
+    return notes, int(SAMPLE_RATE * (notes[-1][0] + 1.5))
+
+
+def measure_balance(
+    names: list[str] | None = None, *, variant: int = 0, corrected: bool = False,
+) -> dict[str, dict[str, float]]:
+    """LUFS of :func:`balance_phrase` per drum source and group it plays: {source: {group: LUFS}}."""
+    from keras_inst.corpus.sources import DRUMS, discover, drum_keys_covered, play
+    from keras_inst.corpus.synth import integrated_loudness
+
+    found = discover(names, complete=False)
+    out: dict[str, dict[str, float]] = {}
+    for src in found.available:
+        if DRUMS not in src.programs:
+            continue
+        path = found.paths[src.name]
+        for group, keys in DRUM_GROUPS.items():
+            if not drum_keys_covered(src, path, {keys[0]}):
+                continue
+            notes, n = balance_phrase(group, variant=variant)
+            x, _ = play(src, path, notes, program=DRUMS, sample_rate=SAMPLE_RATE, n_samples=n, seed=0,
+                        key_gains=key_gains(src.name) if corrected else ())
+            out.setdefault(src.name, {})[group] = round(integrated_loudness(x, SAMPLE_RATE), 2)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _balance_gains() -> dict[str, Gains]:
+    from keras_inst.corpus.source_levels import BALANCE
+
+    rel = {n: {g: v - b["kick"] for g, v in b.items()} for n, b in BALANCE.items() if "kick" in b}
+    out = {}
+    for name, groups in rel.items():
+        gains = []
+        for group, level in groups.items():
+            median = float(np.median([r[group] for r in rel.values() if group in r]))
+            corr = float(np.clip(median - level, -MAX_BALANCE_DB, MAX_BALANCE_DB))
+            gains += [(k, round(corr, 2)) for k in DRUM_GROUPS[group]]
+        out[name] = tuple(sorted(gains))
+    return out
+
+
+def key_gains(name: str) -> Gains:
+    """((GM drum key, gain dB), ...) that bring a kit's balance (group vs kick) to the median kit's."""
+    return _balance_gains().get(name, ())
+
+
+def _write_table(table: dict[str, dict[int, list[float]]], balance: dict[str, dict[str, float]], path: str) -> None:
     from keras_inst.atomic import write_text
 
     lines = [
@@ -154,6 +219,9 @@ def _write_table(table: dict[str, dict[int, list[float]]], path: str) -> None:
         lines += [f"        {p}: {[v if np.isfinite(v) else '-inf' for v in r]},".replace("'-inf'", "-inf")
                   for p, r in sorted(rows.items())]
         lines.append("    },")
+    lines += ["}", "", "# LUFS of keras_inst.corpus.levels.balance_phrase per drum source and group",
+              "BALANCE: dict[str, dict[str, float]] = {"]
+    lines += [f"    {name!r}: {groups!r}," for name, groups in balance.items()]
     write_text(path, "\n".join(lines + ["}", ""]))
 
 
@@ -162,11 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write the table as a Python module (source_levels.py)")
     ap.add_argument("--sources", default=None, help="comma-separated source names (default: all installed)")
     args = ap.parse_args(argv)
-    table = measure(args.sources.split(",") if args.sources else None)
+    names = args.sources.split(",") if args.sources else None
+    table, balance = measure(names), measure_balance(names)
     if args.out:
-        _write_table(table, args.out)
+        _write_table(table, balance, args.out)
     else:
-        json.dump(table, sys.stdout, indent=1)
+        json.dump({"levels": table, "balance": balance}, sys.stdout, indent=1)
     return 0
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from keras_inst.atomic import write_text
 from keras_inst.corpus.arrange import arrange
 from keras_inst.corpus.ensembles import TrackPlan, plan_corpus
-from keras_inst.corpus.levels import velocity_gains
+from keras_inst.corpus.levels import key_gains, velocity_gains
 from keras_inst.corpus.scores import Score, load_source
 from keras_inst.corpus.sources import (
     ALL_MELODIC,
@@ -101,7 +101,8 @@ def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: i
         src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
         audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
                              n_samples=n_samples, seed=(plan.seed * 131 + i) % 2**63,
-                             velocity_gains=velocity_gains(src.name, sp.program))
+                             velocity_gains=velocity_gains(src.name, sp.program),
+                             key_gains=key_gains(src.name) if sp.is_drum else ())
         raw = integrated_loudness(audio, sr)
         if not np.isfinite(raw):
             continue
@@ -234,7 +235,8 @@ def _fingerprint(path: str) -> str:
 def _params(seed: int, found: Discovery, sample_rate: int, max_seconds: float) -> dict:
     import music21
 
-    gains = {s.name: {p: velocity_gains(s.name, p) for p in sorted(s.programs)} for s in found.available}
+    gains = {s.name: [{p: velocity_gains(s.name, p) for p in sorted(s.programs)}, key_gains(s.name)]
+             for s in found.available}
     return {
         "format": "keras_inst-rendered (Slakh layout)",
         "render_version": RENDER_VERSION,

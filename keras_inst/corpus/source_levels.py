@@ -626,3 +626,17 @@ LEVELS: dict[str, dict[int, list[float]]] = {
         53: [-51.68, -45.56, -41.41, -38.27, -36.63],
     },
 }
+
+# LUFS of keras_inst.corpus.levels.balance_phrase per drum source and group
+BALANCE: dict[str, dict[str, float]] = {
+    'timgm6mb': {'kick': -25.04, 'snare': -22.62, 'closed_hat': -38.6, 'open_hat': -38.26, 'crash': -27.22, 'ride': -41.54, 'tom': -22.2},
+    'fluidr3_gm': {'kick': -32.53, 'snare': -23.45, 'closed_hat': -45.94, 'open_hat': -38.86, 'crash': -29.29, 'ride': -41.46, 'tom': -24.41},
+    'fluidr3mono_gm': {'kick': -26.45, 'snare': -27.48, 'closed_hat': -27.33, 'open_hat': -28.42, 'crash': -25.4, 'ride': -36.96, 'tom': -28.18},
+    'csound_gm': {'kick': -25.04, 'snare': -22.62, 'closed_hat': -38.6, 'open_hat': -27.02, 'crash': -22.03, 'ride': -41.54, 'tom': -21.79},
+    'freepats': {'kick': -37.25, 'snare': -28.11, 'closed_hat': -34.98, 'open_hat': -29.21, 'crash': -25.2, 'ride': -39.22, 'tom': -31.84},
+    'avl_red_zeppelin': {'kick': -21.93, 'snare': -25.12, 'closed_hat': -31.84, 'open_hat': -25.72, 'crash': -20.0, 'ride': -30.52, 'tom': -21.9},
+    'h2_black_pearl': {'kick': -22.57, 'snare': -21.56, 'closed_hat': -33.86, 'open_hat': -28.22, 'crash': -24.67, 'ride': -37.78, 'tom': -18.3},
+    'h2_bja_pacific': {'kick': -22.4, 'snare': -22.97, 'closed_hat': -31.27, 'open_hat': -28.58, 'crash': -24.71, 'ride': -42.62, 'tom': -21.12},
+    'h2_millo_multilayered2': {'kick': -23.78, 'snare': -25.25, 'closed_hat': -35.09, 'open_hat': -22.59, 'crash': -28.81, 'ride': -37.27, 'tom': -26.16},
+    'h2_colombo_acoustic': {'kick': -25.44, 'snare': -24.41, 'closed_hat': -45.52, 'open_hat': -28.77, 'crash': -24.84, 'ride': -35.3, 'tom': -21.9},
+}

@@ -236,8 +236,12 @@ def play(
     n_samples: int,
     seed: int,
     velocity_gains: tuple[tuple[int, float], ...] = (),
+    key_gains: tuple[tuple[int, float], ...] = (),
 ) -> tuple[np.ndarray, str]:
-    """Render one part on a source -> (mono float32 [n_samples], preset/kit name)."""
+    """Render one part on a source -> (mono float32 [n_samples], preset/kit name).
+
+    ``velocity_gains`` / ``key_gains``: level corrections (:mod:`keras_inst.corpus.levels`).
+    """
     if src.kind == "builtin":
         from keras_inst.corpus.voice import sing
 
@@ -249,7 +253,8 @@ def play(
 
         kit = load_kit(path)
         notes = substitute_keys(notes, set(gm_key_map(kit)))
-        audio = render_hits(kit, notes, sample_rate=sample_rate, n_samples=n_samples, velocity_gains=velocity_gains)
+        audio = render_hits(kit, notes, sample_rate=sample_rate, n_samples=n_samples, velocity_gains=velocity_gains,
+                            key_gains=key_gains)
         return audio, kit.name
     if src.kind == "samples":
         from keras_inst.corpus.sampler import render_notes
@@ -261,10 +266,10 @@ def play(
         from keras_inst.corpus.timidity import render
 
         audio = render(notes, program=program, cfg=path, sample_rate=sample_rate, n_samples=n_samples,
-                       velocity_gains=velocity_gains)
+                       velocity_gains=velocity_gains, key_gains=key_gains)
         return audio, f"timidity:{program}"
     from keras_inst.corpus.synth import synthesize
 
     preset = src.drum_preset if (program == DRUMS and src.kind == "sf2-drumkit") else None
     return synthesize(notes, program=program, soundfont=path, sample_rate=sample_rate, n_samples=n_samples,
-                      preset=preset, velocity_gains=velocity_gains)
+                      preset=preset, velocity_gains=velocity_gains, key_gains=key_gains)

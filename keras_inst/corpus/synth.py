@@ -84,12 +84,14 @@ def synthesize(
     n_samples: int,
     preset: tuple[int, int] | None = None,
     velocity_gains: tuple[tuple[int, float], ...] = (),
+    key_gains: tuple[tuple[int, float], ...] = (),
 ) -> tuple[np.ndarray, str]:
     """Render (onset_s, duration_s, key, velocity) notes on one GM program -> (mono float32 [n], preset).
 
     ``preset`` = (bank, preset) overrides the GM choice (a drum kit stored as a melodic preset);
     ``velocity_gains`` = ((max_velocity, gain_db), ...) ascending renders each velocity band in its
-    own pass and scales it by gain_db (the measured level correction of this preset).
+    own pass and scales it by gain_db (the measured level correction of this preset);
+    ``key_gains`` = ((drum key, gain_db), ...) likewise corrects a drum kit's balance.
     """
     synth, sfid = _synth(str(soundfont), sample_rate)
     drum = program == 128 and preset is None
@@ -97,11 +99,11 @@ def synthesize(
     name = synth.sfpreset_name(sfid, bank, prog)
     if not name:
         raise ValueError(f"soundfont {soundfont}: no preset {bank}:{prog} for GM program {program}")
-    from keras_inst.corpus.levels import split_bands
+    from keras_inst.corpus.levels import split_gains
 
     chan = (0, 0, True) if drum else (bank, prog, False)
     out = np.zeros((n_samples, 2), dtype=np.float32)
-    for gain_db, part in split_bands(notes, velocity_gains):
+    for gain_db, part in split_gains(notes, velocity_gains, key_gains):
         out += np.float32(10 ** (gain_db / 20)) * _play(synth, sfid, chan, part, sample_rate, n_samples)
     return out.mean(axis=1).astype(np.float32), name
 

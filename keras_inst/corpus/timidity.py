@@ -76,16 +76,17 @@ def render(
     sample_rate: int,
     n_samples: int,
     velocity_gains: tuple[tuple[int, float], ...] = (),
+    key_gains: tuple[tuple[int, float], ...] = (),
 ) -> np.ndarray:
     """Play (onset_s, duration_s, key, velocity) notes -> mono float32 [n_samples].
 
-    Each ((max_velocity, gain_db), ...) band of ``velocity_gains`` is rendered by its own
-    timidity run and scaled (the measured level correction of this patch).
+    Notes are grouped by their correction (``velocity_gains`` band + ``key_gains`` drum key, see
+    :func:`keras_inst.corpus.levels.split_gains`); each group is one timidity run, scaled.
     """
-    from keras_inst.corpus.levels import split_bands
+    from keras_inst.corpus.levels import split_gains
 
     out = np.zeros(n_samples, dtype=np.float32)
     with tempfile.TemporaryDirectory(prefix="keras_inst_timidity_") as d:
-        for gain_db, part in split_bands(notes, velocity_gains):
+        for gain_db, part in split_gains(notes, velocity_gains, key_gains):
             out += np.float32(10 ** (gain_db / 20)) * _render_once(part, program, cfg, sample_rate, n_samples, Path(d))
     return out

@@ -217,7 +217,8 @@ def _with_intra_op(ds: tf.data.Dataset, threads: int | None) -> tf.data.Dataset:
 def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_example: int = 0,
                      batch_size: int | None = None, with_recipe: bool = False,
                      random_effects: bool = True, num_parallel_calls: int | None = None,
-                     intra_op_parallelism: int | None = 1) -> tf.data.Dataset:
+                     intra_op_parallelism: int | None = 1,
+                     stride: int | None = None) -> tf.data.Dataset:
     """The infinite training stream of ``sampler`` from example ``start_example`` (module doc).
 
     ``with_recipe`` adds a third element, the recipe dict (stems, starts, params, audible, ...).
@@ -226,10 +227,18 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
     stream on its tf.data thread, so parallel batches fill the cores without splitting small
     ops across threads (measured 7 % less CPU per example) and the model's training step keeps
     the intra-op pool to itself.
+
+    ``stride`` (default: the batch size) is the distance between the first examples of
+    consecutive batches: a multi-worker run gives each worker ``batch_size`` = its share of the
+    global batch, ``stride`` = the global batch and its own ``start_example``
+    (:func:`keras_inst.training.distribute.worker_stream`), so no example is drawn twice across
+    workers and their union at each step is the single-process batch.
     """
     b = cfg.training.batch_size if batch_size is None else int(batch_size)
-    if start_example < 0:
-        raise ValueError(f"start_example must be >= 0, got {start_example}")
+    stride = b if stride is None else int(stride)
+    if start_example < 0 or stride < b:
+        raise ValueError(f"start_example must be >= 0 and stride >= the batch size {b}, got "
+                         f"{start_example} and {stride}")
     calls = num_parallel_calls if num_parallel_calls is not None else (
         cfg.training.num_parallel_calls or tf.data.AUTOTUNE)
     t_out = cfg.audio.chunk_samples
@@ -252,7 +261,7 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
         mix.set_shape((b, t_out))
         return _output(rec, mix, with_recipe)
 
-    ds = tf.data.Dataset.range(start_example, tf.int64.max, b)  # first example of a batch
+    ds = tf.data.Dataset.range(start_example, tf.int64.max, stride)  # first example of a batch
     ds = ds.map(batch_of, num_parallel_calls=calls, deterministic=True)
     return _with_intra_op(ds.prefetch(tf.data.AUTOTUNE), intra_op_parallelism)
 
@@ -342,9 +351,12 @@ def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song]
 
 
 def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
-               start_example: int = 0, progress: bool = True) -> DataBundle:
+               start_example: int = 0, progress: bool = True,
+               worker_stream: tuple[int, int, int] | None = None) -> DataBundle:
     """Read the datasets, split them (reusing ``run_dir/split.json``), ensure the audio cache
     and build the training stream (from ``start_example``) and the validation/test datasets.
+    ``worker_stream`` (multi-worker training): ``(start_example, stride, batch)`` of this
+    worker's share of the training stream instead (:func:`training_dataset`).
 
     The training stream is seeded by ``training.seed``; validation/test recipes by
     ``data.split_seed``, so runs with different training seeds are judged on the same examples
@@ -362,7 +374,9 @@ def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
     b = cfg.training.batch_size
     eval_seed = cfg.data.split_seed
     return DataBundle(
-        train=training_dataset(cfg, sampler, start_example=start_example),
+        train=training_dataset(cfg, sampler, start_example=start_example) if worker_stream is None
+        else training_dataset(cfg, sampler, start_example=worker_stream[0],
+                              stride=worker_stream[1], batch_size=worker_stream[2]),
         validation=musical_eval_dataset(cfg, cache, split["validation"], seed=eval_seed,
                                         batch_size=b),
         test=musical_eval_dataset(cfg, cache, split["test"], seed=eval_seed, batch_size=b),

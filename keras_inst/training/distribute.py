@@ -135,7 +135,7 @@ def make_strategy(name: str, *, devices: list[str] | None = None, env: Mapping[s
     spec = parse_tf_config((os.environ if env is None else env).get("TF_CONFIG"))
     if spec.worker_index < 0:
         raise ValueError("TF_CONFIG: this task is an evaluator; it does not train (run evaluation instead)")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _multi_worker_strategy()
 
 
 def per_replica_batch(global_batch: int, num_replicas: int) -> int:
@@ -204,3 +204,48 @@ def _all_layers(model: Any) -> list:
         out.append(layer)
         out += _all_layers(layer)
     return out
+
+
+def distributed_stream(strategy: Any, dataset: Any, *, global_batch: int, num_workers: int) -> Any:
+    """The input Keras ``fit`` takes under ``strategy`` for a worker's training stream.
+
+    ``dataset`` yields this worker's share of every global batch (``global_batch /
+    num_workers`` examples, drawn as :func:`worker_stream` says). One worker: ``dataset`` itself
+    (Keras splits each batch over the local replicas). Several: no further sharding
+    (``distribute_datasets_from_function``); a worker with k local replicas splits each of its
+    batches into k consecutive blocks, replica r taking block r, so the replicas' batches at
+    step s still make up the single-process batch s in order.
+    """
+    if num_workers <= 1:
+        return dataset
+
+    def per_worker(ctx: Any) -> Any:
+        local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        if local == 1:
+            return dataset
+        return dataset.rebatch(per_replica_batch(global_batch, ctx.num_replicas_in_sync))
+
+    return strategy.distribute_datasets_from_function(per_worker)
+
+
+
+def _multi_worker_strategy() -> Any:
+    """``tf.distribute.MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3 gives it.
+
+    Keras 3's ``fit`` calls ``strategy.reduce`` under this strategy (keras-team/keras#20585)
+    with the whole (x, y) batch structure (to build the compiled metrics) and with
+    ``axis=0`` on the scalar losses and metrics of every step; TensorFlow rejects both
+    ("Attempt to convert a value (PerReplica...)", "Invalid reduction dimension 0 for input
+    with 0 dimensions"). Here a structure is reduced leaf by leaf and a scalar over replicas.
+    """
+    import tensorflow as tf
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            if isinstance(value, (tuple, list, dict)):
+                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
+            if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
+                axis = None  # a scalar: its mean/sum over the replicas
+            return super().reduce(reduce_op, value, axis)
+
+    return MultiWorkerMirroredStrategy()

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from keras_inst import atomic
 from keras_inst.config.io import add_override_argument, load_config
-from keras_inst.config.schema import ExperimentConfig
+from keras_inst.config.schema import STRATEGIES, ExperimentConfig
 from keras_inst.runtime.artifacts import RUN_MODEL, RUN_REPORT
 from keras_inst.training.run_dir import HISTORY_FILE, RunDir, TrainingError, start_keras
 
@@ -39,7 +40,11 @@ def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
     from keras_inst.corpus.render import render_corpus
 
     print(f"Embedded corpus: {cfg.data.render_songs} songs in {root} (rendered once, then reused)")
-    render_corpus(root, songs=cfg.data.render_songs, seed=cfg.data.render_seed, soundfont=cfg.data.soundfont, sample_rate=cfg.audio.sample_rate)
+    render_corpus(
+        root, songs=cfg.data.render_songs, seed=cfg.data.render_seed, soundfont=cfg.data.soundfont,
+        sample_rate=cfg.audio.sample_rate, sources=list(cfg.data.render_sources) or None,
+        exclude_sources=list(cfg.data.render_exclude_sources) or None,
+    )
 
 
 def build_compiled_model(cfg: ExperimentConfig):
@@ -84,31 +89,59 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
         "test": evaluate_predictions(yt, pt, thresholds=thresholds),
         "thresholds": dict(zip(CLASSES, map(float, thresholds), strict=True)),
     }
+    from keras_inst.training.cross_source import comparison_table, held_out_evaluation
+
+    held = held_out_evaluation(cfg, model, thresholds)  # None unless data.held_out_sources [open]
+    if held is not None:
+        report["held_out"] = held
     out = rd.write_dir
-    write_report(out, report, history_csv=out / HISTORY_FILE, title=f"{cfg.name}: test split")
+    paths = write_report(out, report, history_csv=out / HISTORY_FILE, title=f"{cfg.name}: test split")
+    if held is not None:  # report.md: the test split's tables, then in-domain vs held-out
+        atomic.write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + "\n" + comparison_table(report))
     return report
 
 
-def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False, verbose: int | str = "auto", is_chief: bool = True) -> dict:
+def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False, verbose: int | str = "auto", is_chief: bool | None = None) -> dict:
     """Train (or resume) a run and evaluate it; returns the report dict.
 
-    ``is_chief=False`` (a non-chief distributed worker) trains alike but writes nothing into
-    ``run_dir`` (see :class:`~keras_inst.training.run_dir.RunDir`).
+    ``training.strategy`` picks the ``tf.distribute`` strategy (:mod:`keras_inst.training.distribute`).
+    Under ``multi_worker`` every process of ``TF_CONFIG`` runs this: each draws its share of
+    every global batch, only the chief writes into ``run_dir`` and evaluates, and a non-chief
+    worker returns ``{"worker": index, ...}`` instead of a report. ``is_chief`` overrides the
+    chief role (None: from ``TF_CONFIG``; False writes nothing into ``run_dir``, see
+    :class:`~keras_inst.training.run_dir.RunDir`). A killed cluster resumes from the last
+    finished epoch when every process is started again (Keras' BackupAndRestore semantics).
     """
-    with RunDir(run_dir, is_chief=is_chief) as rd:
+    from keras_inst.training import distribute as dist
+
+    cluster = dist.cluster_spec(cfg.training.strategy)
+    with RunDir(run_dir, is_chief=cluster.is_chief if is_chief is None else is_chief) as rd:
         if rd.prepare(cfg, overwrite=overwrite) == "complete":
             print(f"Run {rd.path} is already complete; report: {rd.path / 'report.md'}")
             return rd.read_report()
+        # Before any other TensorFlow op: MultiWorkerMirroredStrategy configures the collectives
+        # at startup, and it waits here until every worker of TF_CONFIG has joined.
+        strategy = dist.make_strategy(cfg.training.strategy)
+        b = cfg.training.batch_size
+        dist.per_replica_batch(b, strategy.num_replicas_in_sync)  # ValueError unless it divides
         start_keras(cfg.training)
         ensure_rendered_corpus(cfg)
         initial_epoch = rd.resume_epoch()
 
         from keras_inst.data.pipeline import build_data
 
-        start = initial_epoch * cfg.training.steps_per_epoch * cfg.training.batch_size
-        data = build_data(cfg, run_dir=rd.split_dir(), start_example=start)
-        model = rd.load_or_build(initial_epoch, lambda: build_compiled_model(cfg))
-        seconds = rd.fit(model, data.train, data.validation, cfg.training, initial_epoch=initial_epoch, verbose=verbose)
+        start = initial_epoch * cfg.training.steps_per_epoch * b
+        stream = None if cluster.num_workers == 1 else dist.worker_stream(
+            global_batch=b, num_workers=cluster.num_workers, worker_index=cluster.worker_index, start=start)
+        data = build_data(cfg, run_dir=rd.split_dir(), start_example=start, worker_stream=stream)
+        with strategy.scope():  # variables, optimizer slots and metrics are mirrored
+            model = rd.load_or_build(initial_epoch, lambda: build_compiled_model(cfg))
+            dist.synchronize_batch_norm(model, strategy.num_replicas_in_sync)
+        train_ds = dist.distributed_stream(strategy, data.train, global_batch=b, num_workers=cluster.num_workers)
+        seconds = rd.fit(model, train_ds, data.validation, cfg.training, initial_epoch=initial_epoch, verbose=verbose)
+        if not rd.is_chief:
+            return {"worker": cluster.worker_index, "num_workers": cluster.num_workers, "train_seconds_this_session": round(seconds, 1)}
+        # The chief evaluates alone: finalize loads the best checkpoint outside the strategy.
         return rd.finalize(model, outputs=lambda final: evaluate_run(cfg, final, data, rd, train_seconds=seconds))
 
 
@@ -118,20 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_override_argument(p)
     p.add_argument("--run-dir", default=None, help="default: runs/<config name>")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of another config")
+    p.add_argument("--strategy", default=None, choices=STRATEGIES, help="training.strategy: default | mirrored (the GPUs of this host) | multi_worker (hosts from TF_CONFIG)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        strategy = [] if args.strategy is None else [f"training.strategy={args.strategy}"]
+        cfg = load_config(args.config, [*args.overrides, *strategy])
         run_dir = Path(args.run_dir or Path("runs") / cfg.name)
         report = train(cfg, run_dir, overwrite=args.overwrite)
     except (ValueError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if "worker" in report:  # a non-chief worker: the chief writes the run directory
+        print(f"Worker {report['worker']} of {report['num_workers']} finished; the chief writes {run_dir}")
+        return 0
     t = report["test"]
     print(f"\nTest split: ROC-AUC {t['roc_auc']:.4f}  PR-AUC {t['pr_auc']:.4f}  loss {t['loss']:.4f}  F1@tuned {t.get('f1@tuned', float('nan')):.3f}")
+    if "held_out" in report:
+        h = report["held_out"]
+        print(f"Held-out source ({', '.join(h['sources'])}, {h['songs']} other songs): ROC-AUC {h['roc_auc']:.4f}  PR-AUC {h['pr_auc']:.4f}")
     print(f"Report: {run_dir / 'report.md'}  (JSON: {run_dir / RUN_REPORT}; model: {run_dir / RUN_MODEL})")
     return 0
 

@@ -1,4 +1,5 @@
-"""Realism effects beyond the paper (:mod:`keras_inst.augment.realism`), tested by measurement:
+"""Realism effects beyond the paper (:mod:`keras_inst.augment.realism`, signal processing in
+:mod:`keras_inst.augment.acoustics`), tested by measurement:
 RT60 of the rooms (Schroeder integration), the compressor's static curve and its attack/release
 rates, the saturation's THD and level, the low-pass's attenuation, the noise's SNR and colour,
 and the seeded, batch-independent parameter draws."""
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_inst.augment import acoustics as A
 from keras_inst.augment import realism as R
 from keras_inst.config.io import load_config
 from keras_inst.config.schema import (
@@ -60,7 +62,7 @@ def schroeder_rt60(h: np.ndarray, lo_db: float, hi_db: float) -> float:
 
 @pytest.mark.parametrize("rt60", [0.25, 0.6, 1.2])
 def test_room_rt60_measured_by_schroeder_integration(rt60: float) -> None:
-    h = R.room_impulse_responses([rt60] * 3, [0.012] * 3, [0.1, 0.5, 0.9], length=64000).numpy()
+    h = A.room_impulse_responses([rt60] * 3, [0.012] * 3, [0.1, 0.5, 0.9], length=64000).numpy()
     for row in h:
         assert np.sum(row.astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-5)  # unit energy
         assert np.flatnonzero(row)[0] == round(0.012 * SR)  # the pre-delay
@@ -78,7 +80,7 @@ def test_mix_with_room_is_dry_plus_send_bus_convolved() -> None:
     p = _params(3, send=[0.2, 0.5, 0.0], rt60_s=[rt60, rt60, 0.0], predelay_s=[pre, pre, 0.0],
                 room_u=[u, u, 0.0])
     out = R.mix_with_realism(y, mix_of, p, sample_rate=SR).numpy()
-    h = R.room_impulse_responses([rt60], [pre], [u], length=t).numpy()[0]
+    h = A.room_impulse_responses([rt60], [pre], [u], length=t).numpy()[0]
     bus = 0.2 * y[0] + 0.5 * y[1]
     want0 = 0.8 * y[0] + 0.5 * y[1] + np.convolve(bus, h)[:t]
     np.testing.assert_allclose(out[0], want0, atol=2e-5)
@@ -93,7 +95,7 @@ def test_mix_with_room_is_dry_plus_send_bus_convolved() -> None:
 def test_compressor_gain_reduction_on_a_steady_sine(threshold: float, ratio: float) -> None:
     # A steady sine sits at its own RMS: 0 dB re the threshold's reference, overshoot -threshold.
     x = sine(1000, 32000)[None]
-    y = R.compress(x, [threshold], [ratio], [0.01], [0.1], makeup=False).numpy()[0]
+    y = A.compress(x, [threshold], [ratio], [0.01], [0.1], makeup=False).numpy()[0]
     mid = slice(8000, 24000)
     measured = db(np.mean(y[mid] ** 2) / np.mean(x[0, mid] ** 2))
     assert measured == pytest.approx(threshold * (1 - 1 / ratio), abs=0.02)
@@ -102,8 +104,8 @@ def test_compressor_gain_reduction_on_a_steady_sine(threshold: float, ratio: flo
 def test_compressor_is_unity_below_threshold_and_makeup_restores_the_rms() -> None:
     x = sine(1000, 32000)[None]
     np.testing.assert_array_equal(
-        R.compress(x, [3.0], [4.0], [0.01], [0.1], makeup=False).numpy(), x)
-    y = R.compress(x, [-12.0], [6.0], [0.01], [0.1]).numpy()
+        A.compress(x, [3.0], [4.0], [0.01], [0.1], makeup=False).numpy(), x)
+    y = A.compress(x, [-12.0], [6.0], [0.01], [0.1]).numpy()
     assert db(np.mean(y**2) / np.mean(x**2)) == pytest.approx(0.0, abs=1e-4)
 
 
@@ -116,7 +118,7 @@ def test_compressor_release_and_attack_rates() -> None:
         env = np.where((t < 1.0) == loud_first, 1.0, 0.01)
         x = (sine(1000, n) * env).astype(np.float32)
         release, attack = (tau, 0.005) if loud_first else (0.1, tau)
-        y = R.compress(x[None], [-18.0], [8.0], [attack], [release], makeup=False).numpy()[0]
+        y = A.compress(x[None], [-18.0], [8.0], [attack], [release], makeup=False).numpy()[0]
         g = block_gain_db(y, x)
         steady = g[50] if loud_first else g[-1]
         assert steady < -15.0  # deep reduction while loud
@@ -139,21 +141,21 @@ def thd(y: np.ndarray, f0: int) -> float:
 def test_saturation_thd_grows_with_drive_and_the_level_is_compensated() -> None:
     x = sine(500, SR, amp=0.3)[None]
     drives = [0.0, 6.0, 12.0, 24.0]
-    y = R.saturate(np.repeat(x, 4, 0), drives, [0.0] * 4).numpy()  # no tone filter
+    y = A.saturate(np.repeat(x, 4, 0), drives, [0.0] * 4).numpy()  # no tone filter
     thds = [thd(row, 500) for row in y]
     assert thds[0] < 0.02 and thds[-1] > 0.3
     assert all(a < b for a, b in zip(thds, thds[1:], strict=False))
-    for row in (*y, *R.saturate(np.repeat(x, 4, 0), drives, [3000.0] * 4).numpy()):
+    for row in (*y, *A.saturate(np.repeat(x, 4, 0), drives, [3000.0] * 4).numpy()):
         assert db(np.mean(row**2) / np.mean(x**2)) == pytest.approx(0.0, abs=0.01)
     # the tone filter takes harmonics off: less THD at the same drive
-    assert thd(R.saturate(x, [24.0], [2000.0]).numpy()[0], 500) < 0.8 * thds[-1]
+    assert thd(A.saturate(x, [24.0], [2000.0]).numpy()[0], 500) < 0.8 * thds[-1]
 
 
 @pytest.mark.parametrize("order", [4, 8])
 def test_band_limit_attenuation(order: int) -> None:
     fc = 2000.0
     n = 16000
-    y = R.band_limit(np.stack([sine(500, n), sine(1000, n), sine(4000, n)]), [fc] * 3,
+    y = A.band_limit(np.stack([sine(500, n), sine(1000, n), sine(4000, n)]), [fc] * 3,
                      order=order).numpy()
     mid = slice(2000, 14000)
     gains = [db(np.mean(y[i, mid] ** 2) / np.mean(sine(f, n)[mid] ** 2))
@@ -168,7 +170,7 @@ def test_noise_snr_and_colour() -> None:
     n = 64000
     x = np.stack([sine(440, n), sine(440, n, amp=0.05), sine(440, n), np.zeros(n, np.float32)])
     snr = [10.0, 30.0, 20.0, 20.0]
-    y = R.add_noise(x, snr, [False, True, True, False], [0.1, 0.7, 0.99, 0.5]).numpy()
+    y = A.add_noise(x, snr, [False, True, True, False], [0.1, 0.7, 0.99, 0.5]).numpy()
     noise = y - x
     for i in range(3):
         assert db(np.mean(x[i] ** 2) / np.mean(noise[i] ** 2)) == pytest.approx(snr[i], abs=0.05)

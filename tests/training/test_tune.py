@@ -109,10 +109,11 @@ def test_search_table_p_musical_and_resume(corpus, tmp_path: Path, monkeypatch, 
             r["mean_val_roc_auc"]
         ]
         assert r["mean_val_loss"] > 0 and r["best_epochs"] == [1]
-        # Each seed is scored on the test split too (Fig. 2's panels).
-        assert 0.0 <= r["mean_test_roc_auc"] <= 1.0 and 0.0 <= r["mean_test_pr_auc"] <= 1.0
+        # Each seed is scored on the test split too (Fig. 2's panels). The one test song's two
+        # mixes may leave every class undefined for the AUCs (None), never the loss.
         assert r["mean_test_loss"] > 0 and len(r["per_seed_test_loss"]) == 1
-        assert r["min_test_roc_auc"] == r["max_test_roc_auc"] == r["mean_test_roc_auc"]
+        assert r["min_test_loss"] == r["max_test_loss"] == r["mean_test_loss"]
+        assert r["mean_test_roc_auc"] is None or 0.0 <= r["mean_test_roc_auc"] <= 1.0
     best = max(rows.values(), key=lambda r: r["mean_val_roc_auc"])["p_musical"]
     assert results["best_p_musical"] == best
     table = (tune_dir / "results.md").read_text()

@@ -1,0 +1,103 @@
+"""Cross-source evaluation end to end on a tiny corpus: the held-out corpus holds other songs and
+only the held-out family's samples, the training corpus none of them, and the report / table
+carry in-domain and held-out figures per class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from keras_inst.config.io import load_config
+from keras_inst.corpus.render import render_corpus
+from keras_inst.taxonomy import CLASSES
+from keras_inst.training import cross_source as X
+
+TINY = [
+    "audio.chunk_seconds=1.0",
+    "features.n_mels=64",
+    "model.channels=[8,16,16,32]",
+    "model.head_units=16",
+    "training.batch_size=8",
+    "training.steps_per_epoch=2",
+    "training.epochs=1",
+    "mixing.eval_chunks_per_song=2",
+    "data.render_songs=0",
+]
+FAMILY = "timgm6mb"
+
+
+def _stems(root: Path) -> dict[str, dict]:
+    """Track name -> the keras_inst block of its metadata.yaml."""
+    return {p.parent.name: yaml.safe_load(p.read_text())["keras_inst"] for p in sorted(root.glob("Track*/metadata.yaml"))}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rendered")
+    render_corpus(root, songs=8, seed=0, max_seconds=6.0, workers=2, progress=False,
+                  exclude_sources=list(X.family_sources(FAMILY)))
+    return root
+
+
+def test_families_and_config_checks():
+    assert X.family_sources("fluidr3") == ("fluidr3_gm", "fluidr3mono_gm")
+    with pytest.raises(ValueError, match="unknown held-out source family 'musescore'"):
+        X.family_sources("musescore")
+    cfg = X.hold_out(load_config("demo"), "fluidr3", songs=5)
+    assert cfg.data.held_out_sources == ("fluidr3_gm", "fluidr3mono_gm")
+    assert set(cfg.data.held_out_sources) <= set(cfg.data.render_exclude_sources)
+    assert cfg.data.held_out_seed == cfg.data.render_seed + 1
+    # training on a held-out source, or the same songs, is refused with the key named
+    with pytest.raises(ValueError, match="data.held_out_sources"):
+        load_config("demo", ["data.held_out_sources=[freepats]", "data.held_out_songs=3"])
+    with pytest.raises(ValueError, match="data.held_out_seed"):
+        load_config("demo", ["data.held_out_sources=[freepats]", "data.render_exclude_sources=[freepats]",
+                             "data.held_out_songs=3", "data.held_out_seed=0"])
+    assert load_config("paper").data.held_out_sources == ()
+
+
+def test_cross_source_run_end_to_end(corpus, tmp_path):
+    sets = [*TINY, f"data.roots.rendered={corpus}", f"data.cache_dir={tmp_path / 'cache'}"]
+    cfg = load_config("demo", sets)
+    run = tmp_path / "run"
+    summary = X.run_cross_source(cfg, run, family=FAMILY, songs=3, verbose=0)
+
+    held_root = Path(summary["held_out"]["corpus"])
+    assert held_root == X.held_out_root(X.hold_out(cfg, FAMILY, songs=3))
+    held, train = _stems(held_root), _stems(corpus)
+    assert len(held) == 3 and summary["held_out"]["songs"] == 3
+    # only the held-out family plays the held-out songs; training never heard it
+    assert {s["source"] for k in held.values() for s in k["stems"].values()} <= set(X.FAMILIES[FAMILY])
+    assert not {s["source"] for k in train.values() for s in k["stems"].values()} & set(X.FAMILIES[FAMILY])
+    # other songs: other track seeds and other score excerpts
+    assert not {k["track_seed"] for k in held.values()} & {k["track_seed"] for k in train.values()}
+    assert not {(k["source"], k["start_quarter"]) for k in held.values()} & {(k["source"], k["start_quarter"]) for k in train.values()}
+    assert {k["corpus_seed"] for k in held.values()} == {1}
+
+    # the run's report carries both evaluations; the held-out one has 2 mixes per held-out song
+    report = json.loads((run / "report.json").read_text())
+    assert report["held_out"]["examples"] == 3 * 2 == summary["held_out"]["examples"]
+    assert report["held_out"]["sources"] == list(X.FAMILIES[FAMILY])
+    assert summary["in_domain"]["roc_auc"] == report["test"]["roc_auc"]
+    saved = json.loads((run / "cross_source.json").read_text())
+    assert saved["held_out_sources"] == list(X.FAMILIES[FAMILY]) and set(saved) >= {"in_domain", "held_out"}
+
+    table = (run / "cross_source.md").read_text().splitlines()
+    assert table[0] == f"## In-domain vs held-out source ({', '.join(X.FAMILIES[FAMILY])})"
+    rows = [line for line in table if line.startswith("| ")]
+    assert rows[0] == "| class | in-domain ROC-AUC | held-out ROC-AUC | in-domain PR-AUC | held-out PR-AUC | held-out positives |"
+    assert [r.split(" | ")[0][2:] for r in rows[1:]] == ["**macro**", *CLASSES]
+    assert all(len(r.split("|")) == 8 for r in rows)
+    t, h = report["test"], report["held_out"]
+
+    def f(v):  # a tiny set may leave every class undefined: the table says n/a
+        return "n/a" if v is None else f"{v:.4f}"
+
+    assert rows[1] == f"| **macro** | {f(t['roc_auc'])} | {f(h['roc_auc'])} | {f(t['pr_auc'])} | {f(h['pr_auc'])} | |"
+    assert rows[2].endswith(f"| {h['per_class'][CLASSES[0]]['positives']} |")
+    # report.md: the test split's tables, then the comparison
+    md = (run / "report.md").read_text()
+    assert md.index("| class | level |") < md.index("## In-domain vs held-out source")

@@ -1,0 +1,257 @@
+"""MultiWorkerMirroredStrategy on loopback: two CPU worker processes on 127.0.0.1 (``TF_CONFIG``,
+free-picked ports) train a tiny run; only the chief writes the run directory; one synchronous
+2-worker step equals one single-process step on the same global batch; a killed cluster resumes.
+
+Every subprocess is bounded by a timeout and killed (its whole process group) on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = [
+    "audio.chunk_seconds=1.0",
+    "features.n_mels=64",
+    "model.channels=[8,16,16,32]",
+    "model.head_units=16",
+    "training.batch_size=8",
+    "training.steps_per_epoch=2",
+    "training.epochs=2",
+    "mixing.eval_chunks_per_song=2",
+    "data.render_songs=0",
+]
+TIMEOUT = 240  # seconds for any one cluster run (measured: ~40 s on 2 shared cores)
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports of 127.0.0.1 (bound to port 0, then released)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def tf_config(ports: list[int], index: int) -> str:
+    """TF_CONFIG of worker ``index`` of a chief-less cluster (worker 0 is the chief)."""
+    workers = [f"127.0.0.1:{p}" for p in ports]
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def worker_env(ports: list[int], index: int, tmp: Path) -> dict[str, str]:
+    scratch = tmp / f"tmp{index}"  # the worker's TMPDIR: where a non-chief's RunDir writes
+    scratch.mkdir(parents=True, exist_ok=True)
+    return dict(os.environ, TF_CONFIG=tf_config(ports, index), TMPDIR=str(scratch),
+                TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+
+
+class Cluster:
+    """Worker processes started together; each one's output goes to ``log<i>.txt``."""
+
+    def __init__(self, cmds: list[list[str]], envs: list[dict], logs: list[Path]) -> None:
+        self.logs = logs
+        self.procs = [
+            subprocess.Popen(c, env=e, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            for c, e, log in zip(cmds, envs, logs, strict=True)
+        ]
+
+    def wait(self, timeout: float) -> list[int]:
+        deadline = time.time() + timeout
+        try:
+            return [p.wait(timeout=max(1.0, deadline - time.time())) for p in self.procs]
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"cluster did not finish in {timeout} s; logs:\n{self.tails()}")
+
+    def kill(self, index: int | None = None) -> None:
+        for i, p in enumerate(self.procs):
+            if (index is None or i == index) and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    def output(self, index: int) -> str:
+        return self.logs[index].read_text(errors="replace")
+
+    def tails(self) -> str:
+        return "\n".join(f"--- worker {i}:\n{self.output(i)[-3000:]}" for i in range(len(self.logs)))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """8 rendered 6-second songs and their audio cache, built once (workers only read it)."""
+    from keras_inst.config.io import load_config
+    from keras_inst.corpus.render import render_corpus
+    from keras_inst.data.cache.store import ensure_cache
+    from keras_inst.data.datasets import read_dataset
+
+    base = tmp_path_factory.mktemp("multiworker")
+    root, cache = base / "rendered", base / "cache"
+    render_corpus(root, songs=8, seed=0, max_seconds=6.0, workers=1, progress=False)
+    songs, _ = read_dataset("rendered", root)
+    cfg = load_config("demo", [*TINY, f"data.roots.rendered={root}", f"data.cache_dir={cache}"])
+    ensure_cache(cfg, songs, workers=1, progress=False)  # as the workers' config wants it
+    return root, cache
+
+
+def train_cmd(corpus: tuple[Path, Path], run: Path, *extra: str) -> list[str]:
+    root, cache = corpus
+    cmd = [sys.executable, "-m", "keras_inst.train", "--config", "demo", "--run-dir", str(run),
+           "--strategy", "multi_worker"]
+    for s in [*TINY, f"data.roots.rendered={root}", f"data.cache_dir={cache}", *extra]:
+        cmd += ["--set", s]
+    return cmd
+
+
+def start_cluster(corpus, run: Path, tmp: Path, *extra: str, tag: str = "") -> Cluster:
+    ports = free_ports(2)
+    cmd = train_cmd(corpus, run, *extra)
+    return Cluster([cmd, cmd], [worker_env(ports, i, tmp) for i in range(2)],
+                   [tmp / f"log{i}{tag}.txt" for i in range(2)])
+
+
+def epochs_in_history(run: Path) -> list[str]:
+    return [r.split(",")[0] for r in (run / "history.csv").read_text().strip().splitlines()[1:]]
+
+
+def test_two_workers_train_and_only_the_chief_writes_the_run(corpus, tmp_path):
+    run = tmp_path / "run"
+    cluster = start_cluster(corpus, run, tmp_path)
+    codes = cluster.wait(TIMEOUT)
+    assert codes == [0, 0], cluster.tails()
+    assert "Worker 1 of 2 finished" in cluster.output(1)
+    assert "Test split: ROC-AUC" in cluster.output(0)
+    for name in ("config.yaml", "split.json", "model.keras", "report.json", "checkpoints/last.keras",
+                 "checkpoints/best.keras"):
+        assert (run / name).is_file(), name
+    # one CSV row per epoch: the worker's CSVLogger did not append to the chief's history
+    assert epochs_in_history(run) == ["0", "1"]
+    state = json.loads((run / "state.json").read_text())
+    assert state["complete"] and state["epochs_done"] == 2
+    # the worker wrote into a scratch folder of its own TMPDIR, removed when it finished
+    assert list((tmp_path / "tmp1").iterdir()) == []
+
+
+STEP_SCRIPT = r"""
+import json, os, sys
+import numpy as np
+from keras_inst.config.io import load_config
+from keras_inst.training import distribute as dist
+
+sets, data, init, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+cfg = load_config("demo", sets)
+name = "multi_worker" if "TF_CONFIG" in os.environ else "default"
+strategy = dist.make_strategy(name)  # before any other TensorFlow op
+cluster = dist.cluster_spec(name)
+import keras
+import tensorflow as tf
+from keras_inst.training.train import build_compiled_model
+
+arrays = np.load(data)
+x, y = arrays["x"], arrays["y"]  # the global batch: [B, T], [B, 15]
+first, _, b = dist.worker_stream(global_batch=len(x), num_workers=cluster.num_workers,
+                                 worker_index=cluster.worker_index)
+with strategy.scope():
+    model = build_compiled_model(cfg)
+    model.load_weights(init)
+    dist.synchronize_batch_norm(model, strategy.num_replicas_in_sync)
+    # SGD: the update IS the gradient. Adam's first step, lr * g / (|g| + eps), is +-lr for
+    # most weights whatever g is, and arbitrary for the near-zero gradients of conv biases
+    # that a BatchNorm follows, so it would compare signs, not gradients.
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=keras.losses.BinaryCrossentropy())
+ds = tf.data.Dataset.from_tensors((x[first:first + b], y[first:first + b])).repeat()
+ds = dist.distributed_stream(strategy, ds, global_batch=len(x), num_workers=cluster.num_workers)
+model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
+if cluster.is_chief:
+    np.savez(out, *[np.asarray(w) for w in model.get_weights()])
+"""
+
+
+def test_one_synchronous_step_of_two_workers_equals_one_single_process_step(tmp_path):
+    import keras
+
+    from keras_inst.config.io import load_config
+    from keras_inst.training.train import build_compiled_model
+
+    # dropout off: its masks are drawn per replica; everything else is deterministic
+    sets = [*TINY, "model.dropout=0.0"]
+    cfg = load_config("demo", sets)
+    keras.utils.set_random_seed(0)
+    model = build_compiled_model(cfg)
+    init = tmp_path / "init.weights.h5"
+    model.save_weights(init)
+    rng = np.random.default_rng(0)
+    b, t = cfg.training.batch_size, cfg.audio.chunk_samples
+    x = (0.1 * rng.standard_normal((b, t))).astype(np.float32)
+    y = (rng.random((b, 15)) < 0.3).astype(np.float32)
+    np.savez(tmp_path / "batch.npz", x=x, y=y)
+    script = tmp_path / "step.py"
+    script.write_text(STEP_SCRIPT)
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, str(script), json.dumps(sets), str(tmp_path / "batch.npz"), str(init), str(out)]
+
+    ports = free_ports(2)
+    single_env = {k: v for k, v in worker_env(ports, 0, tmp_path).items() if k != "TF_CONFIG"}
+    single = Cluster([cmd(tmp_path / "single.npz")], [single_env], [tmp_path / "single.txt"])
+    assert single.wait(TIMEOUT) == [0], single.tails()
+    pair = Cluster([cmd(tmp_path / "pair.npz")] * 2, [worker_env(ports, i, tmp_path) for i in range(2)],
+                   [tmp_path / f"pair{i}.txt" for i in range(2)])
+    assert pair.wait(TIMEOUT) == [0, 0], pair.tails()
+
+    before = [np.asarray(w) for w in model.get_weights()]
+    one = list(np.load(tmp_path / "single.npz").values())
+    two = list(np.load(tmp_path / "pair.npz").values())
+    assert len(one) == len(two) == len(before)
+    moved = max(float(np.max(np.abs(a - w))) for a, w in zip(one, before, strict=True))
+    assert moved > 1e-3  # the step changed the weights
+    for a, c in zip(one, two, strict=True):
+        np.testing.assert_allclose(c, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_restarted_with_the_cluster_resumes_from_the_last_epoch(corpus, tmp_path):
+    run = tmp_path / "run"
+    extra = ("training.epochs=3", "training.steps_per_epoch=4")
+    cluster = start_cluster(corpus, run, tmp_path, *extra, tag="a")
+    state = run / "state.json"
+    deadline = time.time() + TIMEOUT
+    try:
+        while time.time() < deadline:
+            if state.is_file() and json.loads(state.read_text()).get("epochs_done", 0) >= 1:
+                break
+            if any(p.poll() is not None for p in cluster.procs):
+                pytest.fail(f"a worker exited early:\n{cluster.tails()}")
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"no epoch finished in time:\n{cluster.tails()}")
+        cluster.kill(1)  # SIGKILL mid-training
+        # The chief's collectives fail once its peer is gone (TensorFlow's health check).
+        t0 = time.time()
+        chief_code = cluster.procs[0].wait(timeout=TIMEOUT)
+        chief_wait = time.time() - t0
+    finally:
+        cluster.kill()
+    done_before = json.loads(state.read_text())["epochs_done"]
+    assert chief_code != 0 and 1 <= done_before < 3 and not (run / "model.keras").exists()
+    print(f"chief exited {chief_wait:.1f} s after the worker was killed (code {chief_code})")
+
+    again = start_cluster(corpus, run, tmp_path, *extra, tag="b")
+    assert again.wait(TIMEOUT) == [0, 0], again.tails()
+    for i in range(2):
+        assert f"Resuming {run} after epoch {done_before}" in again.output(i)
+    assert sorted(set(epochs_in_history(run))) == ["0", "1", "2"]
+    state_after = json.loads(state.read_text())
+    assert state_after["complete"] and state_after["epochs_done"] == 3
