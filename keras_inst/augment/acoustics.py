@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_inst.augment.effects import _fast_len
+from keras_inst.augment.effects import fast_len
 
 __all__ = ["add_noise", "band_limit", "compress", "reverberate", "room_impulse_responses",
            "saturate"]
@@ -61,7 +61,7 @@ def _lowpass(x: tf.Tensor, cutoff_hz: Any, order: Any, *, sample_rate: float) ->
     (``cutoff_hz [B]``, <= 0: no filtering; integer ``order`` <= 32, scalar or [B]) on
     ``x [B, T]``, by one zero-padded FFT pass."""
     t = x.shape[-1]
-    n = _fast_len(t + FILTER_PAD)
+    n = fast_len(t + FILTER_PAD)
     f = tf.constant(np.fft.rfftfreq(n, 1.0 / sample_rate), tf.float32)  # [F]
     fc = tf.cast(cutoff_hz, tf.float32)[:, None]  # [B, 1]
     r2 = tf.square(f / tf.maximum(fc, 1e-3))  # [B, F]
@@ -219,6 +219,6 @@ def reverberate(bus: tf.Tensor, rt60_s: tf.Tensor, predelay_s: tf.Tensor, u: tf.
     samples: FFT zero-padded to ``T + L - 1``, so nothing wraps into [0, T)."""
     t = bus.shape[-1]
     length = min(t, int(round(ROOM_SECONDS * sample_rate)))
-    n = _fast_len(t + length - 1)
+    n = fast_len(t + length - 1)
     h = room_impulse_responses(rt60_s, predelay_s, u, length=length, sample_rate=sample_rate)
     return tf.signal.irfft(tf.signal.rfft(bus, [n]) * tf.signal.rfft(h, [n]), [n])[:, :t]

@@ -39,7 +39,7 @@ from keras_inst.config.schema import EffectsConfig
 __all__ = [
     "EQ_TAIL", "EffectParams", "apply_effects", "biquad_response", "equalize", "identity_params",
     "TF_PV_HOP", "hash_uniform", "rbj_biquad_tf", "required_input_samples", "sample_effect_params",
-    "time_pitch",
+    "time_pitch", "fast_len", "uniform_in",
 ]
 
 EQ_TAIL = 4096  # zero padding (samples) that absorbs the IIR tails before the circular wrap
@@ -117,7 +117,7 @@ def biquad_response(b: tf.Tensor, a: tf.Tensor, fft_length: int) -> tf.Tensor:
     return _poly_at_bins(_d_basis(b), fft_length) / _poly_at_bins(_d_basis(a), fft_length)
 
 
-def _fast_len(n: int) -> int:
+def fast_len(n: int) -> int:
     """Smallest 2^a 3^b 5^c >= n (fast FFT sizes, far below the next power of two for 4 s)."""
     best = 1 << max(0, (n - 1).bit_length())
     p5 = 1
@@ -144,7 +144,7 @@ def equalize(x: tf.Tensor, params: EffectParams, *, sample_rate: float,
     t = x.shape[-1]
     if t is None:
         raise ValueError("equalize: the signal length (last axis of x) must be static")
-    n = _fast_len(t + tail)
+    n = fast_len(t + tail)
     ones = tf.ones_like(tf.cast(params.low_shelf_db, tf.float64))  # [B]
     num = [ones if gain is None else tf.cast(gain, tf.float64)]
     den = [ones]
@@ -237,7 +237,7 @@ def apply_effects(x: tf.Tensor, params: EffectParams, *, out_samples: int,
     return tf.dynamic_stitch(groups, parts)
 
 
-def _uniform(u: tf.Tensor, bounds: tuple[float, float], *, log: bool = False) -> tf.Tensor:
+def uniform_in(u: tf.Tensor, bounds: tuple[float, float], *, log: bool = False) -> tf.Tensor:
     """``u`` in [0, 1) -> uniform (or log-uniform) in ``bounds``, float32.
 
     In float64 and rounded once: Eigen's vectorised and scalar float32 ``exp`` differ by an ulp,
@@ -301,15 +301,15 @@ def sample_effect_params(seed: Any, n: int, cfg: EffectsConfig, *,
     pitch_on = (col[12] < c.p_pitch_shift) & ~musical
     stretch_on = (col[14] < c.p_time_stretch) & ~musical
     return EffectParams(
-        gain_db=gate(col[0], c.p_gain, _uniform(col[1], c.gain_db), 0.0),
-        low_shelf_hz=_uniform(col[2], c.low_shelf_hz, log=True),
-        low_shelf_db=gate(col[3], c.p_low_shelf, _uniform(col[4], c.low_shelf_db), 0.0),
-        high_shelf_hz=_uniform(col[5], c.high_shelf_hz, log=True),
-        high_shelf_db=gate(col[6], c.p_high_shelf, _uniform(col[7], c.high_shelf_db), 0.0),
-        peak_hz=_uniform(col[8], c.peaking_hz, log=True),
-        peak_db=gate(col[9], c.p_peaking, _uniform(col[10], c.peaking_db), 0.0),
-        peak_q=_uniform(col[11], c.peaking_q, log=True),
-        semitones=tf.where(pitch_on, _uniform(col[13], c.pitch_semitones), 0.0),
-        rate=tf.where(stretch_on, _uniform(col[15], c.stretch_rate, log=True), 1.0),
+        gain_db=gate(col[0], c.p_gain, uniform_in(col[1], c.gain_db), 0.0),
+        low_shelf_hz=uniform_in(col[2], c.low_shelf_hz, log=True),
+        low_shelf_db=gate(col[3], c.p_low_shelf, uniform_in(col[4], c.low_shelf_db), 0.0),
+        high_shelf_hz=uniform_in(col[5], c.high_shelf_hz, log=True),
+        high_shelf_db=gate(col[6], c.p_high_shelf, uniform_in(col[7], c.high_shelf_db), 0.0),
+        peak_hz=uniform_in(col[8], c.peaking_hz, log=True),
+        peak_db=gate(col[9], c.p_peaking, uniform_in(col[10], c.peaking_db), 0.0),
+        peak_q=uniform_in(col[11], c.peaking_q, log=True),
+        semitones=tf.where(pitch_on, uniform_in(col[13], c.pitch_semitones), 0.0),
+        rate=tf.where(stretch_on, uniform_in(col[15], c.stretch_rate, log=True), 1.0),
         eq_first=col[16] < 0.5,
     )

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from keras_inst.augment.acoustics import add_noise, band_limit, compress, reverberate, saturate
-from keras_inst.augment.effects import _uniform, hash_uniform
+from keras_inst.augment.effects import hash_uniform, uniform_in
 from keras_inst.config.schema import EffectsConfig
 from keras_inst.taxonomy import CLASS_INDEX
 
@@ -127,22 +127,22 @@ def draw_realism(seed: Any, n: int, cfg: EffectsConfig, *,
     comp_on = col[3] < comp.probability
     room_on = mix[0] < room.probability
     return RealismParams(
-        drive_db=tf.where(sat_on, _uniform(col[1], sat.drive_db), 0.0),
-        tone_hz=_uniform(col[2], sat.tone_hz, log=True),
-        threshold_db=_uniform(col[4], comp.threshold_db),
-        ratio=tf.where(comp_on, _uniform(col[5], comp.ratio, log=True), 1.0),
-        attack_s=_uniform(col[6], comp.attack_ms, log=True) / 1000.0,
-        release_s=_uniform(col[7], comp.release_ms, log=True) / 1000.0,
-        cutoff_hz=tf.where(col[8] < lp.probability, _uniform(col[9], lp.cutoff_hz, log=True),
+        drive_db=tf.where(sat_on, uniform_in(col[1], sat.drive_db), 0.0),
+        tone_hz=uniform_in(col[2], sat.tone_hz, log=True),
+        threshold_db=uniform_in(col[4], comp.threshold_db),
+        ratio=tf.where(comp_on, uniform_in(col[5], comp.ratio, log=True), 1.0),
+        attack_s=uniform_in(col[6], comp.attack_ms, log=True) / 1000.0,
+        release_s=uniform_in(col[7], comp.release_ms, log=True) / 1000.0,
+        cutoff_hz=tf.where(col[8] < lp.probability, uniform_in(col[9], lp.cutoff_hz, log=True),
                            0.0),
         lp_order=tf.fill(shape, float(lp.order)),
         noise_on=col[10] < noise.probability,
-        snr_db=_uniform(col[11], noise.snr_db),
+        snr_db=uniform_in(col[11], noise.snr_db),
         pink=col[12] < noise.p_pink,
         noise_u=col[13],
-        send=tf.where(room_on, _uniform(col[14], room.send), 0.0),
-        rt60_s=tf.where(room_on, _uniform(mix[1], room.rt60_s, log=True), 0.0),
-        predelay_s=_uniform(mix[2], room.predelay_ms) / 1000.0,
+        send=tf.where(room_on, uniform_in(col[14], room.send), 0.0),
+        rt60_s=tf.where(room_on, uniform_in(mix[1], room.rt60_s, log=True), 0.0),
+        predelay_s=uniform_in(mix[2], room.predelay_ms) / 1000.0,
         room_u=mix[3],
     )
 

@@ -7,6 +7,14 @@ Keras 3 variable paths do not include the sub-model name (``conv1/kernel``, not
 computed from the model's ``backbone`` and ``head`` sub-models and stored in the optimizer's
 config, so it survives ``.keras`` save/load and resume. A variable the table does not name is an
 error, never a silent default.
+
+Under tf.distribute (``training.strategy``): ``apply`` runs in the replica context and hands each
+group to its inner optimizer's own ``apply``, whose TensorFlow backend all-reduces that group's
+gradients across replicas before the update, so a MirroredStrategy step on a global batch equals
+a single-device step (``tests/training/test_distribute.py``). Every optimizer captures the
+strategy it was made under: create the model and the optimizer in the same ``strategy.scope()``
+(checked in :meth:`GroupedOptimizer.build`). Under ``mixed_float16`` Keras' ``compile`` wraps the
+grouped optimizer in a ``LossScaleOptimizer`` (dynamic loss scaling); nothing to configure.
 """
 
 from __future__ import annotations

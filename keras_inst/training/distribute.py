@@ -121,7 +121,13 @@ def make_strategy(name: str, *, devices: list[str] | None = None, env: Mapping[s
 
     Build the model AND compile it (the optimizer) inside ``strategy.scope()``. ``devices``
     (mirrored only) overrides the default of every visible GPU (or the CPU without one).
-    ``multi_worker`` checks ``TF_CONFIG`` before TensorFlow sees it.
+    ``multi_worker`` checks ``TF_CONFIG`` (from ``env``, default ``os.environ``) before
+    TensorFlow sees it; TensorFlow itself reads ``os.environ``, so ``env`` is for checks and tests.
+
+    Multi-worker input: give each worker its own stream with :func:`worker_stream` through
+    ``strategy.distribute_datasets_from_function`` (Keras ``fit`` accepts the result), so that
+    tf.data's auto-sharding (which would draw every batch on every worker and drop most) is not
+    used. With ``mirrored``, one stream of global batches is enough.
     """
     _check_name(name)
     if devices is not None and name != "mirrored":
@@ -249,3 +255,26 @@ def _multi_worker_strategy() -> Any:
             return super().reduce(reduce_op, value, axis)
 
     return MultiWorkerMirroredStrategy()
+
+
+TUNER_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+def tuner_role(env: Mapping[str, str] | None = None) -> str:
+    """This process's part in a keras-tuner search: 'single', 'chief' or 'worker'.
+
+    keras-tuner's own mechanism: with ``KERASTUNER_ORACLE_IP`` set, the process whose
+    ``KERASTUNER_TUNER_ID`` contains 'chief' serves the oracle (gRPC, on
+    ``KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT``) and trains nothing; every other one is a
+    worker that asks it for trials. Checked here so a missing variable names itself.
+    """
+    env = os.environ if env is None else env
+    if not env.get("KERASTUNER_ORACLE_IP"):
+        return "single"
+    missing = [k for k in TUNER_ENV if not env.get(k)]
+    if missing:
+        raise ValueError(f"distributed search: KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not (set all of {', '.join(TUNER_ENV)})")
+    port = env["KERASTUNER_ORACLE_PORT"]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"distributed search: KERASTUNER_ORACLE_PORT must be a TCP port, got {port!r}")
+    return "chief" if "chief" in env["KERASTUNER_TUNER_ID"] else "worker"

@@ -249,7 +249,15 @@ def pretrain(
 
     ``callbacks`` run after the checkpointing ones (so an epoch they see is already saved).
     ``is_chief=False``: a non-chief distributed worker, which writes nothing of the run.
+    ``training.strategy``: ``default`` or ``mirrored`` (the GPUs of one host; one input
+    pipeline, each global batch split over them); ``multi_worker`` is refused here, as the
+    tagging stream is not sharded per worker (see :func:`keras_inst.training.train.train`).
     """
+    from keras_inst.training import distribute as dist
+
+    if cfg.training.strategy == "multi_worker":
+        raise ValueError("config key 'training.strategy': multi_worker is not supported for "
+                         "pre-training (use mirrored for the GPUs of one host)")
     weights = _weights_path(cfg, out)
     jamendo_root(cfg)  # before the run directory is created
     with RunDir(run_dir, is_chief=is_chief) as rd:
@@ -260,6 +268,8 @@ def pretrain(
                 save_backbone(load_checkpoint(rd.path / RUN_MODEL), weights, meta)
             print(f"Run {rd.path} is already complete; backbone weights: {weights}")
             return report
+        strategy = dist.make_strategy(cfg.training.strategy)
+        dist.per_replica_batch(cfg.training.batch_size, strategy.num_replicas_in_sync)
         start_keras(cfg.training)
         data = load_tagging_data(
             cfg, tsv=tsv, split_dir=split_dir, audio_dir=audio_dir, workers=workers,
@@ -271,7 +281,9 @@ def pretrain(
         start = initial_epoch * cfg.training.steps_per_epoch * cfg.training.batch_size
         train_ds = training_dataset(data, cfg, start_example=start)
         val_ds, _ = evaluation_dataset(data, cfg, "validation")
-        model = rd.load_or_build(initial_epoch, lambda: compile_tagger(cfg, len(data.tags)))
+        with strategy.scope():  # variables, optimizer slots and metrics are mirrored
+            model = rd.load_or_build(initial_epoch, lambda: compile_tagger(cfg, len(data.tags)))
+            dist.synchronize_batch_norm(model, strategy.num_replicas_in_sync)
         seconds = rd.fit(
             model, train_ds, val_ds, cfg.training, initial_epoch=initial_epoch,
             callbacks=callbacks, verbose=verbose,
@@ -326,13 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an existing run directory of another config",
     )
+    p.add_argument("--strategy", default=None, choices=("default", "mirrored"),
+                   help="training.strategy: default | mirrored (the GPUs of this host)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        strategy = [] if args.strategy is None else [f"training.strategy={args.strategy}"]
+        cfg = load_config(args.config, [*args.overrides, *strategy])
         run_dir = Path(args.run_dir or Path("runs") / cfg.name)
         report = pretrain(
             cfg,

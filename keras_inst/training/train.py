@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "worker" in report:  # a non-chief worker: the chief writes the run directory
         print(f"Worker {report['worker']} of {report['num_workers']} finished; the chief writes {run_dir}")
         return 0
-    t = report["test"]
+    t = {k: float("nan") if v is None else v for k, v in report["test"].items()}  # None: no class has both labels
     print(f"\nTest split: ROC-AUC {t['roc_auc']:.4f}  PR-AUC {t['pr_auc']:.4f}  loss {t['loss']:.4f}  F1@tuned {t.get('f1@tuned', float('nan')):.3f}")
     if "held_out" in report:
         h = report["held_out"]

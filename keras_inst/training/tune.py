@@ -358,18 +358,30 @@ def write_results(cfg: ExperimentConfig, tune_dir: Path) -> dict:
     return results
 
 
-def tune(cfg: ExperimentConfig, tune_dir: str | Path, *, verbose: int | str = "auto") -> dict:
-    """Run (or continue) the search and write the results; returns the results dict."""
+def tune(cfg: ExperimentConfig, tune_dir: str | Path, *, verbose: int | str = "auto") -> dict | None:
+    """Run (or continue) the search and write the results; returns the results dict.
+
+    Distributed (keras-tuner's ``KERASTUNER_*`` variables, :func:`~keras_inst.training.distribute.tuner_role`):
+    the chief serves the trials and, once every worker is done, writes the results; a worker
+    trains the trials it is given and returns None. ``tune_dir`` must be one shared folder.
+    """
+    from keras_inst.training.distribute import tuner_role
+
+    role = tuner_role()
     tune_dir = Path(tune_dir)
     # The resolved config is the search's identity, checked like a run directory's.
     RunDir(tune_dir).prepare(cfg, noun="tuner directory", hint="choose another --dir")
     start_keras(cfg.training, seed=False)  # each execution seeds itself (PMusicalHyperModel.build)
     from keras_inst.training.train import ensure_rendered_corpus
 
-    ensure_rendered_corpus(cfg)
+    if role != "chief":  # the chief (oracle) trains nothing
+        ensure_rendered_corpus(cfg)
     hypermodel = _build_hypermodel(cfg, tune_dir)
     tuner = _build_tuner(cfg, tune_dir, hypermodel)
-    tuner.search(verbose=verbose)
+    tuner.search(verbose=verbose)  # the chief: serves trials until the workers are done
+    if role == "worker":
+        print(f"Tuner worker {tuner.tuner_id} finished; the chief writes the results in {tune_dir}")
+        return None
     for t in tuner.oracle.trials.values():
         if t.status in ("FAILED", "INVALID"):  # e.g. a NaN objective: reported, not retried
             why = t.message or f"objective {cfg.tuner.objective} is NaN"
@@ -408,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--dir {tune_dir}: no search to report ({PROJECT}/ is missing)")
         # --report-only may run beside a running search: it only reads finished seeds.
         results = write_results(cfg, tune_dir) if args.report_only else tune(cfg, tune_dir)
+        if results is None:  # a distributed search's worker
+            return 0
         if args.plot:
             plot_results(results, Path(args.plot))
     except (ValueError, TrainingError) as e:

@@ -126,6 +126,7 @@ def epochs_in_history(run: Path) -> list[str]:
     return [r.split(",")[0] for r in (run / "history.csv").read_text().strip().splitlines()[1:]]
 
 
+@pytest.mark.slow  # ~70 s on 2 shared cores
 def test_two_workers_train_and_only_the_chief_writes_the_run(corpus, tmp_path):
     run = tmp_path / "run"
     cluster = start_cluster(corpus, run, tmp_path)
@@ -255,3 +256,145 @@ def test_a_killed_worker_restarted_with_the_cluster_resumes_from_the_last_epoch(
     assert sorted(set(epochs_in_history(run))) == ["0", "1", "2"]
     state_after = json.loads(state.read_text())
     assert state_after["complete"] and state_after["epochs_done"] == 3
+
+
+# ------------------------------------------------------------------------------------------
+# Distributed keras-tuner search: one chief (the oracle) and two workers
+
+TUNE_TINY = [
+    "data.datasets=[rendered]",
+    "data.render_songs=0",
+    "tuner.p_musical_values=[0.0, 1.0]",
+    "tuner.seeds=2",
+    "tuner.epochs=1",
+    "training.steps_per_epoch=2",
+    "training.batch_size=4",
+    "training.transfer=scratch",
+    "training.pretrained=null",
+    "model.width_multiplier=0.0625",
+    "model.head_units=16",
+    "mixing.max_sources=3",
+    "mixing.eval_chunks_per_song=2",
+]
+
+# keras_inst.tune's main, with every training run (one build_data call per execution)
+# appended to $TRAINED_LOG as {"p_musical", "seed", "tuner"}: O_APPEND lines do not interleave.
+TUNE_DRIVER = r"""
+import json, os, sys
+from keras_inst.data import pipeline
+
+real = pipeline.build_data
+
+def spy(cfg, **kwargs):
+    line = {"p_musical": cfg.mixing.p_musical, "seed": cfg.training.seed,
+            "tuner": os.environ.get("KERASTUNER_TUNER_ID", "single")}
+    with open(os.environ["TRAINED_LOG"], "a") as f:
+        f.write(json.dumps(line) + "\n")
+    return real(cfg, **kwargs)
+
+pipeline.build_data = spy
+from keras_inst.training.tune import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def tune_sets(corpus, tmp_path_factory) -> list[str]:
+    """TUNE_TINY on the rendered corpus, with an audio cache built for the tuner's config."""
+    from keras_inst.config.io import load_config
+    from keras_inst.data.cache.store import ensure_cache
+    from keras_inst.data.datasets import read_dataset
+
+    root = corpus[0]
+    cache = tmp_path_factory.mktemp("tune_cache")
+    sets = [*TUNE_TINY, f"data.roots.rendered={root}", f"data.cache_dir={cache}"]
+    ensure_cache(load_config("fig2_p_musical", sets), read_dataset("rendered", root)[0], workers=1, progress=False)
+    return sets
+
+
+def run_search(sets: list[str], tune_dir: Path, tmp: Path, roles: list[str], tag: str,
+               until=None) -> tuple[Cluster, list[dict]]:
+    """``python -m keras_inst.tune`` in one process per role ('single', 'chief', 'workerN');
+    with ``until``, SIGKILL them all as soon as ``until()`` is true."""
+    script = tmp / "tune_driver.py"
+    script.write_text(TUNE_DRIVER)
+    log = tmp / f"trained_{tag}.jsonl"
+    cmd = [sys.executable, str(script), "--config", "fig2_p_musical", "--dir", str(tune_dir)]
+    cmd += [a for s in sets for a in ("--set", s)]
+    (port,) = free_ports(1)
+    envs = []
+    for role in roles:
+        env = dict(os.environ, TRAINED_LOG=str(log), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+                   OMP_NUM_THREADS="1")
+        if role != "single":
+            env |= {"KERASTUNER_TUNER_ID": role, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                    "KERASTUNER_ORACLE_PORT": str(port)}
+        envs.append(env)
+    cluster = Cluster([cmd] * len(roles), envs, [tmp / f"tune_{tag}_{r}.txt" for r in roles])
+    if until is not None:  # kill every process once until() holds
+        deadline = time.time() + 2 * TIMEOUT
+        while not until() and time.time() < deadline and all(p.poll() is None for p in cluster.procs):
+            time.sleep(0.2)
+        cluster.kill()
+        assert until(), f"the interruption point was not reached:\n{cluster.tails()}"
+    else:
+        assert cluster.wait(2 * TIMEOUT) == [0] * len(roles), cluster.tails()
+    lines = log.read_text().splitlines() if log.is_file() else []
+    return cluster, [json.loads(x) for x in lines]
+
+
+def seed_rows(results: dict) -> dict[tuple[float, int], tuple]:
+    """(p_musical, seed index) -> its validation metrics, from results.json."""
+    return {
+        (r["p_musical"], i): tuple(r[f"per_seed_{m}"][i] for m in ("val_roc_auc", "val_pr_auc", "val_loss"))
+        for r in results["rows"] for i in range(r["seeds"])
+    }
+
+
+@pytest.mark.slow
+def test_distributed_search_trains_every_value_and_seed_once_like_one_process(tune_sets, tmp_path):
+    dist_dir, single_dir = tmp_path / "dist", tmp_path / "single"
+    cluster, trained = run_search(tune_sets, dist_dir, tmp_path, ["chief", "worker0", "worker1"], "dist")
+    # every (value, seed) trained exactly once, by the workers only
+    assert sorted((t["p_musical"], t["seed"]) for t in trained) == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)]
+    assert {t["tuner"] for t in trained} <= {"worker0", "worker1"}
+    for i in (1, 2):
+        assert "the chief writes the results" in cluster.output(i)
+    assert "Best p_musical" in cluster.output(0)
+    dist_results = json.loads((dist_dir / "results.json").read_text())
+
+    _, trained_single = run_search(tune_sets, single_dir, tmp_path, ["single"], "single")
+    assert len(trained_single) == 4
+    single_results = json.loads((single_dir / "results.json").read_text())
+    a, b = seed_rows(dist_results), seed_rows(single_results)
+    assert sorted(a) == sorted(b) == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)]
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-4, err_msg=str(key))
+    assert dist_results["best_p_musical"] == single_results["best_p_musical"]
+
+
+def finished_seeds(tune_dir: Path) -> set[tuple[float, int]]:
+    """(p_musical, seed) of every execution recorded in the trials' executions.json."""
+    out = set()
+    for path in (tune_dir / "search").glob("trial_*/executions.json"):
+        record = json.loads(path.read_text())
+        out |= {(record["p_musical"], s["seed"]) for s in record["seeds"]}
+    return out
+
+
+@pytest.mark.slow
+def test_an_interrupted_distributed_search_resumes_without_retraining_finished_seeds(tune_sets, tmp_path):
+    tune_dir = tmp_path / "dist"
+    roles = ["chief", "worker0", "worker1"]
+    run_search(tune_sets, tune_dir, tmp_path, roles, "killed", until=lambda: bool(finished_seeds(tune_dir)))
+    before = finished_seeds(tune_dir)
+    assert 1 <= len(before) < 4 and not (tune_dir / "results.json").exists()
+
+    cluster, trained = run_search(tune_sets, tune_dir, tmp_path, roles, "resumed")
+    # the rerun trains exactly the seeds not finished before the kill, each once
+    every = {(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)}
+    assert sorted((t["p_musical"], t["seed"]) for t in trained) == sorted(every - before)
+    results = json.loads((tune_dir / "results.json").read_text())
+    assert all(r["complete"] and r["seeds"] == 2 for r in results["rows"])
+    assert finished_seeds(tune_dir) == every
+    assert "Best p_musical" in cluster.output(0)
