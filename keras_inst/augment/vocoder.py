@@ -180,6 +180,21 @@ def _resample(u: tf.Tensor, p64: tf.Tensor, *, lead: int, out_samples: int) -> t
 # ----------------------------------------------------------------------------------------------
 # The vocoder
 
+def _synthesise(spec_out: tf.Tensor, win: tf.Tensor, hop: int, n_out: tf.Tensor) -> tf.Tensor:
+    """Windowed overlap-add of ``spec_out [b, J, F]`` -> ``[b, L]``, normalised by the window sum."""
+    n = int(win.shape[0])
+    if 2 * hop == n:
+        # 50 % overlap: sum_j win^2(t - j hop) is periodic in the interior (every sample lies in
+        # two frames), which is where u is read (u-time >= 0 <-> index >= n / 2 = hop), so the
+        # normalisation folds into the synthesis window and saves a pass over [b, L].
+        w2 = win ** 2
+        syn = win / (w2 + tf.roll(w2, hop, axis=0))
+        return _overlap_add(tf.signal.irfft(spec_out, [n]) * syn, hop)  # [b, L]
+    ola = _overlap_add(tf.signal.irfft(spec_out, [n]) * win, hop)  # [b, L]
+    wss = _overlap_add(tf.tile(tf.reshape(win ** 2, [1, 1, n]), [1, n_out, 1]), hop)  # [1, L]
+    return ola / tf.maximum(wss, 1e-3)  # [b, L]
+
+
 def time_pitch(x: tf.Tensor, semitones: tf.Tensor, rate: tf.Tensor, *, out_samples: int,
                n_fft: int = PV_N_FFT, hop: int = TF_PV_HOP) -> tf.Tensor:
     """Stretch by ``rate`` and shift by ``semitones`` (both [B]) -> ``[B, out_samples]``.
@@ -234,17 +249,7 @@ def time_pitch(x: tf.Tensor, semitones: tf.Tensor, rate: tf.Tensor, *, out_sampl
     keep = tf.cast(tf.range(half + 1, dtype=tf.float32) <= half / p[:, None], tf.float32)
     mag = (m0 + frac * (m1 - m0)) * keep[:, None, :]  # [b, J, F]
     spec_out = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))
-    if 2 * hop == n:
-        # 50 % overlap: sum_j win^2(t - j hop) is periodic in the interior (every sample lies in
-        # two frames), which is where u is read (u-time >= 0 <-> index >= n / 2 = hop), so the
-        # normalisation folds into the synthesis window and saves a pass over [b, L].
-        w2 = win ** 2
-        syn = win / (w2 + tf.roll(w2, hop, axis=0))
-        u = _overlap_add(tf.signal.irfft(spec_out, [n]) * syn, hop)  # [b, L]
-    else:
-        ola = _overlap_add(tf.signal.irfft(spec_out, [n]) * win, hop)  # [b, L]
-        wss = _overlap_add(tf.tile(tf.reshape(win ** 2, [1, 1, n]), [1, n_out, 1]), hop)  # [1, L]
-        u = ola / tf.maximum(wss, 1e-3)  # [b, L]
+    u = _synthesise(spec_out, win, hop, n_out)  # [b, L]
     # u: index tau + n_fft / 2 <-> u-time tau
     y = tf.cond(tf.reduce_any(tf.not_equal(p, 1.0)),
                 lambda: _resample(u, p64, lead=half, out_samples=out_samples),

@@ -31,171 +31,34 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from keras_inst.atomic import write_text
-from keras_inst.corpus.arrange import arrange
 from keras_inst.corpus.ensembles import TrackPlan, plan_corpus
 from keras_inst.corpus.levels import key_gains, velocity_gains
-from keras_inst.corpus.scores import Score, load_source
 from keras_inst.corpus.sources import (
     ALL_MELODIC,
     DRUMS,
     Discovery,
     SampleSource,
     discover,
-    draw_source,
     is_reserved,
-    play,
 )
-from keras_inst.corpus.synth import integrated_loudness
+from keras_inst.corpus.track import (  # noqa: F401  (re-exported: the corpus's constants)
+    DEFAULT_MAX_SECONDS,
+    RENDER_VERSION,
+    TARGET_LUFS,
+    TARGET_PEAK_DB,
+    render_track,
+    slakh_inst_class,
+    slakh_program_name,
+)
 
-RENDER_VERSION = 2  # 2: a sample source per stem
-logger = logging.getLogger("keras_inst.corpus.render")
-TARGET_LUFS = -13.0  # Slakh's normalization_factor
-TARGET_PEAK_DB = -1.0  # Slakh's target_peak
-TAIL_SECONDS = 1.0  # release tail after the last note
-DEFAULT_MAX_SECONDS = 30.0
 CORPUS_FILE = "corpus.json"
-
-# Slakh's GM tables (fixtures/slakh/metadata/midi_inst_values): class of each program range and
-# the five program names where Slakh differs from pretty_midi's GM names.
-_SLAKH_CLASSES = (
-    (0, "Piano"), (8, "Chromatic Percussion"), (16, "Organ"), (24, "Guitar"), (32, "Bass"),
-    (40, "Strings"), (48, "Strings (continued)"), (56, "Brass"), (64, "Reed"), (72, "Pipe"),
-    (80, "Synth Lead"), (88, "Synth Pad"), (96, "Sound Effects"), (104, "Ethnic"),
-    (112, "Percussive"), (119, "Sound effects"), (128, "Drums"),
-)
-_SLAKH_NAMES = {31: "Guitar harmonics", 54: "Synth Voice", 76: "Blown Bottle",
-                83: "Lead 4 (chiff)", 109: "Bag pipe", 128: "Drums"}
-
-
-def slakh_inst_class(program: int) -> str:
-    """Slakh's ``inst_class`` of a GM program (0..127, 128 = drums)."""
-    if not 0 <= program <= 128:
-        raise ValueError(f"GM program must be in 0..128, got {program}")
-    return [name for start, name in _SLAKH_CLASSES if program >= start][-1]
-
-
-def slakh_program_name(program: int) -> str:
-    """Slakh's ``midi_program_name`` of a GM program (0..127, 128 = drums)."""
-    if program in _SLAKH_NAMES:
-        return _SLAKH_NAMES[program]
-    import pretty_midi
-
-    return pretty_midi.program_to_instrument_name(program)
-
-
-# ---------------------------------------------------------------------------------------------
-# One track.
-
-
-def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int) -> list[tuple]:
-    """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible stem."""
-    stems = []
-    for i, sp in enumerate(plan.stems):
-        notes = song.parts.get(sp.name, [])
-        if len(notes) < 2:
-            continue  # the excerpt left this part (almost) silent
-        keys = {k for _, _, k, _ in notes} if sp.is_drum else None
-        src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
-        audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
-                             n_samples=n_samples, seed=(plan.seed * 131 + i) % 2**63,
-                             velocity_gains=velocity_gains(src.name, sp.program),
-                             key_gains=key_gains(src.name) if sp.is_drum else ())
-        raw = integrated_loudness(audio, sr)
-        if not np.isfinite(raw):
-            continue
-        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - raw) / 20)  # normalise like Slakh
-        # a second step: the gain can lift quiet blocks (tails, a renderer's noise floor) over
-        # BS.1770's -70 LUFS gate, which moves the gated loudness by up to ~0.1 dB
-        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - integrated_loudness(audio, sr)) / 20)
-        stems.append((sp, notes, audio, f"{src.name}:{preset}", raw, src.name))
-    return stems
-
-
-def _render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery) -> dict:
-    """Arrange, synthesize and write one track into a temp folder renamed into place."""
-    import pretty_midi
-    import soundfile as sf
-    import yaml
-
-    sr = params["sample_rate"]
-    rng = np.random.default_rng([plan.seed, 2])
-    score: Score = load_source(plan.source_kind, rng)
-    song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
-    n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
-    stems = _render_stems(plan, song, found, sr, n_samples)
-    if not stems:
-        raise ValueError(f"{plan.name}: no audible stem from {score.source}")
-    peak_lin = 10 ** (TARGET_PEAK_DB / 20)
-    mix = np.sum([s[2] for s in stems], axis=0)
-    peak = max(float(np.max(np.abs(mix))), max(float(np.max(np.abs(s[2]))) for s in stems))
-    overall = min(1.0, peak_lin / peak)  # one gain for all stems keeps mix == sum(stems)
-    tmp = out_dir / f".tmp-{plan.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "stems").mkdir(parents=True)
-    (tmp / "MIDI").mkdir()
-    whole = pretty_midi.PrettyMIDI(initial_tempo=song.qpm)
-    mix_i = np.zeros(n_samples, dtype=np.int32)
-    meta_stems, extra_stems = {}, {}
-    for i, (sp, notes, audio, preset, raw, source) in enumerate(stems):
-        sid = f"S{i:02d}"
-        pcm = np.clip(np.round(audio * overall * 32768.0), -32768, 32767).astype(np.int16)
-        mix_i += pcm
-        sf.write(tmp / "stems" / f"{sid}.flac", pcm, sr, subtype="PCM_16", format="FLAC")
-        inst = pretty_midi.Instrument(program=0 if sp.is_drum else sp.program, is_drum=sp.is_drum, name=slakh_program_name(sp.program))
-        inst.notes = [pretty_midi.Note(velocity=v, pitch=k, start=on, end=on + d) for on, d, k, v in notes]
-        one = pretty_midi.PrettyMIDI(initial_tempo=song.qpm)
-        one.instruments.append(inst)
-        one.write(str(tmp / "MIDI" / f"{sid}.mid"))
-        whole.instruments.append(inst)
-        meta_stems[sid] = {
-            "audio_rendered": True,
-            "inst_class": slakh_inst_class(sp.program),
-            "integrated_loudness": round(integrated_loudness(audio, sr), 4),
-            "is_drum": sp.is_drum,
-            "midi_program_name": slakh_program_name(sp.program),
-            "midi_saved": True,
-            "plugin_name": preset,
-            "program_num": sp.program,
-        }
-        extra_stems[sid] = {"role": sp.role, "level_db": sp.level_db, "raw_loudness": round(raw, 4),
-                            "source": source}
-    if np.max(np.abs(mix_i)) > 32767:
-        raise ValueError(f"{plan.name}: mix overflows 16 bits after gain {overall}")
-    sf.write(tmp / "mix.flac", mix_i.astype(np.int16), sr, subtype="PCM_16", format="FLAC")
-    whole.write(str(tmp / "all_src.mid"))
-    meta = {
-        "UUID": hashlib.md5(score.source.encode()).hexdigest(),  # same score -> same UUID, like Slakh
-        "audio_dir": "stems",
-        "lmd_midi_dir": f"music21/corpus/{score.source}",
-        "midi_dir": "MIDI",
-        "normalization_factor": TARGET_LUFS,
-        "normalized": True,
-        "overall_gain": round(overall, 8),
-        "stems": meta_stems,
-        "target_peak": TARGET_PEAK_DB,
-        "keras_inst": {
-            "render_version": RENDER_VERSION, "corpus_seed": params["seed"], "track_seed": plan.seed,
-            "ensemble": plan.ensemble, "style": plan.style, "source_kind": plan.source_kind,
-            "source": score.source, "start_quarter": song.start_q, "qpm": round(song.qpm, 3),
-            "tempo_factor": round(song.tempo_factor, 4), "transpose": song.transpose,
-            "key": song.key_name, "seconds": round(n_samples / sr, 3), "stems": extra_stems,
-        },
-    }
-    (tmp / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=True, default_flow_style=False))
-    final = out_dir / plan.name
-    if final.exists():  # rendered meanwhile by someone else: theirs is identical
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, final)
-    return {"ensemble": plan.ensemble, "seconds": n_samples / sr, "sources": [s[5] for s in stems]}
+logger = logging.getLogger("keras_inst.corpus.render")
 
 
 def _job(args: tuple[TrackPlan, str, dict, Discovery]) -> dict:
     plan, out_dir, params, found = args
-    return _render_track(plan, Path(out_dir), params, found)
+    return render_track(plan, Path(out_dir), params, found)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -234,22 +234,23 @@ def distributed_stream(strategy: Any, dataset: Any, *, global_batch: int, num_wo
     return strategy.distribute_datasets_from_function(per_worker)
 
 
-
 def _multi_worker_strategy() -> Any:
     """``tf.distribute.MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3 gives it.
 
-    Keras 3's ``fit`` calls ``strategy.reduce`` under this strategy (keras-team/keras#20585)
-    with the whole (x, y) batch structure (to build the compiled metrics) and with
-    ``axis=0`` on the scalar losses and metrics of every step; TensorFlow rejects both
-    ("Attempt to convert a value (PerReplica...)", "Invalid reduction dimension 0 for input
-    with 0 dimensions"). Here a structure is reduced leaf by leaf and a scalar over replicas.
+    Keras 3's ``fit`` and ``evaluate`` call ``strategy.reduce`` under this strategy
+    (keras-team/keras#20585) with a whole (x, y) batch structure, only to learn its shapes for
+    building the compiled metrics, and with ``axis=0`` on the scalar losses and metrics of every
+    step; TensorFlow rejects both ("Attempt to convert a value (PerReplica...)", "Invalid
+    reduction dimension 0 for input with 0 dimensions"). Here a structure gives this worker's
+    first replica's batch (no collective: on a partial last batch the workers' shapes differ,
+    and the all-reduce would fail on the mismatch) and a scalar is reduced over the replicas.
     """
     import tensorflow as tf
 
     class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         def reduce(self, reduce_op, value, axis):
             if isinstance(value, (tuple, list, dict)):
-                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
+                return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
             if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
                 axis = None  # a scalar: its mean/sum over the replicas
             return super().reduce(reduce_op, value, axis)
@@ -273,7 +274,7 @@ def tuner_role(env: Mapping[str, str] | None = None) -> str:
         return "single"
     missing = [k for k in TUNER_ENV if not env.get(k)]
     if missing:
-        raise ValueError(f"distributed search: KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not (set all of {', '.join(TUNER_ENV)})")
+        raise ValueError(f"distributed search: KERASTUNER_ORACLE_IP is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not (set all of {', '.join(TUNER_ENV)})")
     port = env["KERASTUNER_ORACLE_PORT"]
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"distributed search: KERASTUNER_ORACLE_PORT must be a TCP port, got {port!r}")

@@ -186,7 +186,9 @@ def test_level_correction_brings_each_source_to_the_median_curve(name):
     piano (other keys play other recorded samples), 2.1 dB for drum kits."""
     if not _installed(name):
         pytest.skip(f"sample source {name} not installed (scripts/setup_sample_sets.sh)")
-    from keras_inst.corpus.source_levels import LEVELS
+    from keras_inst.corpus.levels import stored_table
+
+    LEVELS = stored_table()[0]
 
     assert name in LEVELS, f"{name} has no measured levels: run python -m keras_inst.corpus.levels --out ..."
     progs = [p for p in (0, 33, 48, 53, 128) if p in S.get(name).programs and (name, p) not in dropped()]
@@ -206,8 +208,9 @@ def test_kit_balance_correction_brings_each_kit_to_the_median_kit(name):
     of the median kit after correction (raw: up to 13.4 dB off; measured after: <= 2.0 dB)."""
     if not _installed(name):
         pytest.skip(f"sample source {name} not installed (scripts/setup_sample_sets.sh)")
-    from keras_inst.corpus.levels import measure_balance
-    from keras_inst.corpus.source_levels import BALANCE
+    from keras_inst.corpus.levels import measure_balance, stored_table
+
+    BALANCE = stored_table()[1]
 
     rel = {n: {g: v - b["kick"] for g, v in b.items()} for n, b in BALANCE.items()}
     got = measure_balance([name], variant=1, corrected=True)[name]

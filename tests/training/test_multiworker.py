@@ -145,6 +145,67 @@ def test_two_workers_train_and_only_the_chief_writes_the_run(corpus, tmp_path):
     assert list((tmp_path / "tmp1").iterdir()) == []
 
 
+def test_worker_streams_split_every_global_batch_of_the_single_process_stream(corpus):
+    """Example indices, labels and mixes: worker 0's and worker 1's step-s batches, one after
+    the other, are the single-process step-s batch (effects and all), so no mix is drawn twice."""
+    from keras_inst.config.io import load_config
+    from keras_inst.data.pipeline import build_data, training_dataset
+    from keras_inst.training.distribute import worker_stream
+
+    root, cache = corpus
+    cfg = load_config("demo", [*TINY, f"data.roots.rendered={root}", f"data.cache_dir={cache}"])
+    data = build_data(cfg, progress=False)
+    b, start, steps = cfg.training.batch_size, 3 * cfg.training.batch_size, 2  # from a resumed step
+
+    def batches(**kw) -> list:
+        ds = training_dataset(cfg, data.sampler, with_recipe=True, **kw).take(steps)
+        return [(x.numpy(), y.numpy(), r["index"].numpy()) for x, y, r in ds]
+
+    single = batches(start_example=start)
+    shards = []
+    for w in range(2):
+        first, stride, size = worker_stream(global_batch=b, num_workers=2, worker_index=w, start=start)
+        shards.append(batches(start_example=first, stride=stride, batch_size=size))
+    for s in range(steps):
+        assert list(single[s][2]) == list(range(start + s * b, start + (s + 1) * b))
+        mix, labels, index = (np.concatenate([shards[0][s][k], shards[1][s][k]]) for k in range(3))
+        np.testing.assert_array_equal(index, single[s][2])
+        np.testing.assert_array_equal(labels, single[s][1])
+        # the effects run on half as many rows per call: float32 rounding (measured <= 1.2e-7)
+        np.testing.assert_allclose(mix, single[s][0], rtol=0, atol=1e-6)
+        assert np.abs(single[s][0]).max() > 0.01  # real audio, not silence
+
+
+@pytest.mark.parametrize(
+    ("env", "role"),
+    [
+        ({}, "single"),
+        ({"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "10.0.0.1", "KERASTUNER_ORACLE_PORT": "8000"}, "chief"),
+        ({"KERASTUNER_TUNER_ID": "worker3", "KERASTUNER_ORACLE_IP": "10.0.0.1", "KERASTUNER_ORACLE_PORT": "8000"}, "worker"),
+        ({"KERASTUNER_TUNER_ID": "worker3"}, "single"),  # no oracle address: a one-process search
+    ],
+)
+def test_tuner_role_from_keras_tuner_variables(env, role):
+    from keras_inst.training.distribute import tuner_role
+
+    assert tuner_role(env) == role
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"KERASTUNER_ORACLE_IP": "10.0.0.1", "KERASTUNER_ORACLE_PORT": "8000"}, "KERASTUNER_TUNER_ID is not"),
+        ({"KERASTUNER_ORACLE_IP": "10.0.0.1", "KERASTUNER_TUNER_ID": "w"}, "KERASTUNER_ORACLE_PORT is not"),
+        ({"KERASTUNER_ORACLE_IP": "h", "KERASTUNER_TUNER_ID": "w", "KERASTUNER_ORACLE_PORT": "http"}, "must be a TCP port, got 'http'"),
+    ],
+)
+def test_incomplete_tuner_variables_are_a_value_error_naming_them(env, match):
+    from keras_inst.training.distribute import tuner_role
+
+    with pytest.raises(ValueError, match=match):
+        tuner_role(env)
+
+
 STEP_SCRIPT = r"""
 import json, os, sys
 import numpy as np
@@ -158,6 +219,7 @@ strategy = dist.make_strategy(name)  # before any other TensorFlow op
 cluster = dist.cluster_spec(name)
 import keras
 import tensorflow as tf
+from keras_inst.training.metrics import keras_metrics
 from keras_inst.training.train import build_compiled_model
 
 arrays = np.load(data)
@@ -171,12 +233,18 @@ with strategy.scope():
     # SGD: the update IS the gradient. Adam's first step, lr * g / (|g| + eps), is +-lr for
     # most weights whatever g is, and arbitrary for the near-zero gradients of conv biases
     # that a BatchNorm follows, so it would compare signs, not gradients.
-    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=keras.losses.BinaryCrossentropy())
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss=keras.losses.BinaryCrossentropy(),
+                  metrics=keras_metrics())
 ds = tf.data.Dataset.from_tensors((x[first:first + b], y[first:first + b])).repeat()
 ds = dist.distributed_stream(strategy, ds, global_batch=len(x), num_workers=cluster.num_workers)
 model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
+# validation as fit runs it: Keras shards the finite dataset over the workers (batches of 3:
+# 3, 3, 2 examples) and reduces the metrics' states
+scores = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(3), verbose=0, return_dict=True)
 if cluster.is_chief:
     np.savez(out, *[np.asarray(w) for w in model.get_weights()])
+    with open(out + ".json", "w") as f:
+        json.dump({k: float(v) for k, v in scores.items()}, f)
 """
 
 
@@ -220,6 +288,12 @@ def test_one_synchronous_step_of_two_workers_equals_one_single_process_step(tmp_
     assert moved > 1e-3  # the step changed the weights
     for a, c in zip(one, two, strict=True):
         np.testing.assert_allclose(c, a, rtol=1e-4, atol=1e-6)
+    # the evaluation of the stepped model: the same loss and AUCs over the whole set
+    scores_one = json.loads((tmp_path / "single.npz.json").read_text())
+    scores_two = json.loads((tmp_path / "pair.npz.json").read_text())
+    assert set(scores_one) == set(scores_two) >= {"loss", "roc_auc", "pr_auc"}
+    for k in scores_one:
+        assert scores_two[k] == pytest.approx(scores_one[k], rel=1e-4), k
 
 
 @pytest.mark.slow

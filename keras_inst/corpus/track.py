@@ -1,0 +1,192 @@
+"""One track of the embedded corpus: arrange a score for a track plan, synthesise every stem on
+its drawn sample source, normalise like Slakh and write the track folder in Slakh's layout.
+
+:mod:`keras_inst.corpus.render` plans the corpus and runs this per track (in worker processes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from keras_inst.corpus.arrange import arrange
+from keras_inst.corpus.ensembles import TrackPlan
+from keras_inst.corpus.levels import key_gains, velocity_gains
+from keras_inst.corpus.scores import Score, load_source
+from keras_inst.corpus.sources import (
+    Discovery,
+    draw_source,
+    play,
+)
+from keras_inst.corpus.synth import integrated_loudness
+
+RENDER_VERSION = 2  # 2: a sample source per stem
+TARGET_LUFS = -13.0  # Slakh's normalization_factor
+TARGET_PEAK_DB = -1.0  # Slakh's target_peak
+TAIL_SECONDS = 1.0  # release tail after the last note
+DEFAULT_MAX_SECONDS = 30.0
+
+# Slakh's GM tables (fixtures/slakh/metadata/midi_inst_values): class of each program range and
+# the five program names where Slakh differs from pretty_midi's GM names.
+_SLAKH_CLASSES = (
+    (0, "Piano"), (8, "Chromatic Percussion"), (16, "Organ"), (24, "Guitar"), (32, "Bass"),
+    (40, "Strings"), (48, "Strings (continued)"), (56, "Brass"), (64, "Reed"), (72, "Pipe"),
+    (80, "Synth Lead"), (88, "Synth Pad"), (96, "Sound Effects"), (104, "Ethnic"),
+    (112, "Percussive"), (119, "Sound effects"), (128, "Drums"),
+)
+_SLAKH_NAMES = {31: "Guitar harmonics", 54: "Synth Voice", 76: "Blown Bottle",
+                83: "Lead 4 (chiff)", 109: "Bag pipe", 128: "Drums"}
+
+
+def slakh_inst_class(program: int) -> str:
+    """Slakh's ``inst_class`` of a GM program (0..127, 128 = drums)."""
+    if not 0 <= program <= 128:
+        raise ValueError(f"GM program must be in 0..128, got {program}")
+    return [name for start, name in _SLAKH_CLASSES if program >= start][-1]
+
+
+def slakh_program_name(program: int) -> str:
+    """Slakh's ``midi_program_name`` of a GM program (0..127, 128 = drums)."""
+    if program in _SLAKH_NAMES:
+        return _SLAKH_NAMES[program]
+    import pretty_midi
+
+    return pretty_midi.program_to_instrument_name(program)
+
+
+# ---------------------------------------------------------------------------------------------
+# One track.
+
+
+class RenderedStem(NamedTuple):
+    """One synthesised, loudness-normalised stem of a track (float audio before the track gain)."""
+
+    spec: Any  # the plan's StemPlan: role, program, is_drum, level_db
+    notes: list  # (onset s, duration s, key, velocity)
+    audio: np.ndarray  # [n_samples] float
+    preset: str  # "source:preset"
+    raw_loudness: float  # LUFS before normalisation
+    source: str  # sample-source name (keras_inst.corpus.sources)
+
+
+def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int) -> list[RenderedStem]:
+    """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible stem."""
+    stems = []
+    for i, sp in enumerate(plan.stems):
+        notes = song.parts.get(sp.name, [])
+        if len(notes) < 2:
+            continue  # the excerpt left this part (almost) silent
+        keys = {k for _, _, k, _ in notes} if sp.is_drum else None
+        src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
+        audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
+                             n_samples=n_samples, seed=(plan.seed * 131 + i) % 2**63,
+                             velocity_gains=velocity_gains(src.name, sp.program),
+                             key_gains=key_gains(src.name) if sp.is_drum else ())
+        raw = integrated_loudness(audio, sr)
+        if not np.isfinite(raw):
+            continue
+        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - raw) / 20)  # normalise like Slakh
+        # a second step: the gain can lift quiet blocks (tails, a renderer's noise floor) over
+        # BS.1770's -70 LUFS gate, which moves the gated loudness by up to ~0.1 dB
+        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - integrated_loudness(audio, sr)) / 20)
+        stems.append(RenderedStem(sp, notes, audio, f"{src.name}:{preset}", raw, src.name))
+    return stems
+
+
+def _write_stem(tmp: Path, sid: str, stem: RenderedStem, overall: float, qpm: float, sr: int,
+                whole: Any) -> tuple[np.ndarray, dict, dict]:
+    """Write ``stems/<sid>.flac`` and ``MIDI/<sid>.mid``; add the part to ``whole`` (all_src.mid).
+
+    Returns the int16 PCM (summed into the mix) and the stem's Slakh and keras_inst metadata.
+    """
+    import pretty_midi
+    import soundfile as sf
+
+    sp = stem.spec
+    pcm = np.clip(np.round(stem.audio * overall * 32768.0), -32768, 32767).astype(np.int16)
+    sf.write(tmp / "stems" / f"{sid}.flac", pcm, sr, subtype="PCM_16", format="FLAC")
+    inst = pretty_midi.Instrument(program=0 if sp.is_drum else sp.program, is_drum=sp.is_drum,
+                                  name=slakh_program_name(sp.program))
+    inst.notes = [pretty_midi.Note(velocity=v, pitch=k, start=on, end=on + d) for on, d, k, v in stem.notes]
+    one = pretty_midi.PrettyMIDI(initial_tempo=qpm)
+    one.instruments.append(inst)
+    one.write(str(tmp / "MIDI" / f"{sid}.mid"))
+    whole.instruments.append(inst)
+    meta = {
+        "audio_rendered": True,
+        "inst_class": slakh_inst_class(sp.program),
+        "integrated_loudness": round(integrated_loudness(stem.audio, sr), 4),
+        "is_drum": sp.is_drum,
+        "midi_program_name": slakh_program_name(sp.program),
+        "midi_saved": True,
+        "plugin_name": stem.preset,
+        "program_num": sp.program,
+    }
+    extra = {"role": sp.role, "level_db": sp.level_db, "raw_loudness": round(stem.raw_loudness, 4),
+             "source": stem.source}
+    return pcm.astype(np.int32), meta, extra
+
+
+def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery) -> dict:
+    """Arrange, synthesize and write one track into a temp folder renamed into place."""
+    import pretty_midi
+    import soundfile as sf
+    import yaml
+
+    sr = params["sample_rate"]
+    rng = np.random.default_rng([plan.seed, 2])
+    score: Score = load_source(plan.source_kind, rng)
+    song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
+    n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
+    stems = _render_stems(plan, song, found, sr, n_samples)
+    if not stems:
+        raise ValueError(f"{plan.name}: no audible stem from {score.source}")
+    peak_lin = 10 ** (TARGET_PEAK_DB / 20)
+    mix = np.sum([s.audio for s in stems], axis=0)
+    peak = max(float(np.max(np.abs(mix))), max(float(np.max(np.abs(s.audio))) for s in stems))
+    overall = min(1.0, peak_lin / peak)  # one gain for all stems keeps mix == sum(stems)
+    tmp = out_dir / f".tmp-{plan.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "stems").mkdir(parents=True)
+    (tmp / "MIDI").mkdir()
+    whole = pretty_midi.PrettyMIDI(initial_tempo=song.qpm)
+    mix_i = np.zeros(n_samples, dtype=np.int32)
+    meta_stems, extra_stems = {}, {}
+    for i, stem in enumerate(stems):
+        sid = f"S{i:02d}"
+        pcm, meta_stems[sid], extra_stems[sid] = _write_stem(tmp, sid, stem, overall, song.qpm, sr, whole)
+        mix_i += pcm
+    if np.max(np.abs(mix_i)) > 32767:
+        raise ValueError(f"{plan.name}: mix overflows 16 bits after gain {overall}")
+    sf.write(tmp / "mix.flac", mix_i.astype(np.int16), sr, subtype="PCM_16", format="FLAC")
+    whole.write(str(tmp / "all_src.mid"))
+    meta = {
+        "UUID": hashlib.md5(score.source.encode()).hexdigest(),  # same score -> same UUID, like Slakh
+        "audio_dir": "stems",
+        "lmd_midi_dir": f"music21/corpus/{score.source}",
+        "midi_dir": "MIDI",
+        "normalization_factor": TARGET_LUFS,
+        "normalized": True,
+        "overall_gain": round(overall, 8),
+        "stems": meta_stems,
+        "target_peak": TARGET_PEAK_DB,
+        "keras_inst": {
+            "render_version": RENDER_VERSION, "corpus_seed": params["seed"], "track_seed": plan.seed,
+            "ensemble": plan.ensemble, "style": plan.style, "source_kind": plan.source_kind,
+            "source": score.source, "start_quarter": song.start_q, "qpm": round(song.qpm, 3),
+            "tempo_factor": round(song.tempo_factor, 4), "transpose": song.transpose,
+            "key": song.key_name, "seconds": round(n_samples / sr, 3), "stems": extra_stems,
+        },
+    }
+    (tmp / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=True, default_flow_style=False))
+    final = out_dir / plan.name
+    if final.exists():  # rendered meanwhile by someone else: theirs is identical
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, final)
+    return {"ensemble": plan.ensemble, "seconds": n_samples / sr, "sources": [s.source for s in stems]}
