@@ -130,6 +130,36 @@ def load_problem_stems(path: str | Path) -> dict[str, dict[str, str]]:
     return {str(t): {str(k): r for k, r in v.items()} for t, v in data.items()}
 
 
+def _read_stem(track: Path, sid: object, s: object, stem_dir: Path, meta_path: Path, *,
+               report: ReaderReport, require_audio: bool, skip: Mapping[str, str] | None) -> Stem | None:
+    """Stem ``sid`` of a track (its metadata entry ``s``), or None (reported) when unusable."""
+    program = _program(s) if isinstance(s, dict) else None
+    if program is None:
+        report.add("bad_metadata", meta_path, f"stem {sid} has no usable program_num/is_drum")
+        return None
+    path = _first_existing(stem_dir / str(sid))
+    if skip and str(sid) in skip:
+        report.add("problem_stem", path, f"stem {sid} (program {program}) is listed as "
+                                         f"{skip[str(sid)]!r} in problem_stems.json")
+        return None
+    status = audio_status(path)
+    if status == "missing" and str(s.get("plugin_name")) == "None":
+        report.add("unrendered_stem", path, f"stem {sid} (program {program}) was not rendered")
+        return None
+    if status != "ok":
+        kind = "missing_file" if status == "missing" else "empty_file"
+        report.add(kind, path, f"stem {sid} (program {program}) audio is {status}")
+        if require_audio:
+            return None
+    label = f"program {program}"
+    try:
+        classes = classes_for("slakh", program)
+    except UnknownLabelError:
+        report.add("unknown_label", meta_path, f"unknown label {label!r}")
+        classes = frozenset()
+    return Stem(stem_id=f"{track.name}/{sid}", path=path, labels=(label,), classes=classes)
+
+
 def read_track(
     track: Path,
     split: str | None,
@@ -152,36 +182,9 @@ def read_track(
         return None
     meta, stems_meta = loaded
     stem_dir = _stem_dir(track, meta)
-    stems: list[Stem] = []
-    for sid in sorted(stems_meta, key=str):
-        s = stems_meta[sid]
-        program = _program(s) if isinstance(s, dict) else None
-        if program is None:
-            report.add("bad_metadata", meta_path, f"stem {sid} has no usable program_num/is_drum")
-            continue
-        path = _first_existing(stem_dir / str(sid))
-        if skip and str(sid) in skip:
-            report.add("problem_stem", path, f"stem {sid} (program {program}) is listed as "
-                                             f"{skip[str(sid)]!r} in problem_stems.json")
-            continue
-        status = audio_status(path)
-        if status == "missing" and str(s.get("plugin_name")) == "None":
-            report.add("unrendered_stem", path, f"stem {sid} (program {program}) was not rendered")
-            continue
-        if status != "ok":
-            kind = "missing_file" if status == "missing" else "empty_file"
-            report.add(kind, path, f"stem {sid} (program {program}) audio is {status}")
-            if require_audio:
-                continue
-        label = f"program {program}"
-        try:
-            classes = classes_for("slakh", program)
-        except UnknownLabelError:
-            report.add("unknown_label", meta_path, f"unknown label {label!r}")
-            classes = frozenset()
-        stems.append(
-            Stem(stem_id=f"{track.name}/{sid}", path=path, labels=(label,), classes=classes)
-        )
+    stems = [st for sid in sorted(stems_meta, key=str)
+             if (st := _read_stem(track, sid, stems_meta[sid], stem_dir, meta_path, report=report,
+                                  require_audio=require_audio, skip=skip)) is not None]
     if not stems:
         report.add("empty_song", meta_path, f"track {track.name} has no usable stem")
         return None
