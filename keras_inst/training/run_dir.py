@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from keras_inst import atomic
-from keras_inst.config.io import dump_config
+from keras_inst.config.io import dump_config, from_dict
 from keras_inst.config.schema import ExperimentConfig, TrainingConfig
 from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_MODEL, RUN_REPORT
 
@@ -123,6 +123,20 @@ def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def _same_config(old_text: str, new_text: str) -> bool:
+    """True when a saved config, read with today's defaults for keys it lacks, equals ``new_text``.
+
+    A newer keras_inst adds config keys (with defaults that keep the old behaviour); a run or
+    tuner directory made before that must still resume rather than be refused.
+    """
+    import yaml
+
+    try:
+        return dump_config(from_dict(yaml.safe_load(old_text) or {})) == new_text
+    except (ValueError, TypeError, yaml.YAMLError):  # removed keys, damaged file: not the same
+        return False
+
+
 def _config_diff(old_text: str, new_text: str) -> list[str]:
     import yaml
 
@@ -175,13 +189,15 @@ class RunDir:
         cfg_path = self.path / RUN_CONFIG
         if cfg_path.is_file() and not overwrite:
             old = cfg_path.read_text(encoding="utf-8")
-            if old != text:
+            if old != text and not _same_config(old, text):
                 keys = _config_diff(old, text)
                 differ = f" (differs in {', '.join(keys)})" if keys else ""
                 raise TrainingError(
                     f"{noun} {self.path} was made by a different config{differ}; {hint}"
                 )
             self._clean_stale()
+            if old != text:  # made before keys with these default values existed: same run
+                self.write_text(RUN_CONFIG, text)
             return "complete" if self.read_state().complete else "resume"
         if overwrite and self.is_chief and self.path.exists():
             shutil.rmtree(self.path)

@@ -70,6 +70,27 @@ def test_identity_refusal_names_the_differing_keys(tmp_path: Path) -> None:
     assert differing_keys({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0}) == ["a.c", "d"]
 
 
+def test_a_run_made_before_new_default_keys_still_resumes(tmp_path: Path) -> None:
+    """A config.yaml that lacks keys added later (at their defaults) is the same run; one that
+    sets a non-default value of such a key, or holds a removed key, is not."""
+    import yaml
+
+    run = RunDir(tmp_path / "run")
+    a = _cfg()
+    assert run.prepare(a) == "new"
+    old = yaml.safe_load((run.path / "config.yaml").read_text())
+    del old["training"]["strategy"], old["data"]["render_sources"]  # keys a newer keras_inst added
+    (run.path / "config.yaml").write_text(yaml.safe_dump(old))
+    assert run.prepare(a) == "resume"
+    assert (run.path / "config.yaml").read_text() == dump_config(a)  # completed with the defaults
+    with pytest.raises(TrainingError, match="differs in training.strategy"):
+        run.prepare(_cfg("training.strategy=mirrored"))
+    old["training"]["shuffle_buffer"] = 256  # a key that no longer exists
+    (run.path / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(TrainingError, match="different config"):
+        run.prepare(a)
+
+
 def test_bound_inputs_are_part_of_the_identity(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.bind("inputs.json", {"tsv": "a.tsv", "tags": ["x"]})
