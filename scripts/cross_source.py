@@ -1,7 +1,7 @@
 """Cross-source evaluation: train with one sample-source family held out, judge in-domain and on
 other songs rendered only with that family (keras_inst.training.cross_source).
 
-    python scripts/cross_source.py --config configs/cross_source.yaml --family fluidr3 --songs 30 \
+    python scripts/cross_source.py --config demo --family timgm6mb --songs 30 \
         --run-dir runs/cross_source/fluidr3
 
 Writes the run directory (report.md then holds both tables) plus cross_source.json and

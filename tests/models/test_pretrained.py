@@ -129,7 +129,7 @@ def test_load_errors_name_the_problem(musicnn_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"'1CNN/kernel' has shape \(3, 3, 1, 128\) but Keras conv1.kernel has \(3, 3, 1, 64\)"):
         P.load_musicnn_weights(narrow, "msd", path=MUSICNN)
     with pytest.raises(ValueError, match="not a musicnn_vgg backbone"):
-        P.load_musicnn_weights(build_backbone(load_config("demo")), "msd", path=MUSICNN)
+        P.load_musicnn_weights(build_backbone(load_config("paper")), "msd", path=MUSICNN)
 
     values = M.read_musicnn_variables("msd", path=MUSICNN)
     extra = dict(values, **{"6CNN/kernel": np.zeros((3, 3, 128, 128), np.float32)})

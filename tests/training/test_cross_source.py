@@ -9,23 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny import tiny_overrides
 
 from keras_inst.config.io import load_config
 from keras_inst.corpus.render import render_corpus
 from keras_inst.taxonomy import CLASSES
 from keras_inst.training import cross_source as X
 
-TINY = [
-    "audio.chunk_seconds=1.0",
-    "features.n_mels=64",
-    "model.channels=[8,16,16,32]",
-    "model.head_units=16",
-    "training.batch_size=8",
-    "training.steps_per_epoch=2",
-    "training.epochs=1",
-    "mixing.eval_chunks_per_song=2",
-    "data.render_songs=0",
-]
+TINY = tiny_overrides(steps=2, epochs=1, eval_chunks=2)
 FAMILY = "timgm6mb"
 
 

@@ -18,18 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import rendered_with_cache, tiny_overrides
 
-TINY = [
-    "audio.chunk_seconds=1.0",
-    "features.n_mels=64",
-    "model.channels=[8,16,16,32]",
-    "model.head_units=16",
-    "training.batch_size=8",
-    "training.steps_per_epoch=2",
-    "training.epochs=2",
-    "mixing.eval_chunks_per_song=2",
-    "data.render_songs=0",
-]
+TINY = tiny_overrides(steps=2, epochs=2, eval_chunks=2)
 TIMEOUT = 240  # seconds for any one cluster run (measured: ~40 s on 2 shared cores)
 
 
@@ -92,18 +83,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, Path]:
     """8 rendered 6-second songs and their audio cache, built once (workers only read it)."""
-    from keras_inst.config.io import load_config
-    from keras_inst.corpus.render import render_corpus
-    from keras_inst.data.cache.store import ensure_cache
-    from keras_inst.data.datasets import read_dataset
-
-    base = tmp_path_factory.mktemp("multiworker")
-    root, cache = base / "rendered", base / "cache"
-    render_corpus(root, songs=8, seed=0, max_seconds=6.0, workers=1, progress=False)
-    songs, _ = read_dataset("rendered", root)
-    cfg = load_config("demo", [*TINY, f"data.roots.rendered={root}", f"data.cache_dir={cache}"])
-    ensure_cache(cfg, songs, workers=1, progress=False)  # as the workers' config wants it
-    return root, cache
+    return rendered_with_cache(tmp_path_factory.mktemp("multiworker"), songs=8, seconds=6.0)
 
 
 def train_cmd(corpus: tuple[Path, Path], run: Path, *extra: str) -> list[str]:

@@ -13,21 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import tiny_overrides
 
 from keras_inst.config.io import load_config
 from keras_inst.corpus.render import render_corpus
 
-TINY = [
-    "audio.chunk_seconds=1.0",
-    "features.n_mels=64",
-    "model.channels=[8,16,16,32]",
-    "model.head_units=16",
-    "training.batch_size=8",
-    "training.steps_per_epoch=4",
-    "training.epochs=2",
-    "mixing.eval_chunks_per_song=4",
-    "data.render_songs=0",
-]
+TINY = tiny_overrides(steps=4, epochs=2, eval_chunks=4)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import rendered_with_cache
 
 from keras_inst.training.tune import (
     _keep_best_weights,
@@ -44,16 +45,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, Path]:
     """6 rendered 8-second songs (4/1/1 split) and their audio cache, built once."""
-    from keras_inst.corpus.render import render_corpus
-    from keras_inst.data.cache.build import build_cache
-    from keras_inst.data.datasets import read_dataset
-
-    base = tmp_path_factory.mktemp("tune")
-    root, cache = base / "rendered", base / "cache"
-    render_corpus(root, songs=6, seed=0, max_seconds=8.0, workers=1, progress=False)
-    songs, _ = read_dataset("rendered", root)
-    build_cache(songs, cache, sample_rate=16000, workers=1, progress=False, envelope_hop=256)
-    return root, cache
+    return rendered_with_cache(tmp_path_factory.mktemp("tune"), songs=6, seconds=8.0)
 
 
 def _args(corpus: tuple[Path, Path], tune_dir: Path, extra: list[str] = ()) -> list[str]:

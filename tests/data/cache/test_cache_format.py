@@ -9,7 +9,6 @@ import pytest
 import soundfile as sf
 from cache_corpus import GOOD, SR, build, corpus_songs, write_corpus
 
-from keras_inst.data.cache import format as cf
 from keras_inst.data.cache.store import open_cache
 
 
