@@ -9,29 +9,24 @@ conversion to and from dicts and saving are in :mod:`keras_inst.config.io`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from keras_inst.config.checks import check as _check
+from keras_inst.config.checks import check_prob as _check_prob
+from keras_inst.config.checks import check_range as _check_range
+from keras_inst.config.realism import (
+    BandLimitConfig,
+    CompressorConfig,
+    NoiseConfig,
+    ReverbConfig,
+    SaturationConfig,
+)
 from keras_inst.config.registry import BACKBONES, DATASETS, PRETRAINED
 
 TRANSFER_MODES = ("scratch", "frozen", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # keras_inst.training.distribute
-
-
-def _check(cond: bool, key: str, message: str) -> None:
-    if not cond:
-        raise ValueError(f"config key '{key}': {message}")
-
-
-def _check_range(value: Sequence[float], key: str, lo: float | None = None) -> None:
-    _check(len(value) == 2 and value[0] <= value[1], key, f"must be [low, high] with low <= high, got {list(value)}")
-    if lo is not None:
-        _check(value[0] >= lo, key, f"must be >= {lo}, got {list(value)}")
-
-
-def _check_prob(value: float, key: str) -> None:
-    _check(0.0 <= value <= 1.0, key, f"must be a probability in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -193,100 +188,6 @@ class MixingConfig:
         _check(0.0 <= self.min_active_fraction <= 1.0, k + "min_active_fraction", f"must be in [0, 1], got {self.min_active_fraction}")
         _check(0.0 < self.peak_normalize <= 1.0, k + "peak_normalize", f"must be in (0, 1], got {self.peak_normalize}")
         _check(self.eval_chunks_per_song >= 1, k + "eval_chunks_per_song", f"must be >= 1, got {self.eval_chunks_per_song}")
-
-
-@dataclass(frozen=True)
-class ReverbConfig:
-    """Room reverb (beyond the paper): ONE synthetic room per mix, a send level per source.
-
-    The impulse response is exponentially decaying noise (RT60 drawn per mix) after a pre-delay;
-    each source sends ``send`` of its signal to the room and keeps ``1 - send`` dry.
-    """
-
-    probability: float = 0.0  # per mix
-    rt60_s: tuple[float, float] = (0.2, 1.0)  # log-uniform
-    predelay_ms: tuple[float, float] = (0.0, 20.0)
-    send: tuple[float, float] = (0.1, 0.5)  # wet fraction per source
-
-    def __post_init__(self) -> None:
-        k = "effects.reverb."
-        _check_prob(self.probability, k + "probability")
-        _check_range(self.rt60_s, k + "rt60_s", lo=0.05)
-        _check(self.rt60_s[1] <= 2.0, k + "rt60_s", f"must be <= 2 s (the rooms are 2 s long), got {list(self.rt60_s)}")
-        _check_range(self.predelay_ms, k + "predelay_ms", lo=0.0)
-        _check(self.predelay_ms[1] <= 200.0, k + "predelay_ms", f"must be <= 200 ms, got {list(self.predelay_ms)}")
-        _check_range(self.send, k + "send", lo=0.0)
-        _check(self.send[1] <= 1.0, k + "send", f"must be <= 1, got {list(self.send)}")
-
-
-@dataclass(frozen=True)
-class CompressorConfig:
-    """Feed-forward compressor per source (beyond the paper), with make-up gain to the source's
-    RMS. ``threshold_db`` is relative to the source's RMS over the chunk (scale-invariant)."""
-
-    probability: float = 0.0
-    threshold_db: tuple[float, float] = (-6.0, 6.0)
-    ratio: tuple[float, float] = (2.0, 8.0)  # log-uniform
-    attack_ms: tuple[float, float] = (2.0, 30.0)  # log-uniform
-    release_ms: tuple[float, float] = (50.0, 300.0)  # log-uniform
-
-    def __post_init__(self) -> None:
-        k = "effects.compressor."
-        _check_prob(self.probability, k + "probability")
-        _check_range(self.threshold_db, k + "threshold_db")
-        _check_range(self.ratio, k + "ratio", lo=1.0)
-        _check_range(self.attack_ms, k + "attack_ms", lo=0.1)
-        _check_range(self.release_ms, k + "release_ms", lo=10.0)
-
-
-@dataclass(frozen=True)
-class SaturationConfig:
-    """tanh saturation ("amp distortion") per source, level-compensated, then a 2nd-order
-    low-pass "cabinet" tone at ``tone_hz`` (beyond the paper). ``instruments``: taxonomy class
-    names whose sources may be saturated (empty: every source)."""
-
-    probability: float = 0.0
-    drive_db: tuple[float, float] = (6.0, 30.0)
-    tone_hz: tuple[float, float] = (2500.0, 7000.0)  # log-uniform
-    instruments: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        k = "effects.saturation."
-        _check_prob(self.probability, k + "probability")
-        _check_range(self.drive_db, k + "drive_db", lo=0.0)
-        _check_range(self.tone_hz, k + "tone_hz", lo=20.0)
-
-
-@dataclass(frozen=True)
-class BandLimitConfig:
-    """Codec-like low-pass per source (beyond the paper): a zero-phase Butterworth magnitude of
-    ``order`` (6 dB/octave per order) at a cutoff drawn log-uniform in ``cutoff_hz``."""
-
-    probability: float = 0.0
-    cutoff_hz: tuple[float, float] = (3000.0, 7500.0)
-    order: int = 8
-
-    def __post_init__(self) -> None:
-        k = "effects.band_limit."
-        _check_prob(self.probability, k + "probability")
-        _check_range(self.cutoff_hz, k + "cutoff_hz", lo=20.0)
-        _check(1 <= self.order <= 32, k + "order", f"must be in [1, 32], got {self.order}")
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    """Additive noise per source at an SNR (dB, re the source's power over the chunk) drawn in
-    ``snr_db`` (beyond the paper); pink (1/f) with ``p_pink``, else white."""
-
-    probability: float = 0.0
-    snr_db: tuple[float, float] = (15.0, 40.0)
-    p_pink: float = 0.5
-
-    def __post_init__(self) -> None:
-        k = "effects.noise."
-        _check_prob(self.probability, k + "probability")
-        _check_range(self.snr_db, k + "snr_db")
-        _check_prob(self.p_pink, k + "p_pink")
 
 
 @dataclass(frozen=True)
