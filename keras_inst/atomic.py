@@ -86,6 +86,35 @@ def write_with(path: str | Path, writer: Callable[[Path], Any], *, fsync: bool =
     return Path(path)
 
 
+def publish_dir(tmp: str | Path, final: str | Path, *, if_exists: str) -> bool:
+    """Move the finished folder ``tmp`` to ``final`` by renames only; True if ``tmp`` went in.
+
+    ``if_exists="keep"``: an existing ``final`` wins (another process finished the same work
+    first; ``tmp`` is deleted). ``"replace"``: the old ``final`` is renamed aside, ``tmp`` renamed
+    in, then the old one deleted, so ``final`` is never missing or half-written.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if if_exists not in ("keep", "replace"):
+        raise ValueError(f"if_exists must be 'keep' or 'replace', got {if_exists!r}")
+    if if_exists == "keep":
+        try:
+            if not final.exists():
+                os.replace(tmp, final)
+                return True
+        except OSError:  # lost a race: final appeared between the check and the rename
+            if not final.exists():
+                raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    old = final.with_name(f".{final.name}.old-{os.getpid()}") if final.exists() else None
+    if old is not None:
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
 def clean_stale(folder: str | Path) -> int:
     """Remove temporary files of :func:`temp_path` that killed writers left in ``folder``; their count."""
     n = 0

@@ -42,3 +42,21 @@ def test_clean_stale_removes_only_temporaries(tmp_path):
     (tmp_path / "a.json").write_text("{}")
     assert atomic.clean_stale(tmp_path) == 2
     assert [x.name for x in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_publish_dir_keep_and_replace(tmp_path):
+    def folder(name, text):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "f.txt").write_text(text)
+        return d
+
+    final = tmp_path / "out"
+    assert atomic.publish_dir(folder(".a", "first"), final, if_exists="keep") is True
+    assert atomic.publish_dir(folder(".b", "second"), final, if_exists="keep") is False  # first wins
+    assert (final / "f.txt").read_text() == "first" and not (tmp_path / ".b").exists()
+    assert atomic.publish_dir(folder(".c", "third"), final, if_exists="replace") is True
+    assert (final / "f.txt").read_text() == "third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing left aside
+    with pytest.raises(ValueError, match="if_exists must be 'keep' or 'replace'"):
+        atomic.publish_dir(folder(".d", "x"), final, if_exists="merge")

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from keras_inst import atomic
 from keras_inst.corpus.arrange import arrange
 from keras_inst.corpus.ensembles import TrackPlan
 from keras_inst.corpus.levels import key_gains, velocity_gains
@@ -184,9 +185,6 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
         },
     }
     (tmp / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=True, default_flow_style=False))
-    final = out_dir / plan.name
-    if final.exists():  # rendered meanwhile by someone else: theirs is identical
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, final)
+    # Rendered meanwhile by another process: theirs is identical (same seed), keep it.
+    atomic.publish_dir(tmp, out_dir / plan.name, if_exists="keep")
     return {"ensemble": plan.ensemble, "seconds": n_samples / sr, "sources": [s.source for s in stems]}

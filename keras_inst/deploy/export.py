@@ -38,7 +38,6 @@ The model is loaded by :func:`keras_inst.runtime.loader.load_artifact` (the arti
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_inst import atomic
 from keras_inst.atomic import write_bytes, write_json, write_text
 from keras_inst.deploy.audio_io import synthetic_mixes
 from keras_inst.deploy.lite import convert_tflite
@@ -159,18 +159,9 @@ def _versions() -> dict[str, str]:
 
 def _publish(tmp: Path, out: Path, *, overwrite: bool) -> None:
     """Move the finished ``tmp`` folder to ``out`` with renames only."""
-    old = None
-    if out.exists():
-        if any(out.iterdir()):
-            if not overwrite:
-                raise ValueError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
+    atomic.publish_dir(tmp, out, if_exists="replace")
 
 
 def _write_and_check(fmt: str, tmp: Path, sm_path: Path, *, info: dict, class_names: list[str],

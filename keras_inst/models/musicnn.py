@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_inst import atomic
+
 MUSICNN_VERSION = "0.1.0"
 MUSICNN_MODELS = {"msd": "MSD_vgg", "mtt": "MTT_vgg"}
 _CKPT_FILES = (".index", ".data-00000-of-00001")  # prefix "<model>/" + these suffixes
@@ -84,11 +86,9 @@ def _install_atomically(archive: Path, final: Path) -> Path:
         _extract_archive(archive, tmp)
         if final.exists() and _musicnn_dir(final) is None:  # left over from a broken install
             shutil.rmtree(final)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process installed it first
-            if _musicnn_dir(final) is None:
-                raise
+        atomic.publish_dir(tmp, final, if_exists="keep")  # or another process installed it first
+        if _musicnn_dir(final) is None:
+            raise ValueError(f"{final}: no musicnn VGG checkpoint after installing {archive}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
