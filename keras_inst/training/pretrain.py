@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_inst import atomic
-from keras_inst.config.io import add_override_argument, load_config, to_dict
+from keras_inst.config.io import add_override_argument, to_dict
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.data.jamendo import (  # the tagging data lives in its own module
     DATASET,
@@ -39,6 +39,7 @@ from keras_inst.training.metrics import binary_cross_entropy, keras_metrics, lab
 from keras_inst.training.run_dir import (
     RunDir,
     TrainingError,
+    config_and_run_dir,
     load_checkpoint,
     start_keras,
 )
@@ -346,9 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        strategy = [] if args.strategy is None else [f"training.strategy={args.strategy}"]
-        cfg = load_config(args.config, [*args.overrides, *strategy])
-        run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+        cfg, run_dir = config_and_run_dir(args)
         report = pretrain(
             cfg,
             run_dir,

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from keras_inst import atomic
-from keras_inst.config.io import dump_config, from_dict
+from keras_inst.config.io import dump_config, from_dict, load_config
 from keras_inst.config.schema import ExperimentConfig, TrainingConfig
 from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_MODEL, RUN_REPORT
 
@@ -363,3 +363,11 @@ def _epoch_checkpoint(rd: RunDir):
             rd.write_state(self.state)
 
     return EpochCheckpoint()
+
+
+def config_and_run_dir(args: Any) -> tuple[ExperimentConfig, Path]:
+    """The CLI's config (``--config``, ``--set``, ``--strategy``) and run directory
+    (``--run-dir``, default ``runs/<config name>``), as train and pretrain read them."""
+    strategy = [] if getattr(args, "strategy", None) is None else [f"training.strategy={args.strategy}"]
+    cfg = load_config(args.config, [*args.overrides, *strategy])
+    return cfg, Path(args.run_dir or Path("runs") / cfg.name)

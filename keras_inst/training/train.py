@@ -17,10 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from keras_inst import atomic
-from keras_inst.config.io import add_override_argument, load_config
+from keras_inst.config.io import add_override_argument
 from keras_inst.config.schema import STRATEGIES, ExperimentConfig
 from keras_inst.runtime.artifacts import RUN_MODEL, RUN_REPORT
-from keras_inst.training.run_dir import HISTORY_FILE, RunDir, TrainingError, start_keras
+from keras_inst.training.run_dir import (
+    HISTORY_FILE,
+    RunDir,
+    TrainingError,
+    config_and_run_dir,
+    start_keras,
+)
 
 __all__ = ["TrainingError", "build_compiled_model", "ensure_rendered_corpus", "main", "prepare_run_dir", "train"]
 
@@ -158,9 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        strategy = [] if args.strategy is None else [f"training.strategy={args.strategy}"]
-        cfg = load_config(args.config, [*args.overrides, *strategy])
-        run_dir = Path(args.run_dir or Path("runs") / cfg.name)
+        cfg, run_dir = config_and_run_dir(args)
         report = train(cfg, run_dir, overwrite=args.overwrite)
     except (ValueError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
