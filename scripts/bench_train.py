@@ -40,8 +40,10 @@ from pathlib import Path
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
 KERAS_STEPS = ("keras_fp32", "keras_bf16", "keras_body_fp32", "keras_body_bf16", "keras_bf16_xla", "keras_body_bf16_xla")
+KERAS_MALLOC = ("keras_fp32_malloc", "keras_bf16_malloc")  # the same allocator settings as torch_*_malloc
 TORCH_STEPS = ("torch_fp32", "torch_fp32_malloc", "torch_bf16", "torch_bf16_malloc")
-CPU_VARIANTS = (*KERAS_STEPS, *TORCH_STEPS, "fit_fp32", "fit_bf16", "pipeline")
+CPU_VARIANTS = (*KERAS_STEPS, *KERAS_MALLOC, *TORCH_STEPS, "fit_fp32", "fit_bf16", "fit_bf16_malloc",
+                "pipeline", "pipeline_raw", "mixdown", "fit_bf16_effects_in_step")
 GPU_BATCHES = (16, 64, 256)
 PAPER_SETS = ["training.transfer=scratch", "training.pretrained=null"]  # no weights to load
 
@@ -159,16 +161,19 @@ def torch_steps(*, device: str, batches: tuple[int, ...], precisions: tuple[str,
 
 
 def fit_rate(name: str, args: argparse.Namespace) -> dict:
-    """``model.fit`` on the real training stream; epoch 1 (tracing, pipeline start) is not timed."""
+    """``model.fit`` on the real training stream; epoch 1 (tracing, pipeline start) is not timed.
+    ``*_effects_in_step``: ``training.effects_in=train_step`` (the step mixes raw batches)."""
     import keras
 
-    from keras_inst.data.pipeline import build_data
+    from keras_inst.data.pipeline import build_data, step_mixer
+    from keras_inst.training.step_effects import prepare_fit
     from keras_inst.training.train import build_compiled_model
 
-    precision = "mixed_bfloat16" if name.endswith("bf16") else None
-    cfg = _paper_cfg(precision, _data_sets(args))
+    precision = "mixed_bfloat16" if "bf16" in name else None
+    cfg = _paper_cfg(precision, _data_sets(args, in_step=name.endswith("_effects_in_step")))
     data = build_data(cfg, progress=False)
     model = build_compiled_model(cfg)
+    prepare_fit(model, cfg, step_mixer(cfg))
     marks: list[tuple[float, float]] = []
 
     class Clock(keras.callbacks.Callback):
@@ -184,11 +189,12 @@ def fit_rate(name: str, args: argparse.Namespace) -> dict:
             "songs": data.sampler.table.num_songs}
 
 
-def pipeline_rate(args: argparse.Namespace) -> dict:
-    """The training stream alone, as ``fit`` gets it (``keras_inst.data.pipeline`` defaults)."""
+def pipeline_rate(args: argparse.Namespace, *, in_step: bool = False) -> dict:
+    """The training stream alone, as ``fit`` gets it (``keras_inst.data.pipeline`` defaults);
+    ``in_step``: the raw stream of ``training.effects_in=train_step`` (draws and reads only)."""
     from keras_inst.data.pipeline import build_data
 
-    cfg = _paper_cfg(None, _data_sets(args))
+    cfg = _paper_cfg(None, _data_sets(args, in_step=in_step))
     data = build_data(cfg, progress=False)
     it = iter(data.train)
     for _ in range(3):
@@ -202,12 +208,44 @@ def pipeline_rate(args: argparse.Namespace) -> dict:
     return out
 
 
-def _data_sets(args: argparse.Namespace) -> list[str]:
+def _mixdown_on(mixer, batches: list, args: argparse.Namespace) -> dict:
+    count = iter(range(10**9))
+    r = _timed_steps(lambda: mixer(batches[next(count) % len(batches)])[0, 0],
+                     steps=4 * args.fit_steps, warmup=2, batch=args.batch,
+                     sync=lambda: mixer(batches[0]).numpy())
+    r.pop("losses")
+    return r
+
+
+def mixdown_rates(args: argparse.Namespace) -> dict:
+    """The effects and mixdown of ``training.effects_in=train_step`` alone, compiled, on each
+    device found (its raw batches drawn beforehand and placed on the device)."""
+    import tensorflow as tf
+
+    from keras_inst.data.pipeline import build_data, step_mixer
+
+    cfg = _paper_cfg(None, _data_sets(args, in_step=True))
+    data = build_data(cfg, progress=False)
+    raws = [r for r, _ in data.train.take(4)]
+    mixer = tf.function(step_mixer(cfg))
+    out = {}
+    for dev in tf.config.list_logical_devices():
+        if dev.device_type not in ("CPU", "GPU"):
+            continue
+        with tf.device(dev.name):
+            on_dev = [tf.nest.map_structure(tf.identity, r) for r in raws]
+            out[dev.name] = _mixdown_on(mixer, on_dev, args)
+    return out
+
+
+def _data_sets(args: argparse.Namespace, *, in_step: bool = False) -> list[str]:
     return ["data.datasets=[rendered]", f"data.roots.rendered={args.root}",
-            f"data.cache_dir={args.cache_dir}", f"training.batch_size={args.batch}"]
+            f"data.cache_dir={args.cache_dir}", f"training.batch_size={args.batch}",
+            f"training.effects_in={'train_step' if in_step else 'pipeline'}"]
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict:
+    name = name.removesuffix("_malloc")  # the allocator is set in the environment (_subprocess)
     if name in KERAS_STEPS:
         return keras_step(name, args)
     if name in TORCH_STEPS:
@@ -217,8 +255,10 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
         return r[f"{precision}_b{args.batch}"]
     if name.startswith("fit_"):
         return fit_rate(name, args)
-    if name == "pipeline":
-        return pipeline_rate(args)
+    if name in ("pipeline", "pipeline_raw"):
+        return pipeline_rate(args, in_step=name == "pipeline_raw")
+    if name == "mixdown":
+        return mixdown_rates(args)
     if name.startswith("gpu_keras_jax"):
         return keras_jax_steps(args)
     raise ValueError(f"unknown variant {name!r}; known: {', '.join(CPU_VARIANTS)}")
@@ -257,7 +297,7 @@ def _ratio(a: dict, b: dict) -> float | None:
 
 
 def cpu_main(args: argparse.Namespace) -> dict:
-    if not Path(args.root).is_dir() and not set(args.only) <= set(KERAS_STEPS + TORCH_STEPS):
+    if not Path(args.root).is_dir() and not set(args.only) <= {*KERAS_STEPS, *KERAS_MALLOC, *TORCH_STEPS}:
         from keras_inst.corpus.render import render_corpus
 
         print(f"{args.root} not found: rendering {args.render_songs} songs there", file=sys.stderr)
@@ -275,10 +315,10 @@ def cpu_main(args: argparse.Namespace) -> dict:
     torch_best = max((res[n] for n in TORCH_STEPS if "examples_per_s" in res.get(n, {})),
                      key=lambda r: r["examples_per_s"], default={})
     res["torch_best"] = next((n for n in TORCH_STEPS if res.get(n) is torch_best), None)
-    res["ratios"] = {f"{k}_vs_torch_best": _ratio(res.get(k, {}), torch_best) for k in KERAS_STEPS}
+    res["ratios"] = {f"{k}_vs_torch_best": _ratio(res.get(k, {}), torch_best) for k in (*KERAS_STEPS, *KERAS_MALLOC)}
     # per CPU second: less sensitive to what else the (shared) machine runs
     res["ratios_per_cpu_s"] = {f"{k}_vs_torch_best": round(torch_best["cpu_ms_per_example"] / res[k]["cpu_ms_per_example"], 2)
-                               for k in KERAS_STEPS if "cpu_ms_per_example" in res.get(k, {}) and torch_best}
+                               for k in (*KERAS_STEPS, *KERAS_MALLOC) if "cpu_ms_per_example" in res.get(k, {}) and torch_best}
     res["ratios"]["fit_bf16_vs_keras_bf16_step"] = _ratio(res.get("fit_bf16", {}), res.get("keras_bf16", {}))
     pipe = res.get("pipeline", {})
     if "cpu_ms_per_example" in pipe:

@@ -27,6 +27,7 @@ from keras_inst.config.registry import BACKBONES, DATASETS, PRETRAINED
 
 TRANSFER_MODES = ("scratch", "frozen", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # keras_inst.training.distribute
+EFFECTS_IN = ("pipeline", "train_step")  # keras_inst.training.step_effects
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ class TrainingConfig:
     mixed_precision: str | None = None  # None | mixed_bfloat16 | mixed_float16 (loss scaling: automatic)
     strategy: str = "default"  # default | mirrored (GPUs of one host) | multi_worker (TF_CONFIG)
     num_parallel_calls: int | None = None  # None: tf.data.AUTOTUNE
+    effects_in: str = "pipeline"  # pipeline (CPU) | train_step (the training step's device, e.g. a GPU)
 
     def __post_init__(self) -> None:
         k = "training."
@@ -277,6 +279,7 @@ class TrainingConfig:
         _check(self.batch_size >= 1, k + "batch_size", f"must be >= 1, got {self.batch_size}")
         _check(self.mixed_precision in (None, "mixed_bfloat16", "mixed_float16"), k + "mixed_precision", f"must be null, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}")
         _check(self.strategy in STRATEGIES, k + "strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        _check(self.effects_in in EFFECTS_IN, k + "effects_in", f"must be one of {', '.join(EFFECTS_IN)}, got {self.effects_in!r}")
 
 
 @dataclass(frozen=True)

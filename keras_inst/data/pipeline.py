@@ -7,7 +7,9 @@ slots only, ``[M, T_in]`` (``T_in`` samples: enough for the longest time stretch
 from the cache's memory maps -> graph code on the whole batch: effect parameters and labels
 (:func:`keras_inst.data.mixing.finish_recipe`), ONE vectorised
 :func:`keras_inst.augment.effects.apply_effects` call over the M rows -> sorted segment sum per mix ->
-peak normalisation -> ``(waveform float32 [B, T], labels float32 [B, 15])`` -> prefetch. This
+peak normalisation (:mod:`keras_inst.data.mixdown`) -> ``(waveform float32 [B, T], labels
+float32 [B, 15])`` -> prefetch. With ``training.effects_in: train_step`` the stream stops before
+the effects and yields raw batches that the training step mixes on its device. This
 design was chosen by measurement (docs/benchmarks.md "Data pipeline",
 scripts/bench_pipeline.py, which also holds the alternatives): against the previous
 per-example map + batch + mix, one numpy_function and one graph call per batch removed most
@@ -37,8 +39,9 @@ Keras ``fit``/``predict`` release their iterators; in scripts, ``del`` iterators
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -46,11 +49,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from keras_inst.augment.effects import apply_effects, required_input_samples
-from keras_inst.augment.realism import RealismParams, draw_realism, mix_with_realism
+from keras_inst.augment.effects import required_input_samples
+from keras_inst.augment.realism import draw_realism
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.data.cache.store import AudioCache, ensure_cache
 from keras_inst.data.datasets.base import ReaderReport, Song
+from keras_inst.data.mixdown import mix_raw_batch, mix_rows, mix_sources, raw_batch, used_rows
 from keras_inst.data.mixing import (
     RecipeArrays,
     RecipeSampler,
@@ -133,62 +137,11 @@ def draw_batch_specs(sampler: RecipeSampler, size: int, length: int) -> BatchDra
                      tf.TensorSpec((None,), tf.float32))
 
 
-def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, batch: Any,
-             out_samples: int, sample_rate: int, peak_normalize: float,
-             random_effects: bool, realism: RealismParams | None = None) -> tf.Tensor:
-    """Used source slots ``x [M, T_in]`` (int16 or float; ``scale``, ``params`` fields and
-    ``mix_of`` [M], the mix of each row, ascending) -> effects -> sum -> peak-normalised mixes
-    float32 ``[batch, out_samples]``. ``realism`` (fields [M], beyond the paper): its per-source
-    effects before the sum and each mix's room (:func:`keras_inst.augment.realism.mix_with_realism`).
-
-    ONE effects call for all rows, which casts per effect group only what that group reads and
-    folds the int16 scales into the gain; a sorted segment sum (3.7x faster than the unsorted
-    one here) adds the rows of each mix.
-    """
-    if random_effects:
-        y = apply_effects(x, params, out_samples=out_samples, sample_rate=sample_rate,
-                          scale=scale)
-    else:
-        y = tf.cast(x[:, :out_samples], tf.float32) * scale[:, None]  # [M, T]
-    if realism is None:
-        mix = tf.math.segment_sum(y, tf.cast(mix_of, tf.int32))  # [<= B, T]: up to the last id
-    else:
-        mix = mix_with_realism(y, mix_of, realism, sample_rate=sample_rate)  # [<= B, T]
-    mix = tf.pad(mix, [[0, batch - tf.shape(mix)[0]], [0, 0]])  # [B, T]
-    peak = tf.reduce_max(tf.abs(mix), axis=1)  # [B]
-    gain = tf.where(peak > peak_normalize, peak_normalize / tf.maximum(peak, 1e-12), 1.0)
-    return mix * gain[:, None]
-
-
-def used_rows(valid: tf.Tensor, params: Any) -> tuple[tf.Tensor, Any]:
-    """The used slots of ``valid [B, N]`` as rows of ``[B * N]`` (ascending: example-major, the
-    order of :func:`draw_batch`'s audio) and the params fields ``[B, N]`` gathered to ``[M]``."""
-    rows = tf.where(tf.reshape(valid, [-1]))[:, 0]  # [M]
-    return rows, type(params)(*(tf.gather(tf.reshape(p, [-1]), rows) for p in params))
-
-
-def mix_sources(audio: tf.Tensor, scales: tf.Tensor, params: Any, valid: tf.Tensor,
-                **kwargs: Any) -> tf.Tensor:
-    """Sources ``audio`` int16 ``[B, N, T_in]`` (``scales``, ``valid`` and params fields
-    ``[B, N]``) -> :func:`mix_rows` of the used slots -> float32 ``[B, out_samples]``.
-
-    Only the M used slots are processed (unused slots of mixes with N < N_max would otherwise
-    make up ~40 % of the rows that every full-tensor step copies).
-    """
-    n, t_in = audio.shape[1], audio.shape[2]
-    rows, flat_params = used_rows(valid, params)
-    mix = mix_rows(tf.gather(tf.reshape(audio, [-1, t_in]), rows),
-                   tf.gather(tf.reshape(scales, [-1]), rows), flat_params, rows // n,
-                   batch=tf.shape(audio)[0], **kwargs)
-    mix.set_shape([audio.shape[0], kwargs["out_samples"]])
-    return mix
-
-
 _RECIPE_KEYS = ("index", "dataset", "musical", "n", "stems", "starts", "valid", "params",
                 "audible", "labels")
 
 
-def _output(rec: dict[str, Any], mix: tf.Tensor, with_recipe: bool) -> tuple:
+def _output(rec: dict[str, Any], mix: Any, with_recipe: bool) -> tuple:
     if with_recipe:
         return mix, rec["labels"], {k: rec[k] for k in _RECIPE_KEYS}
     return mix, rec["labels"]
@@ -196,6 +149,16 @@ def _output(rec: dict[str, Any], mix: tf.Tensor, with_recipe: bool) -> tuple:
 
 # ----------------------------------------------------------------------------------------------
 # Training stream
+
+
+def step_mixer(cfg: ExperimentConfig) -> Callable[[dict], tf.Tensor] | None:
+    """What the training step runs on a raw batch under ``training.effects_in: train_step``
+    (raw batch -> mixes ``[B, T]``); None when the stream mixes (the default)."""
+    if cfg.training.effects_in != "train_step":
+        return None
+    return functools.partial(mix_raw_batch, out_samples=cfg.audio.chunk_samples,
+                             sample_rate=cfg.audio.sample_rate,
+                             peak_normalize=cfg.mixing.peak_normalize)
 
 
 def training_input_samples(cfg: ExperimentConfig) -> int:
@@ -218,7 +181,7 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
                      batch_size: int | None = None, with_recipe: bool = False,
                      random_effects: bool = True, num_parallel_calls: int | None = None,
                      intra_op_parallelism: int | None = 1,
-                     stride: int | None = None) -> tf.data.Dataset:
+                     stride: int | None = None, effects_in: str = "pipeline") -> tf.data.Dataset:
     """The infinite training stream of ``sampler`` from example ``start_example`` (module doc).
 
     ``with_recipe`` adds a third element, the recipe dict (stems, starts, params, audible, ...).
@@ -233,12 +196,18 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
     global batch, ``stride`` = the global batch and its own ``start_example``
     (:func:`keras_inst.training.distribute.worker_stream`), so no example is drawn twice across
     workers and their union at each step is the single-process batch.
+
+    ``effects_in="train_step"`` (``training.effects_in``) stops before the effects: the first
+    element is then a raw batch (:func:`keras_inst.data.mixdown.raw_batch`) that the training
+    step mixes on its device (:func:`keras_inst.data.mixdown.mix_raw_batch`), the same mixes.
     """
     b = cfg.training.batch_size if batch_size is None else int(batch_size)
     stride = b if stride is None else int(stride)
     if start_example < 0 or stride < b:
         raise ValueError(f"start_example must be >= 0 and stride >= the batch size {b}, got "
                          f"{start_example} and {stride}")
+    if effects_in not in ("pipeline", "train_step") or (effects_in != "pipeline" and not random_effects):
+        raise ValueError(f"effects_in must be 'pipeline' or 'train_step' (with random effects), got {effects_in!r}")
     calls = num_parallel_calls if num_parallel_calls is not None else (
         cfg.training.num_parallel_calls or tf.data.AUTOTUNE)
     t_out = cfg.audio.chunk_samples
@@ -250,10 +219,13 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
         # chunks ([M, T_in]); graph code finishes the recipes and mixes, all on [b, ...] tensors.
         drawn = numpy_call(lambda i: draw_batch(sampler, int(i), b, t_in), [first], specs)
         rec = finish_recipe(drawn.recipes, sampler=sampler, random_effects=random_effects)
-        rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
         # Realism effects (beyond the paper): None, and no graph, when all are off.
         realism = draw_realism(rec["effects_seed"], sampler.n_max, sampler.effects,
                                classes=rec["classes"]) if random_effects else None
+        if effects_in == "train_step":  # the recipe draws stop here; the device mixes
+            raw = raw_batch(drawn.audio, drawn.scales, rec["valid"], rec["params"], realism)
+            return _output(rec, raw, with_recipe)
+        rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
         mix = mix_rows(drawn.audio, drawn.scales, flat_params, rows // sampler.n_max, batch=b,
                        out_samples=t_out, sample_rate=cfg.audio.sample_rate,
                        peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects,
@@ -374,9 +346,10 @@ def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
     b = cfg.training.batch_size
     eval_seed = cfg.data.split_seed
     return DataBundle(
-        train=training_dataset(cfg, sampler, start_example=start_example) if worker_stream is None
-        else training_dataset(cfg, sampler, start_example=worker_stream[0],
-                              stride=worker_stream[1], batch_size=worker_stream[2]),
+        train=training_dataset(cfg, sampler, start_example=start_example,
+                               effects_in=cfg.training.effects_in) if worker_stream is None
+        else training_dataset(cfg, sampler, start_example=worker_stream[0], stride=worker_stream[1],
+                              batch_size=worker_stream[2], effects_in=cfg.training.effects_in),
         validation=musical_eval_dataset(cfg, cache, split["validation"], seed=eval_seed,
                                         batch_size=b),
         test=musical_eval_dataset(cfg, cache, split["test"], seed=eval_seed, batch_size=b),

@@ -136,9 +136,11 @@ def _build_hypermodel(cfg: ExperimentConfig, tune_dir: Path):
 
         def fit(self, hp, model, *args, callbacks=(), verbose="auto", **kwargs):
             from keras_inst.data import pipeline  # looked up per call: tests can observe it
+            from keras_inst.training.step_effects import prepare_fit
 
             run_cfg = trial_config(cfg, hp.get(HP_NAME), self.seed_index)
             data = pipeline.build_data(run_cfg, run_dir=tune_dir)
+            prepare_fit(model, run_cfg, pipeline.step_mixer(run_cfg))  # training.effects_in
             keep = _keep_best_weights(cfg.tuner.objective)
             history = model.fit(
                 data.train,

@@ -106,7 +106,7 @@ def epochs_in_history(run: Path) -> list[str]:
     return [r.split(",")[0] for r in (run / "history.csv").read_text().strip().splitlines()[1:]]
 
 
-@pytest.mark.slow  # ~70 s on 2 shared cores
+@pytest.mark.loopback  # 24 s on 2 quiet cores
 def test_two_workers_train_and_only_the_chief_writes_the_run(corpus, tmp_path):
     run = tmp_path / "run"
     cluster = start_cluster(corpus, run, tmp_path)
@@ -276,7 +276,7 @@ def test_one_synchronous_step_of_two_workers_equals_one_single_process_step(tmp_
         assert scores_two[k] == pytest.approx(scores_one[k], rel=1e-4), k
 
 
-@pytest.mark.slow
+@pytest.mark.loopback
 def test_a_killed_worker_restarted_with_the_cluster_resumes_from_the_last_epoch(corpus, tmp_path):
     run = tmp_path / "run"
     extra = ("training.epochs=3", "training.steps_per_epoch=4")
@@ -405,7 +405,7 @@ def seed_rows(results: dict) -> dict[tuple[float, int], tuple]:
     }
 
 
-@pytest.mark.slow
+@pytest.mark.loopback
 def test_distributed_search_trains_every_value_and_seed_once_like_one_process(tune_sets, tmp_path):
     dist_dir, single_dir = tmp_path / "dist", tmp_path / "single"
     cluster, trained = run_search(tune_sets, dist_dir, tmp_path, ["chief", "worker0", "worker1"], "dist")
@@ -436,7 +436,7 @@ def finished_seeds(tune_dir: Path) -> set[tuple[float, int]]:
     return out
 
 
-@pytest.mark.slow
+@pytest.mark.loopback
 def test_an_interrupted_distributed_search_resumes_without_retraining_finished_seeds(tune_sets, tmp_path):
     tune_dir = tmp_path / "dist"
     roles = ["chief", "worker0", "worker1"]
