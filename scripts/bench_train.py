@@ -323,6 +323,9 @@ def cpu_main(args: argparse.Namespace) -> dict:
     pipe = res.get("pipeline", {})
     if "cpu_ms_per_example" in pipe:
         res["pipeline_16_cores_examples_per_s"] = round(16 * 1e3 / pipe["cpu_ms_per_example"], 1)
+    raw = res.get("pipeline_raw", {})  # training.effects_in=train_step: draws and reads only
+    if "cpu_ms_per_example" in raw:
+        res["pipeline_raw_16_cores_examples_per_s"] = round(16 * 1e3 / raw["cpu_ms_per_example"], 1)
     return res
 
 
