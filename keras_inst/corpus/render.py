@@ -57,8 +57,13 @@ logger = logging.getLogger("keras_inst.corpus.render")
 
 
 def _job(args: tuple[TrackPlan, str, dict, Discovery]) -> dict:
+    """One track; a track that cannot be rendered (no selected source plays any of its parts) is
+    reported, not fatal: the corpus goes on without it."""
     plan, out_dir, params, found = args
-    return render_track(plan, Path(out_dir), params, found)
+    try:
+        return render_track(plan, Path(out_dir), params, found)
+    except ValueError as e:
+        return {"failed": str(e)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +81,8 @@ class RenderReport:
     ensembles: dict[str, int] = field(default_factory=dict)  # of the tracks rendered by this call
     sources: dict[str, int] = field(default_factory=dict)  # stems per sample source, this call
     missing_sources: tuple[str, ...] = ()  # one line per selected source not installed (skipped)
+    unplayable: dict[int, int] = field(default_factory=dict)  # GM program -> parts no source played (left out)
+    failed: tuple[str, ...] = ()  # "TrackNNNNN: why" per track left out (nothing in it could be played)
 
 
 def _fingerprint(path: str) -> str:
@@ -115,7 +122,7 @@ def _params(seed: int, found: Discovery, sample_rate: int, max_seconds: float) -
 
 
 # may differ between compatible renders (paths: TimGM6mb lives in each venv)
-_NOT_IDENTITY = ("songs", "complete", "source_paths", "missing_sources")
+_NOT_IDENTITY = ("songs", "complete", "source_paths", "missing_sources", "failed_tracks")
 
 
 def _discover(soundfont: str | None, sources, exclude_sources) -> Discovery:
@@ -197,13 +204,22 @@ def render_corpus(
     for stale in out.glob(".tmp-Track*"):  # left by a killed render
         shutil.rmtree(stale, ignore_errors=True)
     results = _run_jobs([(p, str(out), params, found) for p in todo], workers, progress)
+    desc["failed_tracks"] = sorted(r["failed"] for r in results if "failed" in r)  # retried next time
     desc["complete"] = True
     write_text(out / CORPUS_FILE, json.dumps(desc, indent=2, sort_keys=True) + "\n")
     write_text(out / "README.txt", _readme(desc))
+    failed = tuple(sorted(r["failed"] for r in results if "failed" in r))
+    results = [r for r in results if "failed" not in r]
+    for line in failed:
+        logger.warning("track left out: %s", line)
+    unplayable = dict(sorted(Counter(p for r in results for p in r["unplayable"]).items()))
+    if unplayable:  # a partial sample set: its songs lack these parts (metadata.yaml lists them)
+        logger.warning("%d parts left out, no selected source plays their GM program (program: parts): %s",
+                       sum(unplayable.values()), unplayable)
     return RenderReport(
-        out, songs, len(todo), songs - len(todo), time.perf_counter() - t0,
+        out, songs, len(todo) - len(failed), songs - len(todo), time.perf_counter() - t0,
         float(sum(r["seconds"] for r in results)), dict(Counter(r["ensemble"] for r in results)),
-        dict(Counter(s for r in results for s in r["sources"])), tuple(found.report()),
+        dict(Counter(s for r in results for s in r["sources"])), tuple(found.report()), unplayable, failed,
     )
 
 
@@ -256,11 +272,13 @@ def run_render_cli(args) -> int:
         max_seconds=getattr(args, "max_seconds", None) or DEFAULT_MAX_SECONDS,
         sources=getattr(args, "sources", None), exclude_sources=getattr(args, "exclude_sources", None),
     )
-    for line in rep.missing_sources:
+    for line in (*rep.missing_sources, *(f"track left out: {f}" for f in rep.failed)):
         print(line, file=sys.stderr)
     print(
         f"{rep.out_dir}: {rep.songs} songs ({rep.rendered} rendered, {rep.reused} already there), "
         f"{rep.audio_seconds / 60:.1f} min of audio in {rep.seconds:.1f} s"
         + (f"; stems per source: {dict(sorted(rep.sources.items()))}" if rep.sources else "")
+        + (f"; parts left out, no selected source plays their GM program: {rep.unplayable}" if rep.unplayable else "")
+        + (f"; {len(rep.failed)} tracks left out (nothing in them could be played)" if rep.failed else "")
     )
     return 0

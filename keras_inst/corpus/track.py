@@ -21,6 +21,7 @@ from keras_inst.corpus.levels import key_gains, velocity_gains
 from keras_inst.corpus.scores import Score, load_source
 from keras_inst.corpus.sources import (
     Discovery,
+    candidates,
     draw_source,
     play,
 )
@@ -75,14 +76,20 @@ class RenderedStem(NamedTuple):
     source: str  # sample-source name (keras_inst.corpus.sources)
 
 
-def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int) -> list[RenderedStem]:
-    """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible stem."""
+def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int,
+                  unplayable: list[int]) -> list[RenderedStem]:
+    """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible
+    stem. A part that no selected source can play (a partial General-MIDI set such as freepats
+    rendering alone) is left out and its GM program appended to ``unplayable`` (128: drums)."""
     stems = []
     for i, sp in enumerate(plan.stems):
         notes = song.parts.get(sp.name, [])
         if len(notes) < 2:
             continue  # the excerpt left this part (almost) silent
         keys = {k for _, _, k, _ in notes} if sp.is_drum else None
+        if not candidates(found, sp.program, keys):
+            unplayable.append(int(sp.program))
+            continue
         src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
         audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
                              n_samples=n_samples, seed=(plan.seed * 131 + i) % 2**63,
@@ -144,9 +151,11 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
     score: Score = load_source(plan.source_kind, rng)
     song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
     n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
-    stems = _render_stems(plan, song, found, sr, n_samples)
+    unplayable: list[int] = []
+    stems = _render_stems(plan, song, found, sr, n_samples, unplayable)
     if not stems:
-        raise ValueError(f"{plan.name}: no audible stem from {score.source}")
+        raise ValueError(f"{plan.name}: no audible stem from {score.source}"
+                         + (f" (GM programs {unplayable}: no selected source plays them)" if unplayable else ""))
     peak_lin = 10 ** (TARGET_PEAK_DB / 20)
     mix = np.sum([s.audio for s in stems], axis=0)
     peak = max(float(np.max(np.abs(mix))), max(float(np.max(np.abs(s.audio))) for s in stems))
@@ -182,9 +191,11 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
             "source": score.source, "start_quarter": song.start_q, "qpm": round(song.qpm, 3),
             "tempo_factor": round(song.tempo_factor, 4), "transpose": song.transpose,
             "key": song.key_name, "seconds": round(n_samples / sr, 3), "stems": extra_stems,
+            **({"unplayable_programs": unplayable} if unplayable else {}),
         },
     }
     (tmp / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=True, default_flow_style=False))
     # Rendered meanwhile by another process: theirs is identical (same seed), keep it.
     atomic.publish_dir(tmp, out_dir / plan.name, if_exists="keep")
-    return {"ensemble": plan.ensemble, "seconds": n_samples / sr, "sources": [s.source for s in stems]}
+    return {"ensemble": plan.ensemble, "seconds": n_samples / sr, "sources": [s.source for s in stems],
+            "unplayable": unplayable}

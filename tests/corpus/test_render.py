@@ -157,3 +157,39 @@ def test_cli_reports_errors(corpus, capsys):
 
     assert main(["render", "--out", str(corpus), "--songs", "3", "--seed", "5"]) == 2
     assert "other parameters" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ partial sample sets
+
+
+def test_parts_no_selected_source_plays_are_left_out_and_reported(tmp_path, monkeypatch):
+    # A partial General-MIDI set (freepats lacks e.g. viola, program 41) rendering alone: a part
+    # it cannot play is left out, listed in metadata.yaml and counted in the report; a song left
+    # with no part is a clear error naming the programs.
+    import dataclasses
+
+    from keras_inst.corpus import render as R
+    from keras_inst.corpus import sources as S
+
+    piano_and_drums = dataclasses.replace(S.get("timgm6mb"), programs=frozenset({0, S.DRUMS}))
+    found = S.discover(registry=(piano_and_drums,), complete=False)
+    monkeypatch.setattr(R, "_discover", lambda *a: found)
+    rep = render_corpus(tmp_path / "c", songs=4, seed=0, workers=1, progress=False, max_seconds=SECONDS)
+    assert rep.unplayable and all(p not in (0, S.DRUMS) for p in rep.unplayable)
+    # Track00001 (a string trio, 40/42/1 with no piano part here) has nothing playable: left out
+    assert rep.failed == ("Track00001: no audible stem from mozart/k80/movement3.mxl (GM programs [40, 42, 1]: no selected source plays them)",)
+    assert not (tmp_path / "c" / "Track00001").exists() and rep.rendered == 3
+    assert json.loads((tmp_path / "c" / "corpus.json").read_text())["failed_tracks"] == list(rep.failed)
+    left_out = []
+    for meta_file in sorted((tmp_path / "c").glob("Track*/metadata.yaml")):
+        meta = yaml.safe_load(meta_file.read_text())
+        assert all(s["program_num"] == 0 or s["is_drum"] for s in meta["stems"].values())
+        left_out += meta["keras_inst"].get("unplayable_programs", [])
+    assert sorted(left_out) == sorted(p for p, n in rep.unplayable.items() for _ in range(n))
+
+    from keras_inst.corpus.track import render_track
+
+    nothing = S.discover(registry=(dataclasses.replace(piano_and_drums, programs=frozenset({127})),), complete=False)
+    plan = plan_corpus(1, 0)[0]
+    with pytest.raises(ValueError, match=r"Track00001: no audible stem .*GM programs \[.*\]: no selected source plays them"):
+        render_track(plan, tmp_path, {"sample_rate": SR, "max_seconds": SECONDS, "seed": 0}, nothing)
