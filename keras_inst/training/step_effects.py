@@ -31,6 +31,8 @@ def mix_in_train_step(model: Any, mixer: Callable[[dict], tf.Tensor], *, chunk_s
     * turns XLA off for the step: the mixdown selects the used source rows with data-dependent
       shapes, which XLA cannot compile (Keras' ``jit_compile="auto"`` picks XLA on GPUs).
     """
+    if getattr(model, "_keras_inst_step_mixer", None) is not None:
+        raise ValueError("this model's training step already mixes raw batches (mix_in_train_step called twice)")
     step = model.train_step
 
     def train_step(data: Any) -> Any:
@@ -42,6 +44,7 @@ def mix_in_train_step(model: Any, mixer: Callable[[dict], tf.Tensor], *, chunk_s
     model._symbolic_build(data_batch=(waveforms, labels))  # Keras' own builder, given the shapes
     model.jit_compile = False
     model.train_step = train_step
+    model._keras_inst_step_mixer = mixer
     model.train_function = None  # a function compiled before this call would skip the mixing
 
 

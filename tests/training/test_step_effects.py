@@ -35,6 +35,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
+import numpy as np
 sys.path.insert(0, sys.argv[1])
 from test_pipeline import make_config
 from keras_inst.data.pipeline import build_data, step_mixer
@@ -69,6 +70,11 @@ out["moved"] = scale
 out["raw_vs_mixed"] = max(float(np.abs(a - b).max()) for a, b in zip(d_raw, d_mixed)) / scale
 out["mirrored_vs_mixed"] = max(float(np.abs(a - b).max()) for a, b in zip(d_mirrored, d_mirrored_mixed)) / scale
 out["mirrored_vs_single"] = max(float(np.abs(a - b).max()) for a, b in zip(d_mirrored, d_mixed)) / scale
+try:
+    prepare_fit(raw, make_config(tree, *sets, "training.effects_in=train_step"), step_mixer(make_config(tree, *sets, "training.effects_in=train_step")))
+    out["twice"] = "no error"
+except ValueError as e:
+    out["twice"] = str(e)
 raw.save(sys.argv[4])
 loaded = keras.saving.load_model(sys.argv[4])
 out["saved_input_shape"] = list(loaded.inputs[0].shape)
@@ -107,6 +113,10 @@ def test_split_over_two_replicas_the_raw_step_still_equals_the_mixed_step(steps:
     # (up to the order of the gradients' all-reduce) as the one-device step.
     assert steps["mirrored_vs_mixed"] < 1e-4
     assert steps["mirrored_vs_single"] < 2e-3
+
+
+def test_mixing_in_the_step_twice_is_refused(steps: dict) -> None:
+    assert "already mixes raw batches" in steps["twice"]
 
 
 def test_effects_in_the_step_turn_xla_off_and_save_a_waveform_classifier(steps: dict) -> None:
