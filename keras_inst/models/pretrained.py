@@ -33,6 +33,7 @@ import keras
 
 from keras_inst.config.registry import PRETRAINED
 from keras_inst.config.schema import ExperimentConfig
+from keras_inst.models.batch_norm import FusedBatchNormalization
 from keras_inst.models.musicnn import (
     DEFAULT_CACHE,
     MUSICNN_MODELS,
@@ -110,11 +111,11 @@ def build_musicnn_backbone(
     # layout must match for its kernels to mean the same thing.
     x = keras.layers.Permute((2, 1), name="to_time_mel")(inputs)  # [B, T, M]
     x = keras.layers.Reshape((-1, n_mels, 1), name="add_channel")(x)  # [B, T, M, 1]
-    x = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name="input_bn")(x)
+    x = FusedBatchNormalization(momentum=0.99, epsilon=1e-3, name="input_bn")(x)
     for i, (pool, strides) in enumerate(pools, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         # musicnn normalises after the ReLU; TF1 batch-norm defaults = Keras defaults.
-        x = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=f"bn{i}")(x)
+        x = FusedBatchNormalization(momentum=0.99, epsilon=1e-3, name=f"bn{i}")(x)
         x = keras.layers.MaxPooling2D(pool, strides=strides, padding="valid", name=f"pool{i}")(x)
         if i < len(pools):
             x = keras.layers.Dropout(0.25, name=f"dropout{i}")(x)

@@ -30,6 +30,7 @@ from keras import layers
 
 from keras_inst.config.registry import BACKBONES
 from keras_inst.config.schema import AudioConfig, ExperimentConfig, FeaturesConfig, ModelConfig
+from keras_inst.models.batch_norm import FusedBatchNormalization
 from keras_inst.models.frontend import log_mel_from_config
 from keras_inst.taxonomy import NUM_CLASSES
 
@@ -102,7 +103,7 @@ def _conv(
 
 
 def _bn(name: str, axis: int = -1) -> layers.BatchNormalization:
-    return layers.BatchNormalization(axis=axis, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+    return FusedBatchNormalization(axis=axis, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
 def _check_input_size(
