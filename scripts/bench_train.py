@@ -165,7 +165,7 @@ def fit_rate(name: str, args: argparse.Namespace) -> dict:
     ``*_effects_in_step``: ``training.effects_in=train_step`` (the step mixes raw batches)."""
     import keras
 
-    from keras_inst.data.pipeline import build_data, step_mixer
+    from keras_inst.data.pipeline import build_data
     from keras_inst.training.step_effects import prepare_fit
     from keras_inst.training.train import build_compiled_model
 
@@ -173,7 +173,7 @@ def fit_rate(name: str, args: argparse.Namespace) -> dict:
     cfg = _paper_cfg(precision, _data_sets(args, in_step=name.endswith("_effects_in_step")))
     data = build_data(cfg, progress=False)
     model = build_compiled_model(cfg)
-    prepare_fit(model, cfg, step_mixer(cfg))
+    prepare_fit(model, cfg)
     marks: list[tuple[float, float]] = []
 
     class Clock(keras.callbacks.Callback):

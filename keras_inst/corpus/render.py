@@ -204,11 +204,11 @@ def render_corpus(
     for stale in out.glob(".tmp-Track*"):  # left by a killed render
         shutil.rmtree(stale, ignore_errors=True)
     results = _run_jobs([(p, str(out), params, found) for p in todo], workers, progress)
-    desc["failed_tracks"] = sorted(r["failed"] for r in results if "failed" in r)  # retried next time
+    failed = tuple(sorted(r["failed"] for r in results if "failed" in r))
+    desc["failed_tracks"] = list(failed)  # retried next time
     desc["complete"] = True
     write_text(out / CORPUS_FILE, json.dumps(desc, indent=2, sort_keys=True) + "\n")
     write_text(out / "README.txt", _readme(desc))
-    failed = tuple(sorted(r["failed"] for r in results if "failed" in r))
     results = [r for r in results if "failed" not in r]
     for line in failed:
         logger.warning("track left out: %s", line)

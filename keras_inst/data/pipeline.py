@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from keras_inst.augment.effects import required_input_samples
 from keras_inst.augment.realism import draw_realism
-from keras_inst.config.schema import ExperimentConfig
+from keras_inst.config.schema import EFFECTS_IN, ExperimentConfig
 from keras_inst.data.cache.store import AudioCache, ensure_cache
 from keras_inst.data.datasets.base import ReaderReport, Song
 from keras_inst.data.mixdown import mix_raw_batch, mix_rows, mix_sources, raw_batch, used_rows
@@ -206,8 +206,8 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
     if start_example < 0 or stride < b:
         raise ValueError(f"start_example must be >= 0 and stride >= the batch size {b}, got "
                          f"{start_example} and {stride}")
-    if effects_in not in ("pipeline", "train_step") or (effects_in != "pipeline" and not random_effects):
-        raise ValueError(f"effects_in must be 'pipeline' or 'train_step' (with random effects), got {effects_in!r}")
+    if effects_in not in EFFECTS_IN or (effects_in != "pipeline" and not random_effects):
+        raise ValueError(f"effects_in must be one of {', '.join(EFFECTS_IN)} (train_step: with random effects), got {effects_in!r}")
     calls = num_parallel_calls if num_parallel_calls is not None else (
         cfg.training.num_parallel_calls or tf.data.AUTOTUNE)
     t_out = cfg.audio.chunk_samples

@@ -48,12 +48,13 @@ def mix_in_train_step(model: Any, mixer: Callable[[dict], tf.Tensor], *, chunk_s
     model.train_function = None  # a function compiled before this call would skip the mixing
 
 
-def prepare_fit(model: Any, cfg: Any, mixer: Callable[[dict], tf.Tensor] | None) -> None:
-    """:func:`mix_in_train_step` when the config mixes in the training step (``mixer`` from
-    :func:`keras_inst.data.pipeline.step_mixer`), else nothing."""
-    if mixer is None:
-        return
+def prepare_fit(model: Any, cfg: Any) -> None:
+    """:func:`mix_in_train_step` when ``cfg`` mixes in the training step
+    (:func:`keras_inst.data.pipeline.step_mixer`), else nothing."""
+    from keras_inst.data.pipeline import step_mixer
     from keras_inst.taxonomy import CLASSES
 
-    mix_in_train_step(model, mixer, chunk_samples=cfg.audio.chunk_samples,
-                      num_classes=len(CLASSES))
+    mixer = step_mixer(cfg)
+    if mixer is not None:
+        mix_in_train_step(model, mixer, chunk_samples=cfg.audio.chunk_samples,
+                          num_classes=len(CLASSES))

@@ -134,7 +134,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
         ensure_rendered_corpus(cfg)
         initial_epoch = rd.resume_epoch()
 
-        from keras_inst.data.pipeline import build_data, step_mixer
+        from keras_inst.data.pipeline import build_data
         from keras_inst.training.step_effects import prepare_fit
 
         start = initial_epoch * cfg.training.steps_per_epoch * b
@@ -144,7 +144,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
         with strategy.scope():  # variables, optimizer slots and metrics are mirrored
             model = rd.load_or_build(initial_epoch, lambda: build_compiled_model(cfg))
             dist.synchronize_batch_norm(model, strategy.num_replicas_in_sync)
-            prepare_fit(model, cfg, step_mixer(cfg))  # training.effects_in: train_step
+            prepare_fit(model, cfg)  # training.effects_in: train_step
         train_ds = dist.distributed_stream(strategy, data.train, global_batch=b, num_workers=cluster.num_workers)
         seconds = rd.fit(model, train_ds, data.validation, cfg.training, initial_epoch=initial_epoch, verbose=verbose)
         if not rd.is_chief:

@@ -140,7 +140,7 @@ def _build_hypermodel(cfg: ExperimentConfig, tune_dir: Path):
 
             run_cfg = trial_config(cfg, hp.get(HP_NAME), self.seed_index)
             data = pipeline.build_data(run_cfg, run_dir=tune_dir)
-            prepare_fit(model, run_cfg, pipeline.step_mixer(run_cfg))  # training.effects_in
+            prepare_fit(model, run_cfg)  # training.effects_in
             keep = _keep_best_weights(cfg.tuner.objective)
             history = model.fit(
                 data.train,

@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_pipeline import make_config, write_slakh_tree
+from test_pipeline import make_config, write_cached_trees
 
-from keras_inst.data.cache.store import build_cache
-from keras_inst.data.datasets import read_dataset
 from keras_inst.data.mixdown import RAW_KEYS, mix_raw_batch
 from keras_inst.data.pipeline import build_data, step_mixer, training_dataset
 
@@ -26,12 +24,7 @@ REALISM_ON = ["effects.reverb.probability=1.0", "effects.compressor.probability=
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("mixdown")
-    songs = []
-    for name, seed in (("slakh", 0), ("rendered", 1)):
-        songs += read_dataset(name, write_slakh_tree(tmp / name, n_songs=6, seed=seed))[0]
-    build_cache(songs, tmp / "cache", sample_rate=SR, workers=1, progress=False)
-    return tmp
+    return write_cached_trees(tmp_path_factory.mktemp("mixdown"))
 
 
 @pytest.mark.parametrize("realism", [False, True], ids=["paper_effects", "with_realism"])

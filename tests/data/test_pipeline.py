@@ -69,15 +69,20 @@ def make_config(tmp: Path, *overrides: str) -> ExperimentConfig:
         "training.batch_size=4", "mixing.eval_chunks_per_song=2", *overrides])
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("pipe")
+def write_cached_trees(tmp: Path) -> Path:
+    """Two 6-song sine trees (datasets ``slakh`` and ``rendered``) in ``tmp`` and their audio
+    cache in ``tmp/cache``, as :func:`make_config` reads them; returns ``tmp``."""
     songs = []
     for name, seed in (("slakh", 0), ("rendered", 1)):
         songs += read_dataset(name, write_slakh_tree(tmp / name, n_songs=6, seed=seed))[0]
     # built here in-process (build_data would start a process pool for 24 small stems)
     build_cache(songs, tmp / "cache", sample_rate=SR, workers=1, progress=False)
     return tmp
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_cached_trees(tmp_path_factory.mktemp("pipe"))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "data"))  # test_pipeline's sine-stem trees
 
-from test_pipeline import make_config, write_slakh_tree  # noqa: E402
+from test_pipeline import make_config, write_cached_trees  # noqa: E402
 
 SR = 16000
 TINY = ["model.architecture=short_chunk_cnn", "features.n_mels=32", "audio.chunk_seconds=1.0",
@@ -38,7 +38,7 @@ import keras
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from test_pipeline import make_config
-from keras_inst.data.pipeline import build_data, step_mixer
+from keras_inst.data.pipeline import build_data
 from keras_inst.training.distribute import make_strategy, synchronize_batch_norm
 from keras_inst.training.step_effects import prepare_fit
 from keras_inst.training.train import build_compiled_model
@@ -53,7 +53,7 @@ def one_step(effects_in, strategy):
         keras.utils.set_random_seed(0)
         model = build_compiled_model(cfg)
         synchronize_batch_norm(model, strategy.num_replicas_in_sync)
-        prepare_fit(model, cfg, step_mixer(cfg))
+        prepare_fit(model, cfg)
     before = [np.array(v) for v in model.weights]
     model.fit(data.train, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     out[f"jit_{effects_in}"] = bool(model.jit_compile)
@@ -71,7 +71,7 @@ out["raw_vs_mixed"] = max(float(np.abs(a - b).max()) for a, b in zip(d_raw, d_mi
 out["mirrored_vs_mixed"] = max(float(np.abs(a - b).max()) for a, b in zip(d_mirrored, d_mirrored_mixed)) / scale
 out["mirrored_vs_single"] = max(float(np.abs(a - b).max()) for a, b in zip(d_mirrored, d_mixed)) / scale
 try:
-    prepare_fit(raw, make_config(tree, *sets, "training.effects_in=train_step"), step_mixer(make_config(tree, *sets, "training.effects_in=train_step")))
+    prepare_fit(raw, make_config(tree, *sets, "training.effects_in=train_step"))
     out["twice"] = "no error"
 except ValueError as e:
     out["twice"] = str(e)
@@ -86,14 +86,7 @@ print("RESULT " + json.dumps(out))
 
 @pytest.fixture(scope="module")
 def steps(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from keras_inst.data.cache.store import build_cache
-    from keras_inst.data.datasets import read_dataset
-
-    tmp = tmp_path_factory.mktemp("step_effects")
-    songs = []
-    for name, seed in (("slakh", 0), ("rendered", 1)):
-        songs += read_dataset(name, write_slakh_tree(tmp / name, n_songs=6, seed=seed))[0]
-    build_cache(songs, tmp / "cache", sample_rate=SR, workers=1, progress=False)
+    tmp = write_cached_trees(tmp_path_factory.mktemp("step_effects"))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(TESTS / "data"), str(tmp),
                            json.dumps(TINY), str(tmp / "raw.keras")],
@@ -132,5 +125,5 @@ def test_default_config_leaves_the_model_alone(tmp_path: Path) -> None:
         train_step = "untouched"
 
     m = Model()
-    prepare_fit(m, make_config(tmp_path), None)
+    prepare_fit(m, make_config(tmp_path))
     assert m.train_step == "untouched"
