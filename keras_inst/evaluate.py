@@ -1,4 +1,4 @@
-"""``python -m keras_inst.evaluate``: the command line of :mod:`keras_inst.training.evaluate`."""
+"""``python -m keras_inst.evaluate`` (= ``keras-inst evaluate``): the command line of :mod:`keras_inst.training.evaluate`."""
 
 import sys
 

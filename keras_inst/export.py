@@ -1,4 +1,4 @@
-"""``python -m keras_inst.export``: the command line of :mod:`keras_inst.deploy.export`."""
+"""``python -m keras_inst.export`` (= ``keras-inst export``): the command line of :mod:`keras_inst.deploy.export`."""
 
 import sys
 

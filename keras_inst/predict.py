@@ -1,4 +1,4 @@
-"""``python -m keras_inst.predict``: the command line of :mod:`keras_inst.deploy.predict`."""
+"""``python -m keras_inst.predict`` (= ``keras-inst predict``): the command line of :mod:`keras_inst.deploy.predict`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m keras_inst.pretrain``: the command line of :mod:`keras_inst.training.pretrain`."""
+"""``python -m keras_inst.pretrain`` (= ``keras-inst pretrain``): the command line of :mod:`keras_inst.training.pretrain`."""
 
 import sys
 

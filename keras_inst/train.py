@@ -1,4 +1,4 @@
-"""``python -m keras_inst.train``: the command line of :mod:`keras_inst.training.train`."""
+"""``python -m keras_inst.train`` (= ``keras-inst train``): the command line of :mod:`keras_inst.training.train`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m keras_inst.tune``: the command line of :mod:`keras_inst.training.tune`."""
+"""``python -m keras_inst.tune`` (= ``keras-inst tune``): the command line of :mod:`keras_inst.training.tune`."""
 
 import sys
 

@@ -1,6 +1,11 @@
 """Inference speed of the paper model in every exported form; prints JSON.
 
     python scripts/bench_inference.py [--config paper] [--minutes 10] [--repeats 30]
+    python scripts/bench_inference.py --export EXPORT_DIR [--repeats 30]
+
+``--export``: the TFLite models of an existing export directory instead (e.g. the main job's,
+whose int8 speed depends on its architecture): latency per window with 1 thread and all cores,
+and int8's speed-up over float32 (each row says whether the artifact passed its export check).
 
 For Keras, the SavedModel and TFLite float32 / float16 / int8 (the paper model, random
 weights: speed does not depend on them) it measures
@@ -69,7 +74,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     work = Path(args.workdir)
     t0 = time.perf_counter()
-    clf, predict = _runner(args.worker, work / FILES[args.worker], args.threads, 16)
+    clf, predict = _runner(args.worker, Path(args.path) if args.path else work / FILES[args.worker], args.threads, 16)
     load_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((1, clf.input_samples))).astype(np.float32)
@@ -143,6 +148,33 @@ def prepare(work: Path, *, config: str, minutes: float) -> dict:
     }
 
 
+def bench_export(export: Path, *, repeats: int) -> dict:
+    """Latency per window of every TFLite model in ``export``, and int8's speed-up over float32."""
+    from keras_inst.runtime.artifacts import EXPORT_JSON
+    from keras_inst.runtime.lite import default_num_threads
+
+    meta = json.loads((export / EXPORT_JSON).read_text())
+    cores = default_num_threads()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    rows = []
+    for form, art in meta["artifacts"].items():
+        if not form.startswith("tflite"):
+            continue
+        for threads in sorted({1, cores}):
+            cmd = [sys.executable, __file__, "--worker", form, "--threads", str(threads), "--workdir", str(export),
+                   "--path", str(export / art["path"]), "--repeats", str(repeats)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise SystemExit(f"worker {form}/{threads} failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]) | {"passed_export_check": art["passed"]})
+    ms = {(r["form"], r["threads"]): r["latency_ms_median"] for r in rows}
+    speedup = {f"{t}_threads": round(ms[("tflite", t)] / ms[("tflite_int8", t)], 2)
+               for t in sorted({1, cores}) if ("tflite", t) in ms and ("tflite_int8", t) in ms}
+    return {"export": str(export), "source": meta.get("source"), "window_seconds": meta["input_seconds"],
+            "machine": {"cpu": _cpu_name(), "cores": cores, "load_average": [round(v, 2) for v in os.getloadavg()]},
+            "results": rows, "int8_speedup_vs_float32": speedup}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="paper")
@@ -153,9 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", choices=FORMS, default=None, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--long-file", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--path", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--export", default=None, help="benchmark the TFLite models of this export directory")
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
+        return 0
+    if args.export:
+        print(json.dumps(bench_export(Path(args.export), repeats=args.repeats), indent=2))
         return 0
 
     from keras_inst.runtime.lite import default_num_threads

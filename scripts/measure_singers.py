@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
-    from keras_inst.corpus.levels import velocity_gains
+    from keras_inst.corpus.gains import velocity_gains
     from keras_inst.corpus.sources import discover, play
     from keras_inst.corpus.synth import integrated_loudness
     from keras_inst.models.musicnn import fetch_musicnn, musicnn_reference_outputs

@@ -197,6 +197,13 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
     return out
 
 
+def add_config_arguments(parser: Any, *, default: str, example: str = "mixing.p_musical=0.3") -> None:
+    """``--config NAME_OR_FILE`` (default ``default``) and ``--set`` (:func:`add_override_argument`),
+    as the training command lines take them."""
+    parser.add_argument("--config", default=default, help=f"config file or shipped name (default: {default})")
+    add_override_argument(parser, example=example)
+
+
 def add_override_argument(parser: Any, *, example: str = "mixing.p_musical=0.3") -> None:
     """The repeatable ``--set KEY=VALUE`` option every CLI shares (stored as ``args.overrides``)."""
     parser.add_argument(

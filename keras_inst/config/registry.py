@@ -81,12 +81,15 @@ BACKBONES = Registry("backbone", "model.architecture", {
     "short_chunk_cnn": "keras_inst.models.short_chunk:build_short_chunk_cnn",
     "short_chunk_res": "keras_inst.models.short_chunk:build_short_chunk_res",
     "musicnn_vgg": "keras_inst.models.pretrained:build_musicnn_vgg_backbone",
+    "musicnn": "keras_inst.models.musicnn_cnn:build_musicnn_cnn_backbone",
 })
 
 PRETRAINED = Registry("pre-trained weights", "training.pretrained", {
     "short_chunk_cnn": "keras_inst.models.pretrained:SHORT_CHUNK_CNN",
     "musicnn_msd_vgg": "keras_inst.models.pretrained:MUSICNN_MSD_VGG",
     "musicnn_mtt_vgg": "keras_inst.models.pretrained:MUSICNN_MTT_VGG",
+    "musicnn_mtt_musicnn": "keras_inst.models.musicnn_cnn:MUSICNN_MTT_MUSICNN",
+    "musicnn_msd_musicnn": "keras_inst.models.musicnn_cnn:MUSICNN_MSD_MUSICNN",
 })
 
 # "rendered" is the embedded corpus, written in Slakh's layout and read by the Slakh reader.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from keras_inst.config.checks import check as _check
@@ -159,6 +160,21 @@ class DataConfig:
     def problem_stems_for(self, name: str) -> str | None:
         """The problem-stems file to give ``read_dataset(name, ...)`` (Slakh only)."""
         return self.slakh_problem_stems if name == "slakh" else None
+
+    def held_out_corpus_dir(self) -> Path:
+        """Folder of the held-out corpus (``held_out_root``, else beside the training render)."""
+        if self.held_out_root:
+            return Path(self.held_out_root).expanduser()
+        base = self.roots.get("rendered")
+        _check(bool(base), "data.held_out_root", "needed when data.roots.rendered is not set")
+        name = f"{Path(base).name}_heldout_{'+'.join(self.held_out_sources)}_seed{self.held_out_seed}"
+        return Path(base).expanduser().with_name(name)
+
+    def held_out_cache_dir(self) -> Path:
+        """Its own audio cache: both corpora name their songs Track00001..., and the cache keys
+        stems by (dataset, song/stem), so one shared cache would make each invalidate the other."""
+        name = f"heldout_{'+'.join(self.held_out_sources)}_seed{self.held_out_seed}"
+        return Path(self.cache_dir).expanduser() / name
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inst.corpus.levels import note_gain_db
+from keras_inst.corpus.gains import note_gain_db
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ ensemble (string quartet, rock band, jazz combo, ...), adds generated accompanim
 score's implied harmony (bass, guitar strums, piano comping, pads, drums) and renders every part
 separately on a sample source drawn per stem (seeded) among the installed sample sets of
 :mod:`keras_inst.corpus.sources` (GM SoundFonts, recorded drum kits, a sung-vowel singer),
-level-corrected per velocity (:mod:`keras_inst.corpus.levels`). Stems are loudness-normalised like
+level-corrected per velocity (:mod:`keras_inst.corpus.gains`). Stems are loudness-normalised like
 Slakh (BS.1770 integrated loudness to ``-13 LUFS`` plus a random per-stem offset, then one gain for
 the whole song so nothing clips) and written in Slakh's exact layout, so the Slakh reader reads
 it unchanged as dataset ``rendered``. Rendering is deterministic for a seed, incremental
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from keras_inst.atomic import write_text
 from keras_inst.corpus.ensembles import TrackPlan, plan_corpus
-from keras_inst.corpus.levels import key_gains, velocity_gains
+from keras_inst.corpus.gains import key_gains, velocity_gains
 from keras_inst.corpus.sources import (
     ALL_MELODIC,
     DRUMS,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inst.corpus.levels import band_gain_db
+from keras_inst.corpus.gains import band_gain_db
 
 RELEASE_S = 0.25
 MAX_SAMPLE_S = 8.0  # a held piano note has decayed by 40+ dB by then; keeps memory small

@@ -26,6 +26,7 @@ from keras_inst.corpus.drums import CLAP, HAT_CLOSED, HAT_PEDAL, SIDE_STICK, SNA
 
 ALL_MELODIC = frozenset(range(128))
 NPM_SAMPLES = "/opt/keras_inst/npm/node_modules/@audio-samples"  # scripts/setup_sample_sets.sh
+HYDROGEN_KITS = "/usr/share/hydrogen/data/drumkits"  # Debian hydrogen-drumkits
 DRUMS = 128
 VOICE_PROGRAMS = frozenset({53})  # Voice Oohs: the corpus's solo singer (GM choirs already sound like choirs)
 # A drummer without the sound plays the nearest one: side stick / clap -> snare, pedal -> closed hat.
@@ -53,6 +54,12 @@ class SampleSource:
     silent_keys: frozenset[int] = frozenset()  # GM drum keys 35..70 its sf2 kit leaves silent (measured)
 
 
+def _hydrogen_kit(name: str, folder: str, license: str, note: str) -> SampleSource:
+    """A kit of Debian's hydrogen-drumkits (``drumkit.xml`` + samples in its own folder)."""
+    return SampleSource(name, "hydrogen", "hydrogen-drumkits", f"{HYDROGEN_KITS}/{folder}", license,
+                        frozenset({DRUMS}), note)
+
+
 REGISTRY: tuple[SampleSource, ...] = (
     SampleSource("timgm6mb", "sf2", "pip:pretty_midi", "", "GPL-2.0",
                  ALL_MELODIC | {DRUMS}, "6 MB GM bank bundled with pretty_midi; the corpus's original sound"),
@@ -72,18 +79,11 @@ REGISTRY: tuple[SampleSource, ...] = (
                  "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2", "CC-BY-SA-3.0", frozenset({DRUMS}),
                  "recorded multi-velocity rock kit (Glen MacArthur)", drum_preset=(0, 0),
                  silent_keys=frozenset({35, *range(62, 71)})),
-    SampleSource("h2_black_pearl", "hydrogen", "hydrogen-drumkits",
-                 "/usr/share/hydrogen/data/drumkits/The Black Pearl 1.0", "GPL-2", frozenset({DRUMS}),
-                 "recorded 5-layer Pearl kit (Glen MacArthur; AVL's Black Pearl sf2 is the same kit)"),
-    SampleSource("h2_bja_pacific", "hydrogen", "hydrogen-drumkits",
-                 "/usr/share/hydrogen/data/drumkits/BJA_Pacific", "CC-BY-SA-3.0-US", frozenset({DRUMS}),
-                 "recorded multi-layer Pacific kit"),
-    SampleSource("h2_millo_multilayered2", "hydrogen", "hydrogen-drumkits",
-                 "/usr/share/hydrogen/data/drumkits/Millo_MultiLayered2", "GPL-2", frozenset({DRUMS}),
-                 "recorded multi-layer kit"),
-    SampleSource("h2_colombo_acoustic", "hydrogen", "hydrogen-drumkits",
-                 "/usr/share/hydrogen/data/drumkits/ColomboAcousticDrumkit", "GPL-2+", frozenset({DRUMS}),
-                 "recorded acoustic kit"),
+    _hydrogen_kit("h2_black_pearl", "The Black Pearl 1.0", "GPL-2",
+                  "recorded 5-layer Pearl kit (Glen MacArthur; AVL's Black Pearl sf2 is the same kit)"),
+    _hydrogen_kit("h2_bja_pacific", "BJA_Pacific", "CC-BY-SA-3.0-US", "recorded multi-layer Pacific kit"),
+    _hydrogen_kit("h2_millo_multilayered2", "Millo_MultiLayered2", "GPL-2", "recorded multi-layer kit"),
+    _hydrogen_kit("h2_colombo_acoustic", "ColomboAcousticDrumkit", "GPL-2+", "recorded acoustic kit"),
     # weight 5: half the solo singers when all five GM voices are installed; musicnn's MTT tagger
     # hears TimGM6mb's / freepats' "Voice Oohs" as a flute (scripts/measure_singers.py)
     SampleSource("sung_vowels", "builtin", "keras_inst", "", "MIT", VOICE_PROGRAMS,
@@ -205,10 +205,10 @@ def draw_source(
 ) -> SampleSource:
     """The source of one stem among :func:`candidates` (by ``weight``), seeded by (track seed, stem index).
 
-    Presets the level measurement dropped (:func:`keras_inst.corpus.levels.dropped`) are left out
+    Presets the level measurement dropped (:func:`keras_inst.corpus.gains.dropped`) are left out
     unless no other source can play the stem.
     """
-    from keras_inst.corpus.levels import dropped
+    from keras_inst.corpus.gains import dropped
 
     able = candidates(found, program, drum_keys)
     pool = [s for s in able if (s.name, program) not in dropped()] or able  # dropped: only if nothing else
@@ -240,7 +240,7 @@ def play(
 ) -> tuple[np.ndarray, str]:
     """Render one part on a source -> (mono float32 [n_samples], preset/kit name).
 
-    ``velocity_gains`` / ``key_gains``: level corrections (:mod:`keras_inst.corpus.levels`).
+    ``velocity_gains`` / ``key_gains``: level corrections (:mod:`keras_inst.corpus.gains`).
     """
     if src.kind == "builtin":
         from keras_inst.corpus.voice import sing

@@ -99,7 +99,7 @@ def synthesize(
     name = synth.sfpreset_name(sfid, bank, prog)
     if not name:
         raise ValueError(f"soundfont {soundfont}: no preset {bank}:{prog} for GM program {program}")
-    from keras_inst.corpus.levels import split_gains
+    from keras_inst.corpus.gains import split_gains
 
     chan = (0, 0, True) if drum else (bank, prog, False)
     out = np.zeros((n_samples, 2), dtype=np.float32)

@@ -81,9 +81,9 @@ def render(
     """Play (onset_s, duration_s, key, velocity) notes -> mono float32 [n_samples].
 
     Notes are grouped by their correction (``velocity_gains`` band + ``key_gains`` drum key, see
-    :func:`keras_inst.corpus.levels.split_gains`); each group is one timidity run, scaled.
+    :func:`keras_inst.corpus.gains.split_gains`); each group is one timidity run, scaled.
     """
-    from keras_inst.corpus.levels import split_gains
+    from keras_inst.corpus.gains import split_gains
 
     out = np.zeros(n_samples, dtype=np.float32)
     with tempfile.TemporaryDirectory(prefix="keras_inst_timidity_") as d:

@@ -17,7 +17,7 @@ import numpy as np
 from keras_inst import atomic
 from keras_inst.corpus.arrange import arrange
 from keras_inst.corpus.ensembles import TrackPlan
-from keras_inst.corpus.levels import key_gains, velocity_gains
+from keras_inst.corpus.gains import key_gains, velocity_gains
 from keras_inst.corpus.scores import Score, load_source
 from keras_inst.corpus.sources import (
     Discovery,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_inst.corpus.levels import band_gain_db
+from keras_inst.corpus.gains import band_gain_db
 
 # Csound's tenor formants: vowel -> ((Hz, amplitude dB, bandwidth Hz), ...) for F1..F5
 _VOWELS = {

@@ -1,4 +1,4 @@
-"""``python -m keras_inst.data``: see :mod:`keras_inst.data.cli`."""
+"""``python -m keras_inst.data`` (= ``keras-inst data``): see :mod:`keras_inst.data.cli`."""
 
 import sys
 

@@ -39,6 +39,7 @@ Keras ``fit``/``predict`` release their iterators; in scripts, ``del`` iterators
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -69,6 +70,22 @@ logger = logging.getLogger("keras_inst.data.pipeline")
 EVAL_CACHE_BYTES = 512 * 2**20  # mixed eval audio above this is re-mixed each pass instead
 
 
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """The held-out-source corpus as one more evaluation split (:func:`held_out_split`)."""
+
+    dataset: tf.data.Dataset  # musical mixes of every song, as the test split
+    songs: int
+    sources: tuple[str, ...]
+    corpus: Path
+    render_seed: int
+
+    def describe(self) -> dict[str, Any]:
+        """What a report says about the split besides its metrics."""
+        return {"songs": self.songs, "sources": list(self.sources), "corpus": str(self.corpus),
+                "render_seed": self.render_seed}
+
+
 @dataclass
 class DataBundle:
     """Everything a run needs from the data side."""
@@ -81,6 +98,7 @@ class DataBundle:
     sampler: RecipeSampler  # the training recipes (preview, tests, diagnostics)
     tables: dict[str, SourceTable] = field(default_factory=dict)  # per split
     reader_reports: dict[str, ReaderReport] = field(default_factory=dict)
+    held_out: HeldOutSplit | None = None  # data.held_out_sources [open]; None when not asked for
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,13 +340,35 @@ def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song]
                        min_active_fraction=cfg.mixing.min_active_fraction)
 
 
+def held_out_split(cfg: ExperimentConfig) -> HeldOutSplit | None:
+    """The held-out-source corpus (rendered by :func:`keras_inst.data.rendered.render_held_out`)
+    with its own audio cache, as musical mixes like the test split's (recipe seed 0); None when
+    ``data.held_out_sources`` is empty."""
+    from keras_inst.data.datasets import read_dataset
+
+    d = cfg.data
+    if not d.held_out_sources:
+        return None
+    root = d.held_out_corpus_dir()
+    songs = read_dataset("rendered", root)[0] if root.is_dir() else []
+    if not songs:
+        raise ValueError(f"held-out corpus {root}: no usable songs (render it with "
+                         "keras_inst.data.rendered.render_held_out; training does)")
+    hcfg = cfg.replace(data=dataclasses.replace(d, cache_dir=str(d.held_out_cache_dir())))
+    cache = ensure_cache(hcfg, songs, progress=False)
+    ds = musical_eval_dataset(hcfg, cache, songs, seed=0, batch_size=cfg.training.batch_size)
+    return HeldOutSplit(ds, len(songs), tuple(d.held_out_sources), root, d.held_out_seed)
+
+
 def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
                start_example: int = 0, progress: bool = True,
-               worker_stream: tuple[int, int, int] | None = None) -> DataBundle:
+               worker_stream: tuple[int, int, int] | None = None,
+               held_out: bool = False) -> DataBundle:
     """Read the datasets, split them (reusing ``run_dir/split.json``), ensure the audio cache
-    and build the training stream (from ``start_example``) and the validation/test datasets.
-    ``worker_stream`` (multi-worker training): ``(start_example, stride, batch)`` of this
-    worker's share of the training stream instead (:func:`training_dataset`).
+    and build the training stream (from ``start_example``) and the validation/test datasets,
+    plus, with ``held_out`` (a training run), the held-out-source split when the config asks
+    for one (:func:`held_out_split`). ``worker_stream`` (multi-worker training): ``(start_example,
+    stride, batch)`` of this worker's share of the training stream instead (:func:`training_dataset`).
 
     The training stream is seeded by ``training.seed``; validation/test recipes by
     ``data.split_seed``, so runs with different training seeds are judged on the same examples
@@ -354,5 +394,5 @@ def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
                                         batch_size=b),
         test=musical_eval_dataset(cfg, cache, split["test"], seed=eval_seed, batch_size=b),
         splits=split, cache=cache, sampler=sampler, tables={"train": table},
-        reader_reports=reports,
+        reader_reports=reports, held_out=held_out_split(cfg) if held_out else None,
     )

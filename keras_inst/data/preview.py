@@ -161,7 +161,7 @@ def _index(cfg: ExperimentConfig, sidecars: list[Mapping[str, Any]]) -> str:
 def run_preview_cli(args: Any) -> int:
     """``python -m keras_inst.data preview``: ``args`` has config, overrides, n, out, seed."""
     from keras_inst.config.io import load_config
-    from keras_inst.training.train import ensure_rendered_corpus
+    from keras_inst.data.rendered import ensure_rendered_corpus
 
     cfg = load_config(args.config, args.overrides)
     ensure_rendered_corpus(cfg)

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# The window functions live in keras_inst.runtime.windows (evaluate uses them too); re-exported.
+from keras_inst.runtime.windows import frame_windows as frame_windows
+from keras_inst.runtime.windows import iter_window_batches as iter_window_batches
+from keras_inst.runtime.windows import window_probabilities as window_probabilities
+from keras_inst.runtime.windows import window_starts as window_starts
 
 # Extensions scanned for in folders (lower case). Files named explicitly are tried whatever
 # their extension: libsndfile detects formats from the content.
@@ -103,7 +109,7 @@ def load_audio(path: str | Path, *, sample_rate: int) -> Audio:
             for block in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
                 parts.append(downmix(block))  # [frames] per [frames, channels] block
     except (sf.SoundFileError, RuntimeError, OSError) as e:
-        raise AudioReadError(path, f"cannot decode audio ({e})") from None
+        raise AudioReadError(path, decode_error_reason(path, e)) from None
     mono = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if len(mono) == 0:
         raise AudioReadError(path, "the file holds no audio samples")
@@ -117,49 +123,21 @@ def load_audio(path: str | Path, *, sample_rate: int) -> Audio:
     )
 
 
-def window_starts(num_samples: int, *, window: int, hop: int) -> np.ndarray:
-    """Start samples of the sliding windows covering ``num_samples`` samples.
+def decode_error_reason(path: Path, error: Exception) -> str:
+    """What to tell the user about a file the decoder refused (``error``: soundfile's exception).
 
-    One window if the signal fits in one; otherwise ``1 + ceil((n - window) / hop)`` windows
-    starting at multiples of ``hop``, so the last one reaches the end of the signal (and is
-    zero-padded past it).
+    libsndfile answers "File does not exist or is not a regular file" (error 7) for an existing
+    file whose content its decoder cannot parse (a text file named ``.mp3``, an empty ``.mp3``);
+    the file exists, so that text is replaced by what is known.
     """
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"window and hop must be > 0 samples, got window={window}, hop={hop}")
-    if num_samples <= window:
-        return np.zeros(1, dtype=np.int64)
-    n = 1 + -(-(num_samples - window) // hop)
-    return np.arange(n, dtype=np.int64) * hop
-
-
-def frame_windows(x: np.ndarray, *, window: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a mono signal ``[n]`` into windows ``[num_windows, window]`` (float32, a copy).
-
-    Returns ``(windows, starts)``; the last window is zero-padded past the end of ``x``.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"expected a mono signal [samples], got shape {x.shape}")
-    starts = window_starts(len(x), window=window, hop=hop)
-    padded = np.zeros(int(starts[-1]) + window, dtype=np.float32)
-    padded[: len(x)] = x
-    # [len(padded) - window + 1, window] view -> every hop-th row, copied.
-    view = np.lib.stride_tricks.sliding_window_view(padded, window)
-    return np.ascontiguousarray(view[starts]), starts
-
-
-def iter_window_batches(x: np.ndarray, *, window: int, hop: int, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Like :func:`frame_windows`, but ``(starts [b], windows [b, window])`` at most ``batch`` at a
-    time, so an hour of audio never holds all its (overlapping) windows in memory at once."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 1 or batch < 1:
-        raise ValueError(f"expected a mono signal [samples] and batch >= 1, got shape {x.shape}, batch {batch}")
-    starts = window_starts(len(x), window=window, hop=hop)
-    padded = np.zeros(int(starts[-1]) + window, dtype=np.float32)
-    padded[: len(x)] = x
-    view = np.lib.stride_tricks.sliding_window_view(padded, window)  # no copy
-    for i in range(0, len(starts), batch):
-        yield starts[i : i + batch], np.ascontiguousarray(view[starts[i : i + batch]])
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "is a directory, not an audio file"
+    detail = str(getattr(error, "error_string", "") or error).strip().rstrip(".")
+    if "does not exist" in detail:
+        detail = f"the decoder recognises no audio stream in this {path.suffix or 'extension-less'} file; it may be mislabelled, empty or corrupt"
+    return f"not a readable audio file ({detail})"
 
 
 def find_audio_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:

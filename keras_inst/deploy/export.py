@@ -13,7 +13,10 @@ writes into ``DIR``:
   same signature. The int8 model quantises the backbone and head but keeps the log-mel front
   end in float32 in the same file (selective quantisation with the converter's
   ``QuantizationDebugger`` and the front end's nodes denylisted): int8 power spectra and
-  decibels lose the quiet bins, which wrecks the outputs.
+  decibels lose the quiet bins, which wrecks the outputs. The backbone's input stage (reshape
+  and one-channel input batch norm) stays float too, and models that normalise after the ReLU
+  (musicnn's VGG) are converted from a range-equalised, float-equivalent copy
+  (:mod:`keras_inst.deploy.equalize`; export.json ``"int8"`` records what was done).
 * ``labels.txt`` and ``export.json``: class names, sample rate, input length, tuned thresholds
   (from the run directory's ``report.json``), versions, and per artifact the check results.
 
@@ -26,8 +29,10 @@ the class decisions at the model's thresholds agree on fewer than
 :data:`MIN_DECISION_AGREEMENT` of the (example, class) pairs whose Keras probability is clear
 of the threshold (more than :data:`DECISION_MARGIN` away), when the macro ROC-AUC moves by
 more than :data:`MAX_ROC_AUC_CHANGE`, or when a probability moves by more than its (loose)
-tolerance. A failed export is still written (to be inspected) but the command exits with
-status 1. Everything is built in a temporary folder beside ``DIR`` and renamed into place, so
+tolerance. An artifact that fails its check is still written, for inspection, but under a
+name that says so (``model_int8.FAILED.tflite``, :func:`keras_inst.runtime.artifacts.failed_name`;
+export.json's entry names it), which the loader never picks, and the command exits with
+status 1. Formats and ``--out`` are checked before the model is loaded. Everything is built in a temporary folder beside ``DIR`` and renamed into place, so
 a killed export leaves no half-written model.
 
 The model is loaded by :func:`keras_inst.runtime.loader.load_artifact` (the artifact names are
@@ -50,7 +55,8 @@ import numpy as np
 
 from keras_inst import atomic
 from keras_inst.atomic import write_bytes, write_json, write_text
-from keras_inst.deploy.audio_io import synthetic_mixes
+from keras_inst.deploy.equalize import equalised_copy, input_stage
+from keras_inst.deploy.export_data import export_data, fill_check_data
 from keras_inst.deploy.lite import convert_tflite
 from keras_inst.deploy.serving import save_serving_model
 from keras_inst.runtime.artifacts import (
@@ -60,6 +66,7 @@ from keras_inst.runtime.artifacts import (
     OUTPUT_NAMES,
     SIGNATURE,
     VARIANT_FILES,
+    failed_name,
 )
 from keras_inst.runtime.keras_model import dual_output_model, model_info
 from keras_inst.runtime.lite import LiteClassifier
@@ -157,6 +164,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_arguments(formats: Sequence[str], out_dir: str | Path, *, overwrite: bool) -> Path:
+    """The resolved ``--out`` folder; ValueError for unknown or no formats, or an ``--out`` that
+    exists and is not an empty folder (unless ``overwrite``). Cheap: run before loading anything."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"unknown export formats {unknown or list(formats)}; known: {', '.join(FORMATS)}")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise ValueError(f"--out {out} exists and is not an empty folder; pass --overwrite to replace it")
+    return out
+
+
 def _publish(tmp: Path, out: Path, *, overwrite: bool) -> None:
     """Move the finished ``tmp`` folder to ``out`` with renames only."""
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -166,41 +185,55 @@ def _publish(tmp: Path, out: Path, *, overwrite: bool) -> None:
 
 def _write_and_check(fmt: str, tmp: Path, sm_path: Path, *, info: dict, class_names: list[str],
                      representative: np.ndarray | None, check_inputs: np.ndarray, ref: dict[str, np.ndarray],
-                     thresholds: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
-    """Write ``fmt`` into ``tmp`` (the SavedModel is already at ``sm_path``), reload it, run it
-    on ``check_inputs`` and compare with the Keras outputs ``ref``: its export.json entry."""
+                     thresholds: np.ndarray, labels: np.ndarray | None, int8: dict[str, Any]) -> dict[str, Any]:
+    """Write ``fmt`` into ``tmp`` (the SavedModel is already at ``sm_path``; int8 converts
+    ``int8["saved_model"]``, see :func:`_int8_source`), reload it, run it on ``check_inputs`` and
+    compare with the Keras outputs ``ref``: its export.json entry. An artifact that fails its
+    check is renamed to :func:`~keras_inst.runtime.artifacts.failed_name` (kept for inspection;
+    the loader refuses it)."""
     t0 = time.perf_counter()
     path = tmp / VARIANT_FILES[fmt]
     if fmt == "saved_model":
         got = _run_saved_model(path, check_inputs, info, class_names)
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     else:
-        write_bytes(path, convert_tflite(sm_path, fmt, representative=representative))
+        source, keep = (int8["saved_model"], int8["float_layers"]) if fmt == "tflite_int8" else (sm_path, ())
+        write_bytes(path, convert_tflite(source, fmt, representative=representative, keep_float=keep))
         lite = LiteClassifier(path)
         if lite.input_samples != info["input_samples"]:
             raise ValueError(f"{path.name}: input length {lite.input_samples} != model's {info['input_samples']}")
         got, size = lite.run(check_inputs), path.stat().st_size
     entry = {"path": VARIANT_FILES[fmt], "bytes": int(size)}
     entry.update(check_outputs(fmt, got, ref, thresholds=thresholds, labels=labels))
+    if not entry["passed"]:
+        entry["path"] = failed_name(VARIANT_FILES[fmt])
+        path.rename(tmp / entry["path"])
     entry["seconds"] = round(time.perf_counter() - t0, 2)
     return entry
 
 
-def _check_data(info: dict, check_inputs: np.ndarray | None, check_labels: np.ndarray | None,
-                representative: np.ndarray | None, *, int8: bool, data_note: str) -> tuple[Any, Any, Any, dict[str, str]]:
-    """(check inputs, labels, calibration waveforms, export.json notes), synthetic where not given."""
-    samples, sr = info["input_samples"], info["sample_rate"]
-    if check_inputs is None:
-        check_inputs, check_labels = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=1), None
-        notes = {"check": "synthetic tone/noise mixes (64, unlabelled)"}
-    else:
-        notes = {"check": data_note or f"{len(check_inputs)} waveforms given by the caller"}
-    if representative is None and int8:
-        representative = synthetic_mixes(64, samples=samples, sample_rate=sr, seed=0)
-        notes["calibration"] = "synthetic tone/noise mixes (64)"
-    elif representative is not None:
-        notes["calibration"] = f"{len(representative)} waveforms: {data_note or 'given by the caller'}"
-    return check_inputs, check_labels, representative, notes
+def _int8_source(model: Any, tmp: Path, sm_path: Path, *, representative: np.ndarray, check_inputs: np.ndarray,
+                 ref: dict[str, np.ndarray], save: Any) -> dict[str, Any]:
+    """The SavedModel the int8 converter reads and its export.json record (``"int8"``).
+
+    Blocks that normalise after the ReLU (musicnn's VGG) are range-equalised first
+    (:mod:`keras_inst.deploy.equalize`); the copy must reproduce ``ref`` within the float32
+    TFLite tolerance, or the export stops. ``save(dual, path)`` writes a SavedModel.
+    """
+    eq, names = equalised_copy(model, representative)
+    record: dict[str, Any] = {"front_end": "float32 (selective quantisation)",
+                              "float_layers": input_stage(model.get_layer("backbone")), "equalised": names,
+                              "saved_model": sm_path}
+    if names:
+        dual = dual_output_model(eq)
+        diff = float(np.abs(_predict_keras(dual, check_inputs)["probabilities"] - ref["probabilities"]).max())
+        if diff > TOLERANCES["tflite"]:
+            raise ValueError(f"int8 export: the range-equalised copy of the model differs from it by {diff:.3g} "
+                             f"(> {TOLERANCES['tflite']:g}); equalised layers {names}")
+        record["equalised_max_abs_diff"] = diff
+        record["saved_model"] = tmp / ".scratch_int8_saved_model"
+        save(dual, record["saved_model"])
+    return record
 
 
 def export_model(
@@ -227,12 +260,7 @@ def export_model(
     """
     from keras_inst.taxonomy import CLASSES
 
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"unknown export formats {unknown or list(formats)}; known: {', '.join(FORMATS)}")
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise ValueError(f"--out {out} exists and is not an empty folder; pass --overwrite to replace it")
+    out = check_arguments(formats, out_dir, overwrite=overwrite)
     info = model_info(model)
     if class_names is None:
         if info["num_classes"] != len(CLASSES):
@@ -240,7 +268,7 @@ def export_model(
         class_names = CLASSES
     class_names = list(class_names)
     samples, sr = info["input_samples"], info["sample_rate"]
-    check_inputs, check_labels, representative, notes = _check_data(
+    check_inputs, check_labels, representative, notes = fill_check_data(
         info, check_inputs, check_labels, representative, int8="tflite_int8" in formats, data_note=data_note)
     t_vec = np.array([thresholds[c] for c in class_names]) if thresholds else np.full(len(class_names), 0.5)
 
@@ -253,15 +281,21 @@ def export_model(
         # The TFLite converters read the SavedModel; without saved_model in formats it is
         # written to a scratch folder inside tmp and dropped before publishing.
         sm_path = tmp / (VARIANT_FILES["saved_model"] if "saved_model" in formats else ".scratch_saved_model")
-        save_serving_model(dual, sm_path, class_names=class_names, sample_rate=sr, thresholds=thresholds, labels_file=tmp / LABELS_FILE)
+        def save(d: Any, path: Path) -> None:
+            save_serving_model(d, path, class_names=class_names, sample_rate=sr, thresholds=thresholds, labels_file=tmp / LABELS_FILE)
+
+        save(dual, sm_path)
+        int8 = {"saved_model": sm_path, "float_layers": ()}
+        if "tflite_int8" in formats:
+            int8 = _int8_source(model, tmp, sm_path, representative=representative, check_inputs=check_inputs, ref=ref, save=save)
         artifacts = {
             fmt: _write_and_check(fmt, tmp, sm_path, info=info, class_names=class_names, representative=representative,
-                                  check_inputs=check_inputs, ref=ref, thresholds=t_vec, labels=check_labels)
+                                  check_inputs=check_inputs, ref=ref, thresholds=t_vec, labels=check_labels, int8=int8)
             for fmt in FORMATS
             if fmt in formats
         }
-        if "saved_model" not in formats:
-            shutil.rmtree(sm_path)
+        for scratch in {int8["saved_model"], sm_path} - {tmp / VARIANT_FILES["saved_model"]}:
+            shutil.rmtree(scratch)
         manifest = {
             "format_version": 1,
             "source": source,
@@ -273,7 +307,7 @@ def export_model(
             "thresholds": dict(thresholds) if thresholds else None,
             "thresholds_source": "tuned on the validation split (run report.json)" if thresholds else None,
             "signature": {"name": SIGNATURE, "input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)},
-            "int8_front_end": "float32 (selective quantisation)" if "tflite_int8" in formats else None,
+            "int8": {k: v for k, v in int8.items() if k != "saved_model"} if "tflite_int8" in formats else None,
             "check_data": {"examples": len(check_inputs), "labelled": check_labels is not None, **notes},
             "artifacts": artifacts,
             "all_checks_passed": all(a["passed"] for a in artifacts.values()),
@@ -286,38 +320,6 @@ def export_model(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return manifest
-
-
-def run_data(cfg: Any, run_dir: Path, *, calibration: int, check: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(validation waveforms for calibration, test waveforms, test labels, note) of a run's data."""
-    from keras_inst.data.pipeline import build_data
-
-    data = build_data(cfg, run_dir=run_dir)
-
-    def take(ds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys, got = [], [], 0
-        for x, y in ds:
-            xs.append(np.asarray(x))
-            ys.append(np.asarray(y))
-            got += len(xs[-1])
-            if got >= n:
-                break
-        return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
-
-    cal, _ = take(data.validation, calibration)
-    x, y = take(data.test, check)
-    return cal, x, y, f"run data of {run_dir}: calibration on the validation split, checks on the test split ({', '.join(cfg.data.datasets)})"
-
-
-def _data_available(cfg: Any) -> str | None:
-    """None if the run's datasets can be read, else why not."""
-    if cfg is None:
-        return "no config.yaml"
-    for name in cfg.data.datasets:
-        root = cfg.data.roots.get(name)
-        if not root or not Path(root).expanduser().is_dir():
-            return f"data root of {name!r} ({root}) is not available"
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -338,23 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
         if args.calibration_examples < 1 or args.check_examples < 1:
             raise ValueError("--calibration-examples and --check-examples must be >= 1")
+        check_arguments(formats, args.out, overwrite=args.overwrite)  # before the slow model load
         src = load_artifact(args.model, kinds=("keras",))
-        cal = xs = ys = None
-        why_not = "--data synthetic" if args.data == "synthetic" else _data_available(src.config)
-        if why_not is None and src.run_dir is not None:
-            try:
-                cal, xs, ys, note = run_data(src.config, src.run_dir, calibration=args.calibration_examples, check=args.check_examples)
-                if len(cal) < min(32, args.calibration_examples):
-                    print(f"note: the validation split gives only {len(cal)} calibration waveforms; int8 ranges may be poor", file=sys.stderr)
-            except (ValueError, OSError) as e:  # e.g. a moved dataset: fall back, say why
-                why_not = f"reading the run's data failed: {e}"
-                print(f"note: {why_not}; using synthetic mixes", file=sys.stderr)
-        if xs is None:
-            info = model_info(src.model)
-            xs = synthetic_mixes(args.check_examples, samples=info["input_samples"], sample_rate=info["sample_rate"], seed=1)
-            note = f"synthetic tone/noise mixes ({why_not or 'no run directory'})"
-            if "tflite_int8" in formats:
-                cal = synthetic_mixes(args.calibration_examples, samples=info["input_samples"], sample_rate=info["sample_rate"], seed=0)
+        cal, xs, ys, note = export_data(src, synthetic=args.data == "synthetic", int8="tflite_int8" in formats,
+                                        calibration=args.calibration_examples, check=args.check_examples)
         manifest = export_model(src.model, args.out, formats=formats, thresholds=src.thresholds, representative=cal,
                                 check_inputs=xs, check_labels=ys, data_note=note, source=str(src.path), overwrite=args.overwrite)
     except ValueError as e:

@@ -2,8 +2,9 @@
 
 :func:`convert_tflite` (used by :mod:`keras_inst.deploy.export`) writes float32, float16 and
 int8 models with one ``serving_default`` signature (:mod:`keras_inst.runtime.artifacts`). The
-int8 model keeps its log-mel front end in float32 inside the same file (selective
-quantisation), so no chaining of models is needed. Running the result needs no TensorFlow:
+int8 model keeps its log-mel front end (and the backbone layers the caller names, e.g. its
+input normalisation) in float32 inside the same file (selective quantisation), so no chaining
+of models is needed. Running the result needs no TensorFlow:
 :class:`keras_inst.runtime.lite.LiteClassifier`.
 """
 
@@ -11,15 +12,24 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_inst.compat import tflite_ops
 from keras_inst.runtime.artifacts import INPUT_NAME, SIGNATURE
 
 # TFLite tensor names of the front end: ".../frontend_1/log_mel_1/...".
 _FRONTEND_NODE = re.compile(r"(^|/)frontend(_\d+)?/")
+
+
+def _backbone_nodes(layers: Sequence[str]) -> re.Pattern | None:
+    """TFLite tensor names of the backbone layers ``layers``: ".../backbone_1/input_bn_1/..."."""
+    if not layers:
+        return None
+    return re.compile(r"(^|/)backbone(_\d+)?/(" + "|".join(map(re.escape, layers)) + r")(_\d+)?/")
 
 
 def _converter(saved_model: Path) -> Any:
@@ -31,8 +41,13 @@ def _converter(saved_model: Path) -> Any:
     return conv
 
 
-def convert_tflite(saved_model: str | Path, variant: str, *, representative: np.ndarray | None = None) -> bytes:
-    """TFLite flatbuffer of ``variant`` (tflite | tflite_fp16 | tflite_int8) from our SavedModel."""
+def convert_tflite(saved_model: str | Path, variant: str, *, representative: np.ndarray | None = None,
+                   keep_float: Sequence[str] = ()) -> bytes:
+    """TFLite flatbuffer of ``variant`` (tflite | tflite_fp16 | tflite_int8) from our SavedModel.
+
+    int8 only: ``representative`` waveforms ``[n, samples]`` calibrate the ranges; the front end
+    and the backbone layers named in ``keep_float`` stay float32.
+    """
     import tensorflow as tf
 
     saved_model = Path(saved_model)
@@ -57,7 +72,9 @@ def convert_tflite(saved_model: str | Path, variant: str, *, representative: np.
     from ai_edge_litert.interpreter import Interpreter
 
     float_model = Interpreter(model_content=_converter(saved_model).convert())
-    denylist = [d["name"] for d in float_model.get_tensor_details() if _FRONTEND_NODE.search(d["name"])]
+    kept = _backbone_nodes(keep_float)
+    denylist = [d["name"] for d in float_model.get_tensor_details()
+                if _FRONTEND_NODE.search(d["name"]) or (kept is not None and kept.search(d["name"]))]
     if not denylist:
         raise ValueError("int8 export: no front-end tensors found to keep in float (expected names containing 'frontend/')")
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denylist)
@@ -71,7 +88,7 @@ def convert_tflite(saved_model: str | Path, variant: str, *, representative: np.
     # int8 backbone may output an int8 front-end tensor.
     quantised_front = [
         details[i]["name"]
-        for op in interp._get_ops_details()
+        for op in tflite_ops(interp)
         if op["op_name"] != "QUANTIZE"
         for i in op["outputs"]
         if _FRONTEND_NODE.search(details[i]["name"]) and details[i]["dtype"] == np.int8

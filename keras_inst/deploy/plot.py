@@ -3,7 +3,8 @@
 One panel per file: classes (rows, taxonomy order) x time (columns, one per analysis window,
 drawn from its start to the next window's start), the window probability as colour (0..1),
 and each run of windows at or above the class threshold outlined in red. Row labels carry the
-thresholds. A PNG holds at most :data:`PANELS_PER_PNG` panels; more files continue in
+thresholds; with ``predict --aggregate presence`` (the default) the labels of the classes judged
+present (:mod:`keras_inst.runtime.presence`) are bold and red, with their active share. A PNG holds at most :data:`PANELS_PER_PNG` panels; more files continue in
 ``NAME-2.png``, ``NAME-3.png``, ... beside ``NAME.png``. matplotlib (Agg, no pyplot state) is
 imported when a plot is drawn, so the TFLite-only install does not need it otherwise.
 """
@@ -56,20 +57,34 @@ def _outline_runs(ax: Any, edges: np.ndarray, above: np.ndarray) -> None:
             ax.add_patch(Rectangle((edges[a], c - 0.5), edges[b] - edges[a], 1.0, fill=False, edgecolor="red", linewidth=1.2))
 
 
+def _row_labels(ax: Any, result: dict[str, Any], class_names: Sequence[str], thresholds: np.ndarray) -> np.ndarray:
+    """Label each class row with its threshold; a presence result's present classes also with
+    their active share, in bold red. Returns which rows were marked present, bool ``[C]``."""
+    present = np.array(["segments" in result and c in result.get("classes", []) for c in class_names], dtype=bool)
+    ax.set_yticks(np.arange(len(class_names)))
+    labels = [f"{c} ({t:.2f})" + (f" {result['active_share'][c]:.0%}" if p else "")
+              for c, t, p in zip(class_names, thresholds, present, strict=True)]
+    ax.set_yticklabels(labels, fontsize=8)
+    for tick, p in zip(ax.get_yticklabels(), present, strict=True):
+        if p:
+            tick.set_fontweight("bold")
+            tick.set_color("red")
+    return present
+
+
 def _draw_panel(ax: Any, result: dict[str, Any], class_names: Sequence[str], thresholds: np.ndarray) -> dict[str, Any]:
     edges, probs = timeline_matrix(result, class_names)
     above = probs >= thresholds[:, None]  # [C, n]
     mesh = ax.pcolormesh(edges, np.arange(len(class_names) + 1) - 0.5, probs, cmap="viridis", vmin=0.0, vmax=1.0)
     _outline_runs(ax, edges, above)
-    ax.set_yticks(np.arange(len(class_names)))
-    ax.set_yticklabels([f"{c} ({t:.2f})" for c, t in zip(class_names, thresholds, strict=True)], fontsize=8)
+    present = _row_labels(ax, result, class_names, thresholds)
     ax.set_ylim(len(class_names) - 0.5, -0.5)  # first class on top
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("time (s)")
     found = ", ".join(result.get("classes", [])) or "(none)"
     name = Path(result["path"])  # folder and name: files are often all called mix.wav
     ax.set_title(f"{name.parent.name}/{name.name}  [{result['duration_seconds']:.1f} s]: {found}", fontsize=9, loc="left")
-    return {"path": result["path"], "edges": edges, "probabilities": probs, "above": above, "mesh": mesh}
+    return {"path": result["path"], "edges": edges, "probabilities": probs, "above": above, "present": present, "mesh": mesh}
 
 
 def plot_timelines(results: Sequence[dict[str, Any]], class_names: Sequence[str], thresholds: np.ndarray,
@@ -77,7 +92,8 @@ def plot_timelines(results: Sequence[dict[str, Any]], class_names: Sequence[str]
     """Draw every result's timeline (see module doc) into ``path`` (and its continuation PNGs).
 
     Returns, per file, what was drawn: ``path``, ``edges`` [n + 1], ``probabilities`` [C, n],
-    ``above`` [C, n] (outlined cells) and ``png`` (the file holding its panel).
+    ``above`` [C, n] (outlined cells), ``present`` [C] (labels marked present) and ``png`` (the
+    file holding its panel).
     """
     from matplotlib.figure import Figure
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import keras
-from keras.src.saving import serialization_lib
-from keras.src.utils import tracking
 
+from keras_inst.compat import no_automatic_dependency_tracking
 from keras_inst.config.schema import ExperimentConfig
 
 
@@ -92,7 +91,7 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
                 "inside the same strategy.scope() (keras_inst.training.distribute.make_strategy)"
             )
 
-    @tracking.no_automatic_dependency_tracking
+    @no_automatic_dependency_tracking
     def build(self, var_list) -> None:
         self._check_strategy()
         for opt, idx in zip(self.inner_optimizers, self._split(var_list), strict=True):
@@ -142,7 +141,7 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
     def get_config(self) -> dict:
         return {
             "name": self.name,
-            "optimizers": {g: serialization_lib.serialize_keras_object(o) for g, o in zip(self.group_names, self.inner_optimizers, strict=True)},
+            "optimizers": {g: keras.saving.serialize_keras_object(o) for g, o in zip(self.group_names, self.inner_optimizers, strict=True)},
             "assignment": dict(self.assignment),
         }
 
@@ -150,7 +149,7 @@ class GroupedOptimizer(keras.optimizers.Optimizer):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         optimizers = {
-            g: serialization_lib.deserialize_keras_object(o, custom_objects=custom_objects)
+            g: keras.saving.deserialize_keras_object(o, custom_objects=custom_objects)
             for g, o in config.pop("optimizers").items()
         }
         return cls(optimizers, **config)

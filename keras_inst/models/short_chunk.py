@@ -133,24 +133,35 @@ def _backbone_input(n_mels: int, frames: int) -> tuple[keras.KerasTensor, keras.
     return mel, x
 
 
-def build_short_chunk_cnn(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
-    """Won et al.'s ShortChunkCNN: 7 x [conv3x3 -> BN -> ReLU -> maxpool 2x2] -> global max."""
+def _stack(cfg: ExperimentConfig, frames: int, block: Callable[..., keras.KerasTensor], *,
+           ceil: bool) -> keras.Model:
+    """The backbone: log-mel input -> ``block`` per :func:`block_specs` row -> global max [B, C]."""
     specs = block_specs(cfg.model)
     n_mels = cfg.features.n_mels
-    _check_input_size(n_mels, frames, specs, ceil=False)
+    _check_input_size(n_mels, frames, specs, ceil=ceil)
     mel, x = _backbone_input(n_mels, frames)
     in_ch = 1
     for s in specs:
-        # torch padding=1 on a stride-1 3x3 conv is exactly Keras 'same'.
-        x = _conv(s.channels, in_ch, s.kernel, f"{s.name}_conv")(x)
-        x = _bn(f"{s.name}_bn")(x)
-        x = layers.ReLU(name=f"{s.name}_relu")(x)
-        x = layers.MaxPooling2D(s.pool, name=f"{s.name}_pool")(x)  # valid: floor like torch
+        x = block(x, s, in_ch)
         in_ch = s.channels
     # [B, F', T', C] -> [B, C]. With 128 mels F' == 1 and this is the reference's MaxPool1d
     # over the remaining time steps; with more mels it also takes the max over frequency.
     emb = layers.GlobalMaxPooling2D(name="global_max")(x)
     return keras.Model(mel, emb, name="backbone")
+
+
+def _conv_block(x: keras.KerasTensor, spec: BlockSpec, in_ch: int) -> keras.KerasTensor:
+    """minzwon's Conv_2d: conv3x3 -> BN -> ReLU -> maxpool."""
+    # torch padding=1 on a stride-1 3x3 conv is exactly Keras 'same'.
+    x = _conv(spec.channels, in_ch, spec.kernel, f"{spec.name}_conv")(x)
+    x = _bn(f"{spec.name}_bn")(x)
+    x = layers.ReLU(name=f"{spec.name}_relu")(x)
+    return layers.MaxPooling2D(spec.pool, name=f"{spec.name}_pool")(x)  # valid: floor like torch
+
+
+def build_short_chunk_cnn(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
+    """Won et al.'s ShortChunkCNN: 7 x [conv3x3 -> BN -> ReLU -> maxpool 2x2] -> global max."""
+    return _stack(cfg, frames, _conv_block, ceil=False)
 
 
 def _res_block(x: keras.KerasTensor, spec: BlockSpec, in_ch: int) -> keras.KerasTensor:
@@ -177,16 +188,7 @@ def _res_block(x: keras.KerasTensor, spec: BlockSpec, in_ch: int) -> keras.Keras
 
 def build_short_chunk_res(cfg: ExperimentConfig, *, frames: int) -> keras.Model:
     """Won et al.'s ShortChunkCNN_Res: 7 stride-2 residual blocks -> global max."""
-    specs = block_specs(cfg.model)
-    n_mels = cfg.features.n_mels
-    _check_input_size(n_mels, frames, specs, ceil=True)
-    mel, x = _backbone_input(n_mels, frames)
-    in_ch = 1
-    for s in specs:
-        x = _res_block(x, s, in_ch)
-        in_ch = s.channels
-    emb = layers.GlobalMaxPooling2D(name="global_max")(x)  # [B, F', T', C] -> [B, C]
-    return keras.Model(mel, emb, name="backbone")
+    return _stack(cfg, frames, _res_block, ceil=True)
 
 
 BackboneBuilder = Callable[..., keras.Model]
@@ -260,7 +262,8 @@ def build_model(cfg: ExperimentConfig, *, n_classes: int = NUM_CLASSES) -> keras
     return keras.Model(wav, probs, name="keras_inst")
 
 
-def _sub_model(model: keras.Model, name: str) -> keras.Model:
+def sub_model(model: keras.Model, name: str) -> keras.Model:
+    """``model.get_layer(name)``; a ValueError that says how to build a model that has it."""
     try:
         return model.get_layer(name)
     except ValueError:
@@ -272,7 +275,7 @@ def _sub_model(model: keras.Model, name: str) -> keras.Model:
 
 def logits_model(model: keras.Model) -> keras.Model:
     """waveform -> logits ``[B, n_classes]``, sharing ``model``'s weights."""
-    logits = _sub_model(model, "probabilities").input  # the head's output in model's graph
+    logits = sub_model(model, "probabilities").input  # the head's output in model's graph
     return keras.Model(model.input, logits, name=f"{model.name}_logits")
 
 
@@ -280,7 +283,7 @@ def embedding_model(model: keras.Model) -> keras.Model:
     """waveform -> backbone embedding ``[B, C]``, sharing ``model``'s weights."""
     # A nested model's .output is its own inner tensor, so call the sub-models again on
     # model.input: this adds a graph node, no weights.
-    emb = _sub_model(model, "backbone")(_sub_model(model, "frontend")(model.input))
+    emb = sub_model(model, "backbone")(sub_model(model, "frontend")(model.input))
     return keras.Model(model.input, emb, name=f"{model.name}_embedding")
 
 
@@ -290,8 +293,8 @@ def backbone_and_head_variables(model: keras.Model) -> tuple[list, list]:
     Raises ValueError if the model has trainable variables outside the two groups (they would
     silently never be updated by a per-group optimizer).
     """
-    backbone = list(_sub_model(model, "backbone").trainable_variables)
-    head = list(_sub_model(model, "head").trainable_variables)
+    backbone = list(sub_model(model, "backbone").trainable_variables)
+    head = list(sub_model(model, "head").trainable_variables)
     grouped = {id(v) for v in backbone + head}
     stray = [v.path for v in model.trainable_variables if id(v) not in grouped]
     if stray:
@@ -306,9 +309,9 @@ def load_model(path: str | Path, *, compile: bool = True) -> keras.Model:
     optimizer, the masked AUC metric) before deserialising, so a fresh process can load it.
     """
     import keras_inst.models.optimizers  # noqa: F401  (registers keras_inst>GroupedOptimizer)
-    from keras_inst.training.metrics import _defined_auc_class
+    from keras_inst.models.auc import defined_auc_class
 
-    _defined_auc_class()  # registers keras_inst>DefinedClassesAUC
+    defined_auc_class()  # registers keras_inst>DefinedClassesAUC
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"model file {str(p)!r} does not exist")

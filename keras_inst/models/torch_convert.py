@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from keras_inst.config.schema import ExperimentConfig
-from keras_inst.models.short_chunk import build_model
+from keras_inst.models.short_chunk import build_model, sub_model
 
 log = logging.getLogger(__name__)
 
@@ -184,14 +184,7 @@ def load_state_dict(
     """
     if head not in HEAD_MODES:
         raise ValueError(f"head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
-    try:
-        backbone = model.get_layer("backbone")
-        head_model = model.get_layer("head")
-    except ValueError:
-        raise ValueError(
-            f"model {model.name!r} has no 'backbone'/'head' sub-models; "
-            "build it with keras_inst.models.short_chunk.build_model"
-        ) from None
+    backbone, head_model = sub_model(model, "backbone"), sub_model(model, "head")
     state = _strip_module_prefix(state_dict)
     ignored = sorted(k for k in state if _IGNORED.search(k))
     state = {k: v for k, v in state.items() if not _IGNORED.search(k)}

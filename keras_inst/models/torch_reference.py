@@ -58,6 +58,14 @@ class _ShortChunkBase(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.relu = nn.ReLU()
 
+    def _layers(self, block: type[nn.Module], n: int, **kwargs: int) -> None:
+        """``spec_bn`` and the reference's seven blocks ``layer1..layer7`` (channels 1 -> n -> n ->
+        2n -> 2n -> 2n -> 2n -> 4n), registered in the reference's order."""
+        self.spec_bn = nn.BatchNorm2d(1)
+        chans = (1, n, n, 2 * n, 2 * n, 2 * n, 2 * n, 4 * n)
+        for i in range(1, 8):
+            setattr(self, f"layer{i}", block(chans[i - 1], chans[i], **kwargs))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """log-mel ``[B, 1, F, T]`` -> embedding ``[B, 4n]``."""
         x = self.spec_bn(x)
@@ -87,28 +95,12 @@ class _ShortChunkBase(nn.Module):
 class ShortChunkCNN(_ShortChunkBase):
     def __init__(self, n_channels: int = 128, n_class: int = 50):
         super().__init__()
-        n = n_channels
-        self.spec_bn = nn.BatchNorm2d(1)
-        self.layer1 = Conv_2d(1, n, pooling=2)
-        self.layer2 = Conv_2d(n, n, pooling=2)
-        self.layer3 = Conv_2d(n, n * 2, pooling=2)
-        self.layer4 = Conv_2d(n * 2, n * 2, pooling=2)
-        self.layer5 = Conv_2d(n * 2, n * 2, pooling=2)
-        self.layer6 = Conv_2d(n * 2, n * 2, pooling=2)
-        self.layer7 = Conv_2d(n * 2, n * 4, pooling=2)
-        self._dense(n, n_class)
+        self._layers(Conv_2d, n_channels, pooling=2)
+        self._dense(n_channels, n_class)
 
 
 class ShortChunkCNN_Res(_ShortChunkBase):  # noqa: N801 (reference name)
     def __init__(self, n_channels: int = 128, n_class: int = 50):
         super().__init__()
-        n = n_channels
-        self.spec_bn = nn.BatchNorm2d(1)
-        self.layer1 = Res_2d(1, n, stride=2)
-        self.layer2 = Res_2d(n, n, stride=2)
-        self.layer3 = Res_2d(n, n * 2, stride=2)
-        self.layer4 = Res_2d(n * 2, n * 2, stride=2)
-        self.layer5 = Res_2d(n * 2, n * 2, stride=2)
-        self.layer6 = Res_2d(n * 2, n * 2, stride=2)
-        self.layer7 = Res_2d(n * 2, n * 4, stride=2)
-        self._dense(n, n_class)
+        self._layers(Res_2d, n_channels, stride=2)
+        self._dense(n_channels, n_class)

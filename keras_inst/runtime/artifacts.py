@@ -11,9 +11,14 @@ from __future__ import annotations
 RUN_MODEL = "model.keras"
 RUN_CONFIG = "config.yaml"
 RUN_REPORT = "report.json"  # holds "thresholds": {class: t} tuned on the validation split
+# and, under PRESENCE_RULE_KEY, the presence rule calibrated on its songs (PresenceRule.to_json)
+PRESENCE_RULE_KEY = "presence_rule"  # in report.json and export.json
+# Absolute locations of the run's data (config.yaml may hold roots relative to where the run
+# was started): keras_inst.runtime.data_locations writes and reads it.
+RUN_DATA_LOCATIONS = "data_locations.json"
 
 # Export directory (keras_inst.deploy.export).
-EXPORT_JSON = "export.json"  # class names, sample rate, input length, thresholds, checks
+EXPORT_JSON = "export.json"  # class names, sample rate, input length, thresholds, presence_rule, checks
 LABELS_FILE = "labels.txt"  # class names, one per line, in output order
 SAVED_MODEL_PB = "saved_model.pb"  # marks a SavedModel directory
 # Export format -> file (or folder) name; the first TFLite entry is the default to run.
@@ -32,3 +37,11 @@ SIGNATURE = "serving_default"
 METADATA_SIGNATURE = "metadata"
 INPUT_NAME = "waveform"
 OUTPUT_NAMES: tuple[str, ...] = ("probabilities", "embeddings")
+
+
+def failed_name(name: str) -> str:
+    """Where an export keeps an artifact that failed its check (for inspection; the loader
+    refuses it): ``model_int8.tflite`` -> ``model_int8.FAILED.tflite``, ``saved_model`` ->
+    ``saved_model.FAILED``."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.FAILED.{suffix}" if dot else f"{name}.FAILED"

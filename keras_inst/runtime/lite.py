@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_inst.compat import tflite_ops
 from keras_inst.runtime.artifacts import INPUT_NAME, OUTPUT_NAMES, SIGNATURE
 
 
@@ -78,7 +79,7 @@ class LiteClassifier:
 
     def op_names(self) -> set[str]:
         """Names of the builtin ops in the graph (``DELEGATE`` for the XNNPACK partitions)."""
-        return {d["op_name"] for d in self._interpreter._get_ops_details()}
+        return {d["op_name"] for d in tflite_ops(self._interpreter)}
 
     def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """``{"probabilities": [n, C], "embeddings": [n, D]}`` for float32 windows ``[n, samples]``."""

@@ -5,10 +5,15 @@ It takes a run directory (``model.keras``, ``config.yaml``, ``report.json``), a 
 (``export.json``; ``--variant`` picks the artifact, default the float32 TFLite model), a
 SavedModel directory or a ``.tflite`` file, and returns an :class:`Artifact`: callable on
 float32 waveforms ``[n, samples]``, with class names, sample rate, input length, tuned
-thresholds and the run's config or the export's metadata where known.
+thresholds and the run's config or the export's metadata where known. An export's artifact
+whose check failed (``export.json``; export keeps its file as ``*.FAILED.*``) is never picked:
+asking for its variant raises ValueError naming the variant, the file and the failed check;
+opening the file by its path works but prints a warning naming them.
 
 Tuned thresholds are read here only (:func:`read_thresholds` for the JSON files,
-:func:`check_thresholds` for every source). Importing this module imports only NumPy and the
+:func:`check_thresholds` for every source), and so is the presence rule calibrated beside them
+(key ``presence_rule`` of the same file, :func:`keras_inst.runtime.presence.read_presence_rule`).
+Importing this module imports only NumPy and the
 standard library; loading a ``.tflite`` model never imports TensorFlow or Keras, the other
 forms import them when loaded.
 """
@@ -37,6 +42,7 @@ from keras_inst.runtime.artifacts import (
     SIGNATURE,
     VARIANT_FILES,
 )
+from keras_inst.runtime.presence import PresenceRule, read_presence_rule
 
 KINDS = ("keras", "saved_model", "tflite")
 Outputs = dict[str, np.ndarray]
@@ -60,6 +66,8 @@ class Artifact:
     run_dir: Path | None = None  # the run directory the model came from, if any
     config: Any = None  # that run's ExperimentConfig (config.yaml), if any
     metadata: dict[str, Any] = field(default_factory=dict)  # export.json of an export, else {}
+    presence_rule: PresenceRule | None = None  # calibrated on validation songs, if known
+    presence_rule_source: str | None = None  # the file it was read from
 
     def __call__(self, windows: np.ndarray) -> Outputs:
         return self.run(np.asarray(windows, np.float32))
@@ -201,8 +209,9 @@ def _load_keras(path: Path, *, batch_size: int) -> dict:
     cfg = None
     if (folder / RUN_CONFIG).is_file():
         from keras_inst.config.io import load_config
+        from keras_inst.runtime.data_locations import resolve_data_locations
 
-        cfg = load_config(folder / RUN_CONFIG)
+        cfg = resolve_data_locations(load_config(folder / RUN_CONFIG), folder)  # data paths absolute
     thresholds = read_thresholds(folder / RUN_REPORT, names)
     dual: list[Any] = []  # built on the first call that needs embeddings
 
@@ -228,7 +237,13 @@ def locate(model: str | Path, *, variant: str | None = None) -> tuple[str, Path,
     if p.is_file() and p.suffix == ".keras":
         return "keras", p, None
     if p.is_dir() and (p / EXPORT_JSON).is_file():
-        order = [variant] if variant else list(DEFAULT_VARIANT_ORDER)
+        failed = failed_artifacts(read_export_json(p))
+        if variant in failed:
+            file, checks = failed[variant]
+            raise ValueError(f"export directory {p}: variant {variant!r} failed its export check ({'; '.join(checks)}); "
+                             f"its file was kept only for inspection as {file} (see {EXPORT_JSON}); pick another "
+                             "--variant or re-export")
+        order = [variant] if variant else [v for v in DEFAULT_VARIANT_ORDER if v not in failed]
         for v in order:
             if (p / VARIANT_FILES[v]).exists():
                 return ("saved_model" if v == "saved_model" else "tflite"), p / VARIANT_FILES[v], p
@@ -243,6 +258,13 @@ def locate(model: str | Path, *, variant: str | None = None) -> tuple[str, Path,
         f"{str(model)!r}: expected a .keras or .tflite file, a run directory ({RUN_MODEL}), "
         f"an export directory ({EXPORT_JSON}) or a SavedModel directory ({SAVED_MODEL_PB})"
     )
+
+
+def failed_artifacts(meta: Mapping[str, Any] | None) -> dict[str, tuple[str, list[str]]]:
+    """``{variant: (file, failed checks)}`` of the artifacts an ``export.json`` records as failed."""
+    arts = (meta or {}).get("artifacts") or {}
+    return {v: (str(a.get("path", VARIANT_FILES.get(v, v))), [str(c) for c in a.get("failed") or ["check failed"]])
+            for v, a in arts.items() if isinstance(a, Mapping) and a.get("passed") is False}
 
 
 def load_artifact(model: str | Path, *, variant: str | None = None, kinds: Collection[str] = KINDS,
@@ -263,6 +285,9 @@ def load_artifact(model: str | Path, *, variant: str | None = None, kinds: Colle
         raise ValueError(f"{str(model)!r} is a {kind} model; expected one of: {', '.join(kinds)}")
     if kind == "tflite":
         meta = read_export_json(export_dir) if export_dir is not None else None
+        for v, (file, checks) in failed_artifacts(meta).items():
+            if file == target.name:  # a failed file opened by its path: allowed, but said
+                print(f"warning: {target} is variant {v!r}, which failed its export check ({'; '.join(checks)})", file=sys.stderr)
         fields = _load_tflite(target, meta, num_threads=num_threads, batch_size=batch_size,
                               sample_rate=None if meta is not None else sample_rate)
     elif kind == "saved_model":
@@ -271,7 +296,10 @@ def load_artifact(model: str | Path, *, variant: str | None = None, kinds: Colle
             fields["metadata"] = read_export_json(export_dir) or {}
     else:
         fields = _load_keras(target, batch_size=batch_size)
-    return Artifact(kind=kind, path=target, **fields)
+    # The presence rule lies beside the thresholds: the run's report.json, an export's export.json.
+    rule_file = target.parent / RUN_REPORT if kind == "keras" else (export_dir / EXPORT_JSON if export_dir else None)
+    rule = read_presence_rule(read_json_object(rule_file) if rule_file else None, fields["class_names"], where=str(rule_file))
+    return Artifact(kind=kind, path=target, presence_rule=rule, presence_rule_source=str(rule_file) if rule else None, **fields)
 
 
 def _is_keras_form(p: Path) -> bool:

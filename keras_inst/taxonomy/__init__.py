@@ -286,15 +286,12 @@ def render_markdown() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """`python -m keras_inst.taxonomy --markdown` prints docs/taxonomy.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m keras_inst.taxonomy", description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print docs/taxonomy.md")
     args = parser.parse_args(argv)
     if not args.markdown:
         parser.error("nothing to do: pass --markdown")
     print(render_markdown(), end="")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

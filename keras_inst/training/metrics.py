@@ -13,52 +13,13 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from keras_inst.models.auc import defined_auc_class
 from keras_inst.taxonomy import CLASSES, NUM_CLASSES
-
-
-def _defined_auc_class():
-    """Build (once) the Keras metric class; keeps ``import keras`` out of module import."""
-    global _DefinedClassesAUC
-    if _DefinedClassesAUC is not None:
-        return _DefinedClassesAUC
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="keras_inst")
-    class DefinedClassesAUC(keras.metrics.AUC):
-        """Multi-label macro AUC over the labels that have both positives and negatives.
-
-        keras.metrics.AUC scores a label without positives as 0 and still averages it in
-        (a set where one class is absent reads 0.375 instead of 0.75); this mask keeps the
-        validation ROC-AUC -- which picks the best checkpoint and is the tuner's objective -- equal
-        to the exact macro average of :func:`evaluate_predictions` up to threshold binning.
-        """
-
-        def result(self):
-            if not self.multi_label:
-                return super().result()
-            # At thresholds[0] (just below 0) every example is predicted positive, so
-            # tp+fn counts the positives and fp+tn the negatives of each label.
-            pos = self.true_positives[0] + self.false_negatives[0]
-            neg = self.false_positives[0] + self.true_negatives[0]
-            mask = ops.cast(ops.logical_and(pos > 0, neg > 0), self.dtype)
-            saved = self.label_weights
-            self.label_weights = mask if saved is None else mask * saved
-            try:
-                return super().result()
-            finally:
-                self.label_weights = saved
-
-    _DefinedClassesAUC = DefinedClassesAUC
-    return DefinedClassesAUC
-
-
-_DefinedClassesAUC = None
 
 
 def keras_metrics(num_labels: int = NUM_CLASSES) -> list:
     """Streaming macro ROC-AUC and PR-AUC for ``model.compile`` (logged as roc_auc, pr_auc)."""
-    auc = _defined_auc_class()
+    auc = defined_auc_class()
     return [
         auc(curve="ROC", multi_label=True, num_labels=num_labels, name="roc_auc"),
         auc(curve="PR", multi_label=True, num_labels=num_labels, name="pr_auc"),
@@ -132,6 +93,25 @@ def label_aucs(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[float | None, fl
     return None, None
 
 
+def macro_aucs(y_true: np.ndarray, y_prob: np.ndarray, names: Sequence[str]
+               ) -> tuple[dict[str, dict], float | None, float | None, list[str]]:
+    """Per-label ``{name: {"positives", "roc_auc", "pr_auc"}}`` for labels ``[n, len(names)]``,
+    the macro ROC-AUC and PR-AUC over the labels where they are defined (None if none is), and
+    the names of the labels without positives or negatives."""
+    per: dict[str, dict] = {}
+    roc, pr, undefined = [], [], []
+    for c, name in enumerate(names):
+        entry: dict = {"positives": int(np.sum(y_true[:, c] > 0.5))}
+        entry["roc_auc"], entry["pr_auc"] = label_aucs(y_true[:, c], y_prob[:, c])
+        if entry["roc_auc"] is None:
+            undefined.append(name)
+        else:
+            roc.append(entry["roc_auc"])
+            pr.append(entry["pr_auc"])
+        per[name] = entry
+    return per, float(np.mean(roc)) if roc else None, float(np.mean(pr)) if pr else None, undefined
+
+
 def evaluate_predictions(
     y_true: np.ndarray,
     y_prob: np.ndarray,
@@ -140,27 +120,22 @@ def evaluate_predictions(
 ) -> dict:
     """Macro and per-class ROC-AUC, PR-AUC, BCE loss, F1 at 0.5 and at ``thresholds``."""
     y_true, y_prob = _check(y_true, y_prob)
-    per_class: dict[str, dict] = {}
-    roc, pr, undefined = [], [], []
+    per, roc, pr, undefined = macro_aucs(y_true, y_prob, CLASSES)
     f1_half = f1_scores(y_true, y_prob, 0.5)
     f1_tuned = f1_scores(y_true, y_prob, thresholds) if thresholds is not None else None
+    per_class: dict[str, dict] = {}
     for c, name in enumerate(CLASSES):
-        pos = int(np.sum(y_true[:, c] > 0.5))
-        entry: dict = {"positives": pos, "negatives": int(len(y_true) - pos), "f1@0.5": float(f1_half[c])}
-        entry["roc_auc"], entry["pr_auc"] = label_aucs(y_true[:, c], y_prob[:, c])
-        if entry["roc_auc"] is None:
-            undefined.append(name)
-        else:
-            roc.append(entry["roc_auc"])
-            pr.append(entry["pr_auc"])
+        e = per[name]  # report key order: positives, negatives, f1@0.5, roc_auc, pr_auc, ...
+        entry: dict = {"positives": e["positives"], "negatives": int(len(y_true) - e["positives"]),
+                       "f1@0.5": float(f1_half[c]), "roc_auc": e["roc_auc"], "pr_auc": e["pr_auc"]}
         if f1_tuned is not None:
             entry["threshold"] = float(np.asarray(thresholds)[c])
             entry["f1@tuned"] = float(f1_tuned[c])
         per_class[name] = entry
     out = {
         "examples": int(len(y_true)),
-        "roc_auc": float(np.mean(roc)) if roc else None,
-        "pr_auc": float(np.mean(pr)) if pr else None,
+        "roc_auc": roc,
+        "pr_auc": pr,
         "loss": binary_cross_entropy(y_true, y_prob),
         "f1@0.5": float(np.mean(f1_half)),
         "undefined_classes": undefined,

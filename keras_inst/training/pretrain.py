@@ -20,11 +20,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from keras_inst import atomic
-from keras_inst.config.io import add_override_argument, to_dict
+from keras_inst.config.io import add_config_arguments, to_dict
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.data.jamendo import (  # the tagging data lives in its own module
     DATASET,
@@ -35,14 +36,9 @@ from keras_inst.data.jamendo import (  # the tagging data lives in its own modul
     training_dataset,
 )
 from keras_inst.runtime.artifacts import RUN_MODEL, RUN_REPORT
-from keras_inst.training.metrics import binary_cross_entropy, keras_metrics, label_aucs
-from keras_inst.training.run_dir import (
-    RunDir,
-    TrainingError,
-    config_and_run_dir,
-    load_checkpoint,
-    start_keras,
-)
+from keras_inst.training.lifecycle import RunSteps, execute_run
+from keras_inst.training.metrics import binary_cross_entropy, keras_metrics, macro_aucs
+from keras_inst.training.run_dir import RunDir, TrainingError, config_and_run_dir, load_checkpoint
 
 PRETRAIN_FILE = "pretrain.json"  # tag file, split folder and tag vocabulary of the run
 
@@ -57,22 +53,11 @@ def tag_metrics(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) -> 
             f"expected labels and probabilities [n, {len(tags)}], "
             f"got {y_true.shape} and {y_prob.shape}"
         )
-    per_tag: dict[str, dict] = {}
-    roc, pr, undefined = [], [], []
-    for c, tag in enumerate(tags):
-        pos = int(np.sum(y_true[:, c] > 0.5))
-        entry: dict = {"positives": pos}
-        entry["roc_auc"], entry["pr_auc"] = label_aucs(y_true[:, c], y_prob[:, c])
-        if entry["roc_auc"] is None:
-            undefined.append(tag)
-        else:
-            roc.append(entry["roc_auc"])
-            pr.append(entry["pr_auc"])
-        per_tag[tag] = entry
+    per_tag, roc, pr, undefined = macro_aucs(y_true, y_prob, tags)
     return {
         "tracks": int(len(y_true)),
-        "roc_auc": float(np.mean(roc)) if roc else None,
-        "pr_auc": float(np.mean(pr)) if pr else None,
+        "roc_auc": roc,
+        "pr_auc": pr,
         "loss": binary_cross_entropy(y_true, y_prob),
         "undefined_tags": undefined,
         "per_tag": per_tag,
@@ -232,6 +217,41 @@ def _write_outputs(
     return report
 
 
+class _Streams(NamedTuple):
+    """A pre-training run's data: the tag data and its two streams."""
+
+    data: TaggingData
+    train: Any  # tf.data.Dataset: (waveform [B, T], tags [B, n_tags]), endless
+    validation: Any  # tf.data.Dataset: the validation tracks' chunks
+
+
+def _steps(cfg: ExperimentConfig, weights: Path, loading: dict) -> RunSteps:
+    """Pre-training's part of the run skeleton: the tagging data (bound to the run), the
+    tagger, and the backbone weights written with the report."""
+
+    def load_data(rd: RunDir, initial_epoch: int) -> _Streams:
+        data = load_tagging_data(cfg, **loading)
+        inputs = {"tsv": str(data.tsv.resolve()), "split": data.split_source, "tags": list(data.tags)}
+        rd.bind(PRETRAIN_FILE, inputs, hint="choose another --run-dir or pass --overwrite")
+        start = initial_epoch * cfg.training.steps_per_epoch * cfg.training.batch_size
+        return _Streams(data, training_dataset(data, cfg, start_example=start),
+                        evaluation_dataset(data, cfg, "validation")[0])
+
+    def complete(rd: RunDir) -> dict:
+        report = rd.read_report()
+        if not weights.is_file() and rd.is_chief:
+            meta = {**report["meta"], "weights": str(weights)}
+            save_backbone(load_checkpoint(rd.path / RUN_MODEL), weights, meta)
+        print(f"Run {rd.path} is already complete; backbone weights: {weights}")
+        return report
+
+    return RunSteps(
+        load_data=load_data, build=lambda d: compile_tagger(cfg, len(d.data.tags)),
+        streams=lambda d, strategy: (d.train, d.validation), complete=complete,
+        outputs=lambda final, d, rd, seconds: _write_outputs(final, cfg, rd, d.data, weights, seconds),
+    )
+
+
 def pretrain(
     cfg: ExperimentConfig,
     run_dir: str | Path,
@@ -254,44 +274,15 @@ def pretrain(
     pipeline, each global batch split over them); ``multi_worker`` is refused here, as the
     tagging stream is not sharded per worker (see :func:`keras_inst.training.train.train`).
     """
-    from keras_inst.training import distribute as dist
-
     if cfg.training.strategy == "multi_worker":
         raise ValueError("config key 'training.strategy': multi_worker is not supported for "
                          "pre-training (use mirrored for the GPUs of one host)")
     weights = _weights_path(cfg, out)
     jamendo_root(cfg)  # before the run directory is created
-    with RunDir(run_dir, is_chief=is_chief) as rd:
-        if rd.prepare(cfg, overwrite=overwrite) == "complete":
-            report = rd.read_report()
-            if not weights.is_file() and rd.is_chief:
-                meta = {**report["meta"], "weights": str(weights)}
-                save_backbone(load_checkpoint(rd.path / RUN_MODEL), weights, meta)
-            print(f"Run {rd.path} is already complete; backbone weights: {weights}")
-            return report
-        strategy = dist.make_strategy(cfg.training.strategy)
-        dist.per_replica_batch(cfg.training.batch_size, strategy.num_replicas_in_sync)
-        start_keras(cfg.training)
-        data = load_tagging_data(
-            cfg, tsv=tsv, split_dir=split_dir, audio_dir=audio_dir, workers=workers,
-            progress=verbose != 0,
-        )
-        inputs = {"tsv": str(data.tsv.resolve()), "split": data.split_source, "tags": list(data.tags)}
-        rd.bind(PRETRAIN_FILE, inputs, hint="choose another --run-dir or pass --overwrite")
-        initial_epoch = rd.resume_epoch()
-        start = initial_epoch * cfg.training.steps_per_epoch * cfg.training.batch_size
-        train_ds = training_dataset(data, cfg, start_example=start)
-        val_ds, _ = evaluation_dataset(data, cfg, "validation")
-        with strategy.scope():  # variables, optimizer slots and metrics are mirrored
-            model = rd.load_or_build(initial_epoch, lambda: compile_tagger(cfg, len(data.tags)))
-            dist.synchronize_batch_norm(model, strategy.num_replicas_in_sync)
-        seconds = rd.fit(
-            model, train_ds, val_ds, cfg.training, initial_epoch=initial_epoch,
-            callbacks=callbacks, verbose=verbose,
-        )
-        return rd.finalize(
-            model, outputs=lambda final: _write_outputs(final, cfg, rd, data, weights, seconds)
-        )
+    loading = {"tsv": tsv, "split_dir": split_dir, "audio_dir": audio_dir, "workers": workers,
+               "progress": verbose != 0}
+    return execute_run(cfg, run_dir, _steps(cfg, weights, loading), is_chief=is_chief,
+                       overwrite=overwrite, callbacks=callbacks, verbose=verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,12 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pre-train the backbone on MTG-Jamendo auto-tagging and save its weights "
         "for transfer learning.",
     )
-    p.add_argument(
-        "--config",
-        default="pretrain_jamendo",
-        help="config file or shipped name (default: pretrain_jamendo)",
-    )
-    add_override_argument(p, example="data.roots.mtg_jamendo=/data/mtg-jamendo")
+    add_config_arguments(p, default="pretrain_jamendo", example="data.roots.mtg_jamendo=/data/mtg-jamendo")
     p.add_argument("--run-dir", default=None, help="default: runs/<config name>")
     p.add_argument(
         "--out",
@@ -348,16 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg, run_dir = config_and_run_dir(args)
-        report = pretrain(
-            cfg,
-            run_dir,
-            out=args.out,
-            tsv=args.tsv,
-            split_dir=args.split_dir,
-            audio_dir=args.audio_dir,
-            overwrite=args.overwrite,
-            workers=args.workers,
-        )
+        report = pretrain(cfg, run_dir, out=args.out, tsv=args.tsv, split_dir=args.split_dir,
+                          audio_dir=args.audio_dir, overwrite=args.overwrite, workers=args.workers)
     except (ValueError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,8 +19,11 @@ Lifecycle::
     start_keras(cfg.training)                               # precision and seed
     epoch = rd.resume_epoch()                               # 0: start fresh
     model = rd.load_or_build(epoch, build)                  # last checkpoint, or build()
+    rd.mark_started()                                       # state.json: the run is the config's
     rd.fit(model, train_ds, val_ds, cfg.training, initial_epoch=epoch)
     report = rd.finalize(model, outputs=write_report)       # model.keras, outputs, complete
+
+Training and pre-training run this through one skeleton, :func:`keras_inst.training.lifecycle.execute_run`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from keras_inst import atomic
 from keras_inst.config.io import dump_config, from_dict, load_config
 from keras_inst.config.schema import ExperimentConfig, TrainingConfig
 from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_MODEL, RUN_REPORT
+from keras_inst.runtime.data_locations import record_data_locations
 
 # The files only a run's own lifecycle reads (its readers' names are in runtime.artifacts).
 STATE_FILE = "state.json"
@@ -177,19 +181,24 @@ class RunDir:
     # -- identity --------------------------------------------------------------------------
     def prepare(
         self, cfg: ExperimentConfig, *, overwrite: bool = False, noun: str = "run directory",
-        hint: str = RUN_DIR_HINT,
+        hint: str = RUN_DIR_HINT, reclaim: bool = False,
     ) -> str:
         """Create or re-open the directory for ``cfg``: 'new', 'resume' or 'complete'.
 
         Another config's directory raises :class:`TrainingError` naming the differing keys,
-        unless ``overwrite`` (the chief then deletes it first). Temporary files that a killed
-        writer left behind are removed.
+        unless ``overwrite`` (the chief then deletes it first) or ``reclaim`` and that run never
+        started (:meth:`mark_started`: its start failed, e.g. on a data root that does not
+        exist), which is re-claimed the same way. Temporary files that a killed writer left
+        behind are removed.
         """
         text = dump_config(cfg)
         cfg_path = self.path / RUN_CONFIG
         if cfg_path.is_file() and not overwrite:
             old = cfg_path.read_text(encoding="utf-8")
             if old != text and not _same_config(old, text):
+                if reclaim and not self.started:
+                    print(f"{noun} {self.path}: its run never started; re-claimed for this config")
+                    return self.prepare(cfg, overwrite=True, noun=noun, hint=hint)
                 keys = _config_diff(old, text)
                 differ = f" (differs in {', '.join(keys)})" if keys else ""
                 raise TrainingError(
@@ -203,7 +212,18 @@ class RunDir:
             shutil.rmtree(self.path)
         self._clean_stale()
         self.write_text(RUN_CONFIG, text)
+        record_data_locations(cfg, self.write_dir)  # relative data roots -> absolute (data_locations.json)
         return "new"
+
+    @property
+    def started(self) -> bool:
+        """Whether the run got as far as training (``state.json`` exists, see :meth:`mark_started`)."""
+        return (self.path / STATE_FILE).is_file()
+
+    def mark_started(self) -> None:
+        """Record that the run starts training: from now on the directory is its config's."""
+        if not (self.write_dir / STATE_FILE).is_file():
+            self.write_state(self.read_state())
 
     def bind(self, name: str, record: Mapping[str, Any], *, hint: str = RUN_DIR_HINT) -> None:
         """A JSON record that belongs to the run's identity besides its config (e.g. the input

@@ -16,6 +16,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_inst.compat import symbolic_build
+
 
 def mix_in_train_step(model: Any, mixer: Callable[[dict], tf.Tensor], *, chunk_samples: int,
                       num_classes: int) -> None:
@@ -41,7 +43,7 @@ def mix_in_train_step(model: Any, mixer: Callable[[dict], tf.Tensor], *, chunk_s
 
     waveforms = tf.TensorSpec((None, chunk_samples), tf.float32)
     labels = tf.TensorSpec((None, num_classes), tf.float32)
-    model._symbolic_build(data_batch=(waveforms, labels))  # Keras' own builder, given the shapes
+    symbolic_build(model, data_batch=(waveforms, labels))  # Keras' own builder, given the shapes
     model.jit_compile = False
     model.train_step = train_step
     model._keras_inst_step_mixer = mixer

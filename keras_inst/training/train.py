@@ -17,40 +17,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from keras_inst import atomic
-from keras_inst.config.io import add_override_argument
+from keras_inst.config.io import add_config_arguments
 from keras_inst.config.schema import STRATEGIES, ExperimentConfig
 from keras_inst.runtime.artifacts import RUN_MODEL, RUN_REPORT
+from keras_inst.training.lifecycle import RunSteps, execute_run
 from keras_inst.training.run_dir import (
     HISTORY_FILE,
     RunDir,
     TrainingError,
     config_and_run_dir,
-    start_keras,
 )
 
-__all__ = ["TrainingError", "build_compiled_model", "ensure_rendered_corpus", "main", "prepare_run_dir", "train"]
+__all__ = ["TrainingError", "build_compiled_model", "main", "prepare_run_dir", "train"]
 
 
 def prepare_run_dir(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False) -> str:
     """Create or re-open a run directory: 'new', 'resume' or 'complete' (see :meth:`RunDir.prepare`)."""
     return RunDir(run_dir).prepare(cfg, overwrite=overwrite)
-
-
-def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
-    """Render the embedded corpus into data.roots.rendered when the config asks for one."""
-    if cfg.data.render_songs <= 0 or "rendered" not in cfg.data.datasets:
-        return
-    root = cfg.data.roots.get("rendered")
-    if not root:
-        raise ValueError("config key 'data.roots.rendered': needed when data.render_songs > 0")
-    from keras_inst.corpus.render import render_corpus
-
-    print(f"Embedded corpus: {cfg.data.render_songs} songs in {root} (rendered once, then reused)")
-    render_corpus(
-        root, songs=cfg.data.render_songs, seed=cfg.data.render_seed, soundfont=cfg.data.soundfont,
-        sample_rate=cfg.audio.sample_rate, sources=list(cfg.data.render_sources) or None,
-        exclude_sources=list(cfg.data.render_exclude_sources) or None,
-    )
 
 
 def build_compiled_model(cfg: ExperimentConfig):
@@ -79,11 +62,12 @@ def build_compiled_model(cfg: ExperimentConfig):
 
 
 def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_seconds: float) -> dict:
-    """Tune thresholds on validation, evaluate on test, write the report into the run directory."""
+    """Tune thresholds on validation, evaluate on test (and the held-out split when the data
+    has one), write the report into the run directory."""
     from keras_inst.taxonomy import CLASSES
     from keras_inst.training.evaluate import predict_dataset
     from keras_inst.training.metrics import evaluate_predictions, tune_thresholds
-    from keras_inst.training.report import write_report
+    from keras_inst.training.report import comparison_table, write_report
 
     yv, pv = predict_dataset(model, data.validation)
     yt, pt = predict_dataset(model, data.test)
@@ -95,16 +79,53 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
         "test": evaluate_predictions(yt, pt, thresholds=thresholds),
         "thresholds": dict(zip(CLASSES, map(float, thresholds), strict=True)),
     }
-    from keras_inst.training.cross_source import comparison_table, held_out_evaluation
-
-    held = held_out_evaluation(cfg, model, thresholds)  # None unless data.held_out_sources [open]
-    if held is not None:
-        report["held_out"] = held
+    if data.held_out is not None:  # data.held_out_sources [open]
+        yh, ph = predict_dataset(model, data.held_out.dataset)
+        report["held_out"] = {**evaluate_predictions(yh, ph, thresholds=thresholds), **data.held_out.describe()}
     out = rd.write_dir
     paths = write_report(out, report, history_csv=out / HISTORY_FILE, title=f"{cfg.name}: test split")
-    if held is not None:  # report.md: the test split's tables, then in-domain vs held-out
+    if "held_out" in report:  # report.md: the test split's tables, then in-domain vs held-out
         atomic.write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + "\n" + comparison_table(report))
     return report
+
+
+def _steps(cfg: ExperimentConfig, cluster) -> RunSteps:
+    """Training's part of the run skeleton: the data layer's splits, the transfer model and
+    this worker's share of every global batch."""
+    from keras_inst.training import distribute as dist
+
+    b = cfg.training.batch_size
+
+    def load_data(rd: RunDir, initial_epoch: int):
+        from keras_inst.data.pipeline import build_data
+        from keras_inst.data.rendered import ensure_rendered_corpora
+
+        ensure_rendered_corpora(cfg)  # the training corpus and the held-out one, when asked for
+        start = initial_epoch * cfg.training.steps_per_epoch * b
+        stream = None if cluster.num_workers == 1 else dist.worker_stream(
+            global_batch=b, num_workers=cluster.num_workers, worker_index=cluster.worker_index, start=start)
+        return build_data(cfg, run_dir=rd.split_dir(), start_example=start, worker_stream=stream, held_out=True)
+
+    def adapt(model) -> None:
+        from keras_inst.training.step_effects import prepare_fit
+
+        prepare_fit(model, cfg)  # training.effects_in: train_step
+
+    def complete(rd: RunDir) -> dict:
+        print(f"Run {rd.path} is already complete; report: {rd.path / 'report.md'}")
+        return rd.read_report()
+
+    def worker_result(seconds: float) -> dict:
+        return {"worker": cluster.worker_index, "num_workers": cluster.num_workers, "train_seconds_this_session": round(seconds, 1)}
+
+    def streams(data, strategy) -> tuple:
+        return dist.distributed_stream(strategy, data.train, global_batch=b, num_workers=cluster.num_workers), data.validation
+
+    return RunSteps(
+        load_data=load_data, build=lambda data: build_compiled_model(cfg), adapt=adapt, streams=streams,
+        outputs=lambda final, data, rd, seconds: evaluate_run(cfg, final, data, rd, train_seconds=seconds),
+        complete=complete, worker_result=worker_result,
+    )
 
 
 def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False, verbose: int | str = "auto", is_chief: bool | None = None) -> dict:
@@ -121,42 +142,13 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
     from keras_inst.training import distribute as dist
 
     cluster = dist.cluster_spec(cfg.training.strategy)
-    with RunDir(run_dir, is_chief=cluster.is_chief if is_chief is None else is_chief) as rd:
-        if rd.prepare(cfg, overwrite=overwrite) == "complete":
-            print(f"Run {rd.path} is already complete; report: {rd.path / 'report.md'}")
-            return rd.read_report()
-        # Before any other TensorFlow op: MultiWorkerMirroredStrategy configures the collectives
-        # at startup, and it waits here until every worker of TF_CONFIG has joined.
-        strategy = dist.make_strategy(cfg.training.strategy)
-        b = cfg.training.batch_size
-        dist.per_replica_batch(b, strategy.num_replicas_in_sync)  # ValueError unless it divides
-        start_keras(cfg.training)
-        ensure_rendered_corpus(cfg)
-        initial_epoch = rd.resume_epoch()
-
-        from keras_inst.data.pipeline import build_data
-        from keras_inst.training.step_effects import prepare_fit
-
-        start = initial_epoch * cfg.training.steps_per_epoch * b
-        stream = None if cluster.num_workers == 1 else dist.worker_stream(
-            global_batch=b, num_workers=cluster.num_workers, worker_index=cluster.worker_index, start=start)
-        data = build_data(cfg, run_dir=rd.split_dir(), start_example=start, worker_stream=stream)
-        with strategy.scope():  # variables, optimizer slots and metrics are mirrored
-            model = rd.load_or_build(initial_epoch, lambda: build_compiled_model(cfg))
-            dist.synchronize_batch_norm(model, strategy.num_replicas_in_sync)
-            prepare_fit(model, cfg)  # training.effects_in: train_step
-        train_ds = dist.distributed_stream(strategy, data.train, global_batch=b, num_workers=cluster.num_workers)
-        seconds = rd.fit(model, train_ds, data.validation, cfg.training, initial_epoch=initial_epoch, verbose=verbose)
-        if not rd.is_chief:
-            return {"worker": cluster.worker_index, "num_workers": cluster.num_workers, "train_seconds_this_session": round(seconds, 1)}
-        # The chief evaluates alone: finalize loads the best checkpoint outside the strategy.
-        return rd.finalize(model, outputs=lambda final: evaluate_run(cfg, final, data, rd, train_seconds=seconds))
+    return execute_run(cfg, run_dir, _steps(cfg, cluster), is_chief=cluster.is_chief if is_chief is None else is_chief,
+                       overwrite=overwrite, verbose=verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m keras_inst.train", description="Train a keras_inst model (no arguments: the main job on the embedded corpus).")
-    p.add_argument("--config", default="demo", help="config file or shipped name (default: demo)")
-    add_override_argument(p)
+    add_config_arguments(p, default="demo")
     p.add_argument("--run-dir", default=None, help="default: runs/<config name>")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory of another config")
     p.add_argument("--strategy", default=None, choices=STRATEGIES, help="training.strategy: default | mirrored (the GPUs of this host) | multi_worker (hosts from TF_CONFIG)")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from keras_inst import atomic
-from keras_inst.config.io import add_override_argument, load_config
+from keras_inst.config.io import add_config_arguments, load_config
 from keras_inst.config.schema import ExperimentConfig
 from keras_inst.training.run_dir import RunDir, TrainingError, start_keras
 from keras_inst.training.tune_results import (  # noqa: F401  (re-exported: the search's API)
@@ -232,7 +232,7 @@ def tune(cfg: ExperimentConfig, tune_dir: str | Path, *, verbose: int | str = "a
     # The resolved config is the search's identity, checked like a run directory's.
     RunDir(tune_dir).prepare(cfg, noun="tuner directory", hint="choose another --dir")
     start_keras(cfg.training, seed=False)  # each execution seeds itself (PMusicalHyperModel.build)
-    from keras_inst.training.train import ensure_rendered_corpus
+    from keras_inst.data.rendered import ensure_rendered_corpus
 
     if role != "chief":  # the chief (oracle) trains nothing
         ensure_rendered_corpus(cfg)
@@ -258,12 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m keras_inst.tune",
         description="keras-tuner grid search over p_musical (paper §3.2, Fig. 2).",
     )
-    p.add_argument(
-        "--config",
-        default="fig2_p_musical",
-        help="config file or shipped name (default: fig2_p_musical)",
-    )
-    add_override_argument(p, example="tuner.seeds=2")
+    add_config_arguments(p, default="fig2_p_musical", example="tuner.seeds=2")
     p.add_argument("--dir", default=None, help="tuner directory (default: runs/tune/<config name>)")
     p.add_argument("--plot", default=None, help="also write the Fig. 2 plot to this PNG")
     p.add_argument("--report-only", action="store_true",

@@ -18,16 +18,18 @@ from keras_inst.config.schema import DataConfig, ModelConfig, TrainingConfig
 
 
 def test_the_shipped_names():
-    assert BACKBONES.names() == ("short_chunk_cnn", "short_chunk_res", "musicnn_vgg")
-    assert PRETRAINED.names() == ("short_chunk_cnn", "musicnn_msd_vgg", "musicnn_mtt_vgg")
+    assert BACKBONES.names() == ("short_chunk_cnn", "short_chunk_res", "musicnn_vgg", "musicnn")
+    assert PRETRAINED.names() == ("short_chunk_cnn", "musicnn_msd_vgg", "musicnn_mtt_vgg", "musicnn_mtt_musicnn",
+                                  "musicnn_msd_musicnn")
     assert DATASETS.names() == ("medleydb", "mixing_secrets", "slakh", "mtg_jamendo", "rendered")
 
 
 @pytest.mark.parametrize("make,key,known", [
     (lambda: ModelConfig(architecture="vgg19"), "model.architecture",
-     "unknown backbone 'vgg19'; known: short_chunk_cnn, short_chunk_res, musicnn_vgg"),
+     "unknown backbone 'vgg19'; known: short_chunk_cnn, short_chunk_res, musicnn_vgg, musicnn"),
     (lambda: TrainingConfig(pretrained="vgg19"), "training.pretrained",
-     "unknown pre-trained weights 'vgg19'; known: short_chunk_cnn, musicnn_msd_vgg, musicnn_mtt_vgg"),
+     "unknown pre-trained weights 'vgg19'; known: short_chunk_cnn, musicnn_msd_vgg, musicnn_mtt_vgg, "
+     "musicnn_mtt_musicnn, musicnn_msd_musicnn"),
     (lambda: DataConfig(datasets=("vgg19",)), "data.datasets",
      "unknown dataset 'vgg19'; known: medleydb, mixing_secrets, slakh, mtg_jamendo, rendered"),
     (lambda: DataConfig(roots={"vgg19": "/x"}), "data.roots",

@@ -11,14 +11,14 @@ import pytest
 import yaml
 
 from keras_inst.corpus import sources as S
-from keras_inst.corpus.levels import (
+from keras_inst.corpus.gains import (
     REF_VELOCITY,
     VELOCITIES,
     _analysis,
     dropped,
-    measure,
     velocity_gains,
 )
+from keras_inst.corpus.levels import measure
 from keras_inst.corpus.render import render_corpus
 from keras_inst.corpus.voice import sing
 
@@ -186,7 +186,7 @@ def test_level_correction_brings_each_source_to_the_median_curve(name):
     piano (other keys play other recorded samples), 2.1 dB for drum kits."""
     if not _installed(name):
         pytest.skip(f"sample source {name} not installed (scripts/setup_sample_sets.sh)")
-    from keras_inst.corpus.levels import stored_table
+    from keras_inst.corpus.gains import stored_table
 
     LEVELS = stored_table()[0]
 
@@ -208,7 +208,8 @@ def test_kit_balance_correction_brings_each_kit_to_the_median_kit(name):
     of the median kit after correction (raw: up to 13.4 dB off; measured after: <= 2.0 dB)."""
     if not _installed(name):
         pytest.skip(f"sample source {name} not installed (scripts/setup_sample_sets.sh)")
-    from keras_inst.corpus.levels import measure_balance, stored_table
+    from keras_inst.corpus.gains import stored_table
+    from keras_inst.corpus.levels import measure_balance
 
     BALANCE = stored_table()[1]
 
@@ -227,7 +228,7 @@ def test_broken_presets_are_dropped_and_gains_are_bands():
     assert [top for top, _ in gains] == [52, 76, 100, 119, 127] and dict(gains)[100] == 0.0
     assert gains[0][1] > 3.0  # its soft layers are far quieter than the median kit's
     assert velocity_gains("no_such_source", 0) == ()
-    from keras_inst.corpus.levels import key_gains
+    from keras_inst.corpus.gains import key_gains
 
     crash = dict(key_gains("freepats"))  # freepats' cymbals play 11 dB over the median kit's
     assert crash[49] == crash[57] < -10.0 and crash[36] == 0.0 and key_gains("timgm6mb")

@@ -87,17 +87,33 @@ def test_load_audio_formats(tmp_path, ext, sr, channels, rms_tol):
 def test_load_audio_errors_name_the_file(tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("not audio")
-    with pytest.raises(AudioReadError, match="notes.txt: cannot decode audio"):
+    with pytest.raises(AudioReadError, match=r"notes.txt: not a readable audio file \(Format not recognised\)"):
         load_audio(txt, sample_rate=16000)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
     with pytest.raises(AudioReadError, match="broken.wav") as info:
         load_audio(broken, sample_rate=16000)
     assert isinstance(info.value, ValueError) and info.value.path == broken
+    assert info.value.reason == "not a readable audio file (Error in WAV/W64/RF64 file. Malformed 'fmt ' chunk)"
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros((0, 1), np.float32), 16000)
     with pytest.raises(AudioReadError, match="no audio samples"):
         load_audio(empty, sample_rate=16000)
+    with pytest.raises(AudioReadError, match="missing.wav: no such file"):
+        load_audio(tmp_path / "missing.wav", sample_rate=16000)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is a text file, not an MP3\n" * 40])
+def test_an_existing_file_is_never_said_not_to_exist(tmp_path, content):
+    """libsndfile says "File does not exist or is not a regular file" for a text or empty file
+    named .mp3; the user is told it is not readable audio instead."""
+    fake = tmp_path / "song.mp3"
+    fake.write_bytes(content)
+    with pytest.raises(AudioReadError) as info:
+        load_audio(fake, sample_rate=16000)
+    reason = info.value.reason
+    assert reason.startswith("not a readable audio file (the decoder recognises no audio stream in this .mp3 file")
+    assert "not exist" not in reason and str(info.value) == f"{fake}: {reason}"
 
 
 def test_window_starts_cover_the_signal():
@@ -109,8 +125,38 @@ def test_window_starts_cover_the_signal():
     assert len(starts) == 14 and starts[-1] + 64000 == 30 * 16000
     # Non-overlapping 4 s windows over 10 s: starts 0, 4, 8; the last is half padding.
     assert window_starts(160000, window=64000, hop=64000).tolist() == [0, 64000, 128000]
+    # Over 9 s the last would hold 1 s of audio and 3 s of padding: left out.
+    assert window_starts(144000, window=64000, hop=64000).tolist() == [0, 64000]
     with pytest.raises(ValueError, match="must be > 0"):
         window_starts(10, window=4, hop=0)
+
+
+@pytest.mark.parametrize(("n", "hop", "want"), [
+    (1000, 150, [0, 150, 300, 450, 600]),  # 1 + ceil((1000 - 400) / 150) = 5: same as before
+    (1000, 500, [0, 500]),  # the window at 500 holds 500 samples: kept
+    (1100, 500, [0, 500]),  # one at 1000 would hold 100 samples (a quarter window): left out
+    (1200, 500, [0, 500, 1000]),  # ... 200 samples, half a window: kept
+    (420, 500, [0]),  # 20 samples past one window: never a second, mostly empty one
+    (10_000, 1000, list(range(0, 9601, 1000))),  # the window at 9000 holds 1000 samples
+])
+def test_window_starts_with_a_hop_beyond_the_window(n, hop, want):
+    """Windows start at 0, hop, 2 hop, ... while the previous one has not reached the end and
+    the new one holds at least half a window of audio (min_last)."""
+    assert window_starts(n, window=400, hop=hop).tolist() == want
+    starts = window_starts(n, window=400, hop=hop)
+    assert all(n - s >= 200 for s in starts[1:])  # every later window is at least half audio
+    assert window_starts(1100, window=400, hop=500, min_last=100).tolist() == [0, 500, 1000]
+    with pytest.raises(ValueError, match="min_last"):
+        window_starts(1100, window=400, hop=500, min_last=0)
+
+
+def test_frame_windows_with_a_hop_beyond_the_window():
+    x = np.arange(1, 12, dtype=np.float32)  # 11 samples, windows of 4 every 5: starts 0, 5
+    w, starts = frame_windows(x, window=4, hop=5)
+    assert starts.tolist() == [0, 5]
+    np.testing.assert_array_equal(w, [[1, 2, 3, 4], [6, 7, 8, 9]])
+    parts = list(iter_window_batches(x, window=4, hop=5, batch=1))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in parts]), w)
 
 
 def test_frame_windows_content_and_padding():

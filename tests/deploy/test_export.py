@@ -199,7 +199,7 @@ def test_failed_export_leaves_nothing_in_place(toy_run, tmp_path, monkeypatch):
     out = tmp_path / "exp"
     seen = {}
 
-    def failing_convert(saved_model, variant, *, representative=None):
+    def failing_convert(saved_model, variant, *, representative=None, keep_float=()):
         # Mid-export: the work happens in a hidden temporary sibling, never in --out.
         seen["out_exists"] = out.exists()
         seen["tmp"] = [p.name for p in tmp_path.iterdir()]
@@ -291,3 +291,39 @@ def test_int8_check_judges_decisions_and_ranking_not_single_probabilities():
     # Unlabelled check data (synthetic mixes): decisions alone.
     res = E.check_outputs("tflite_int8", moved, ref, thresholds=t, labels=None)
     assert "roc_auc_change" not in res and res["passed"]
+
+
+def test_a_failed_artifact_is_kept_under_a_failed_name(toy_run, tmp_path, monkeypatch, capsys):
+    """predict --variant X must not run an artifact whose export check failed: export keeps it
+    as *.FAILED.* (named in export.json) and the loader refuses the variant."""
+    from keras_inst.runtime.loader import load_artifact
+
+    run_dir, _, _ = toy_run
+    monkeypatch.setitem(E.TOLERANCES, "tflite", 0.0)  # float32 TFLite differs by ~1e-6: now a failure
+    out = tmp_path / "exp"
+    assert E.main([str(run_dir), "--out", str(out), "--formats", "tflite,tflite_fp16", "--check-examples", "8"]) == 1
+    captured = capsys.readouterr()
+    assert "model_float32.FAILED.tflite" in captured.out and "FAILED (max|dp|" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "labels.txt", "model_float16.tflite", "model_float32.FAILED.tflite"]
+    arts = json.loads((out / "export.json").read_text())["artifacts"]
+    assert arts["tflite"]["path"] == "model_float32.FAILED.tflite" and not arts["tflite"]["passed"]
+    assert arts["tflite_fp16"]["path"] == "model_float16.tflite" and arts["tflite_fp16"]["passed"]
+    with pytest.raises(ValueError, match="variant 'tflite' failed its export check"):
+        load_artifact(out, variant="tflite")
+    assert load_artifact(out).path.name == "model_float16.tflite"
+
+
+def test_arguments_are_checked_before_the_model_is_loaded(tmp_path, monkeypatch, capsys):
+    """A bad --formats or an existing --out is reported at once, not after loading the model."""
+
+    def no_loading(*_a, **_k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(E, "load_artifact", no_loading)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "f").write_text("x")
+    assert E.main([str(tmp_path / "run"), "--out", str(taken)]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert E.main([str(tmp_path / "run"), "--out", str(tmp_path / "new"), "--formats", "tflite,onnx"]) == 2
+    assert "unknown export formats ['onnx']" in capsys.readouterr().err

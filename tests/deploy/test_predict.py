@@ -93,8 +93,9 @@ def test_json_handles_every_format_rate_and_length(keras_json, audio_dir):
     doc = keras_json
     assert (doc["model_kind"], doc["sample_rate"], doc["window_seconds"], doc["hop_seconds"]) == ("keras", 16000, 1.0, 0.5)
     assert doc["threshold_source"] == "fixed 0.5" and set(doc["thresholds"].values()) == {0.5}
+    assert (doc["interrupted"], doc["files_found"]) == (False, 7)
     assert [Path(e["path"]).name for e in doc["errors"]] == ["corrupt.wav"]
-    assert "cannot decode audio" in doc["errors"][0]["error"]
+    assert doc["errors"][0]["error"].startswith("not a readable audio file (")
     assert [(Path(s["path"]).name, s["reason"]) for s in doc["skipped"]] == [("readme.txt", "not an audio file extension (.txt)")]
     results = by_name(doc)
     assert set(results) == {Path(n).name for n in FILES}
@@ -128,7 +129,8 @@ def test_timeline_follows_the_content(keras_json):
 
 def test_csv_and_table_formats(toy, audio_dir, tmp_path, capsys):
     out = tmp_path / "o.csv"
-    assert P.main([str(audio_dir), "--model", str(toy[1]), "--format", "csv", "--timeline", "--threshold", "0.5", "--output", str(out)]) == 0
+    assert P.main([str(audio_dir), "--model", str(toy[1]), "--format", "csv", "--timeline", "--threshold", "0.5", "--aggregate", "mean",
+                   "--output", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["path", "row", "start", "end", *CLASSES, "classes"]
     files = [r for r in rows if r["row"] == "file"]
@@ -137,10 +139,11 @@ def test_csv_and_table_formats(toy, audio_dir, tmp_path, capsys):
     assert tone["classes"].split(";") == TONE and float(tone["piano"]) > 0.5 > float(tone["drums"])
     assert float(tone["end"]) == pytest.approx(3.0, abs=2e-3)
     capsys.readouterr()
-    assert P.main([str(audio_dir / "sub"), "--model", str(toy[1]), "--threshold", "0.5", "--hop", "1"]) == 0
+    assert P.main([str(audio_dir / "sub"), "--model", str(toy[1]), "--threshold", "0.5", "--hop", "1", "--aggregate", "mean"]) == 0
     cap = capsys.readouterr()
     assert "thresholds: fixed 0.5, windows 1 s every 1 s, aggregate mean" in cap.out
-    assert "short_tone.wav  [0.5 s, 1 windows]  key " in cap.out and "note: shorter than one 1-second window" in cap.out
+    assert "short_tone.wav  [0.5 s, 1 window]  key " in cap.out and "note: shorter than one 1-second window" in cap.out
+    assert "tone_44k_stereo.ogg  [4.0 s, 4 windows]" in cap.out
     assert "analysed 3 of 3 files" in cap.err
 
 
@@ -169,6 +172,7 @@ print("RC", rcs, any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.mod
             assert max(abs(wa["probabilities"][c] - wb["probabilities"][c]) for c in CLASSES) <= 1e-4
         diff8 = max(abs(int8[name]["probabilities"][c] - r["probabilities"][c]) for c in CLASSES)
         assert diff8 <= 2e-2, (name, diff8)
+        assert f32[name]["segments"] == r["segments"] and f32[name]["active_share"] == r["active_share"]  # presence, TF-free
     # Tuned thresholds from export.json: piano's (0.999999) is never reached, key's 0.5 is.
     assert int8["tone_8k_mono.wav"]["classes"] == ["key"]
     assert int8["noise_22k_stereo.flac"]["classes"] == NOISE
@@ -238,11 +242,7 @@ def test_exit_codes(toy, audio_dir, tmp_path, capsys):
     export_dir = str(toy[1])
     assert P.main([str(audio_dir / "corrupt.wav"), "--model", export_dir]) == 1  # nothing analysed
     err = capsys.readouterr().err
-    assert "corrupt.wav" in err and "analysed 0 of 1 files" in err
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert P.main([str(empty), str(tmp_path / "missing.wav"), "--model", export_dir]) == 1
-    assert "missing.wav (no such file or directory)" in capsys.readouterr().err
+    assert "corrupt.wav" in err and "analysed 0 of 1 file (" in err
     assert P.main([str(audio_dir), "--model", str(tmp_path / "nope.tflite")]) == 2
     assert "expected a .keras or .tflite file" in capsys.readouterr().err
     assert P.main([str(audio_dir), "--model", export_dir, "--hop", "0"]) == 2
@@ -289,6 +289,255 @@ def test_plot_draws_each_files_timeline(toy, audio_dir, tmp_path, monkeypatch, c
         want = np.array([[w["probabilities"][c] for w in r["timeline"]] for c in CLASSES])  # [C, windows]
         np.testing.assert_allclose(d["probabilities"], want, atol=1e-6)
         np.testing.assert_array_equal(d["above"], want >= 0.5)
+        assert [c for c, p in zip(CLASSES, d["present"], strict=True) if p] == r["classes"]  # labels marked present
     assert drawn[1]["probabilities"].shape == (len(CLASSES), 59)
     assert P.main([files[0], "--model", str(toy[1]), "--plot", str(tmp_path / "x.pdf")]) == 2
     assert "--plot must name a .png file" in capsys.readouterr().err
+
+
+def test_embedding_dim_is_reported_for_every_model_form(toy, audio_dir, tmp_path):
+    """The JSON states the length of the model's embeddings output (export.json records it)."""
+    run_dir, export_dir = toy
+    want = json.loads((export_dir / "export.json").read_text())["embedding_dim"]
+    assert want == 32  # the toy backbone's last block (model.channels=[8,16,16,32])
+    bare = tmp_path / "bare.tflite"  # no export.json: found by running one window
+    shutil.copy(export_dir / "model_float32.tflite", bare)
+    wav = str(audio_dir / "tone_8k_mono.wav")
+    for model in (run_dir, export_dir, export_dir / "saved_model", bare):
+        out = tmp_path / "e.json"
+        assert P.main([wav, "--model", str(model), "--format", "json", "--output", str(out)]) == 0
+        assert json.loads(out.read_text())["embedding_dim"] == want, model
+
+
+def test_output_locations_are_checked_before_any_work(toy, audio_dir, tmp_path, monkeypatch, capsys):
+    """Before: --output in a missing folder (or naming a folder) crashed after analysing everything."""
+    wav = str(audio_dir / "tone_8k_mono.wav")
+    out = tmp_path / "missing" / "dir" / "out.csv"
+    assert P.main([wav, "--model", str(toy[1]), "--format", "csv", "--output", str(out)]) == 0
+    assert out.read_text().startswith("path,row,start,end,")
+    assert [p.name for p in out.parent.iterdir()] == ["out.csv"]  # written atomically: no temporary left
+    assert "analysed 1 of 1 file (" in capsys.readouterr().err
+    analysed = []
+    monkeypatch.setattr(P, "analyse_file", lambda *a, **k: analysed.append(a) or pytest.fail("analysed"))
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert P.main([wav, "--model", str(toy[1]), "--output", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --output {folder}: is a directory; name a file in it, e.g. {folder / 'predictions.txt'}\n"
+    png_dir = tmp_path / "timeline.png"
+    png_dir.mkdir()
+    assert P.main([wav, "--model", str(toy[1]), "--plot", str(png_dir)]) == 2
+    assert f"--plot {png_dir}: is a directory" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert P.main([wav, "--model", str(toy[1]), "--output", str(blocker / "out.json")]) == 2
+    assert "cannot create its folder" in capsys.readouterr().err
+    assert analysed == []
+
+
+def test_a_long_hop_adds_no_window_that_is_mostly_padding(toy, tmp_path):
+    """1.6 s of noise, 1-second windows every 1.5 s: a window at 1.5 s would hold 0.1 s of noise
+    and 0.9 s of silence, which this model calls piano -- it flipped the file's answer."""
+    run_dir, _ = toy
+    wav = tmp_path / "noise.wav"
+    x = toy_audio(np.random.default_rng(3), "noise", 25600)  # 1.6 s at 16 kHz
+    sf.write(wav, x, 16000)
+    out = tmp_path / "hop.json"
+    assert P.main([str(wav), "--model", str(run_dir), "--hop", "1.5", "--aggregate", "max", "--threshold", "0.5",
+                   "--format", "json", "--timeline", "--output", str(out)]) == 0
+    r = json.loads(out.read_text())["files"][0]
+    assert r["windows"] == 1 and [w["start"] for w in r["timeline"]] == [0.0]
+    assert r["classes"] == NOISE, r["probabilities"]
+    # The window the old rule added really would flip the answer (max over windows adds piano).
+    from keras_inst.runtime.loader import load_artifact
+
+    tail = np.zeros((1, 16000), np.float32)
+    tail[0, :1600] = x[24000:]
+    assert load_artifact(run_dir).predict(tail)[0][CLASSES.index("piano")] > 0.5
+    # A tail of at least half a window is still analysed: 2.1 s -> windows at 0 and 1.5 s.
+    sf.write(wav, toy_audio(np.random.default_rng(4), "noise", 33600), 16000)
+    assert P.main([str(wav), "--model", str(run_dir), "--hop", "1.5", "--format", "json", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["files"][0]["windows"] == 2
+
+
+def test_options_the_model_form_would_ignore_are_refused(toy, audio_dir, tmp_path, capsys):
+    run_dir, export_dir = toy
+    wav = str(audio_dir / "tone_8k_mono.wav")
+    for model in (run_dir, run_dir / "model.keras", export_dir / "model_float32.tflite", export_dir / "saved_model"):
+        assert P.main([wav, "--model", str(model), "--variant", "tflite_int8"]) == 2, model
+        err = capsys.readouterr().err
+        assert f"--variant tflite_int8 picks an artifact of an export directory (a folder with export.json); {model} is not one" in err
+    assert P.main([wav, "--model", str(export_dir), "--sample-rate", "22050"]) == 2
+    assert "--sample-rate applies to a bare .tflite file" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_what_was_analysed(toy, audio_dir, tmp_path, monkeypatch, capsys):
+    """KeyboardInterrupt during the second file: exit 130, no traceback, the first file's result
+    written and marked as partial."""
+    real = P.analyse_file
+    calls = []
+
+    def interrupted_on_second(*a, **k):
+        calls.append(a[1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(P, "analyse_file", interrupted_on_second)
+    files = [str(audio_dir / n) for n in ("tone_8k_mono.wav", "noise_22k_stereo.flac", "sub/noise_48k_mono.mp3")]
+    out = tmp_path / "partial.json"
+    assert P.main([*files, "--model", str(toy[1]), "--format", "json", "--output", str(out), "--no-progress"]) == 130
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True and doc["files_found"] == 3
+    assert [Path(r["path"]).name for r in doc["files"]] == ["tone_8k_mono.wav"]
+    err = capsys.readouterr().err
+    assert "interrupted after 1 of 3 files" in err and "Traceback" not in err
+    calls.clear()
+    assert P.main([*files, "--model", str(toy[1]), "--plot", str(tmp_path / "p.png")]) == 130
+    cap = capsys.readouterr()
+    assert "interrupted: partial results, 1 of 3 files" in cap.out and "no plot was drawn" in cap.err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_bad_inputs_exit_2_with_the_reason(toy, audio_dir, tmp_path, capsys):
+    export_dir = str(toy[1])
+    missing = tmp_path / "missing.wav"
+    assert P.main([str(audio_dir), str(missing), "--model", export_dir]) == 2
+    assert capsys.readouterr().err == f"error: {missing} does not exist\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert P.main([str(empty), "--model", export_dir]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no audio files found in {empty} (looked for .aif, .aifc, .aiff, .au, .caf, .flac, .mp3,")
+    assert "the folders hold no files" in err
+    (empty / "notes.txt").write_text("x")
+    (empty / "cover.jpg").write_bytes(b"x")
+    assert P.main([str(empty), "--model", export_dir]) == 2
+    err = capsys.readouterr().err
+    assert f"no audio files found in {empty}" in err and "2 other files skipped: cover.jpg (not an audio file extension (.jpg))" in err
+    # An empty folder beside real input is a note, not an error.
+    assert P.main([str(empty), str(audio_dir / "tone_8k_mono.wav"), "--model", export_dir]) == 0
+    err = capsys.readouterr().err
+    assert f"note: no audio files found in {empty}" in err and "analysed 1 of 1 file (" in err
+
+
+def test_a_text_file_named_mp3_is_reported_as_unreadable(toy, audio_dir, tmp_path, capsys):
+    fake = tmp_path / "song.mp3"
+    fake.write_text("this is not audio\n" * 50)
+    assert P.main([str(fake), str(audio_dir / "tone_8k_mono.wav"), "--model", str(toy[1])]) == 0
+    err = capsys.readouterr().err
+    assert f"error: {fake}: not a readable audio file (" in err and "does not exist" not in err
+    assert "analysed 1 of 2 files" in err and "1 unreadable: song.mp3" in err
+
+
+def test_plot_and_table_say_1_window_and_1_timeline(toy, audio_dir, tmp_path, capsys):
+    assert P.main([str(audio_dir / "sub" / "deeper" / "short_tone.wav"), "--model", str(toy[1]),
+                   "--plot", str(tmp_path / "new" / "t.png")]) == 0
+    cap = capsys.readouterr()
+    assert "[0.5 s, 1 window]" in cap.out and "plotted 1 timeline into" in cap.err and "analysed 1 of 1 file (" in cap.err
+    assert (tmp_path / "new" / "t.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# The default answer: presence (which classes play, and when)
+
+
+@pytest.fixture(scope="module")
+def part_time(tmp_path_factory):
+    """30 s: tone, noise from 10 to 14 s, tone again. Windows of 1 s every 0.5 s: 59; 7 lie in
+    the noise entirely (starts 10.0 .. 13.0), a few more straddle its edges."""
+    path = tmp_path_factory.mktemp("part") / "part_time.wav"
+    rng = np.random.default_rng(11)
+    x = np.concatenate([toy_audio(rng, "tone", 160000), toy_audio(rng, "noise", 64000), toy_audio(rng, "tone", 256000)])
+    sf.write(path, x, 16000)
+    return path
+
+
+def expected_segments(timeline: list[dict], cls: str, threshold: float = 0.5) -> list[list[float]]:
+    """Runs of consecutive windows with ``cls`` >= threshold, window start to window end."""
+    out, last = [], -2
+    for i, w in enumerate(timeline):
+        if w["probabilities"][cls] >= threshold:
+            if i == last + 1:
+                out[-1][1] = w["end"]
+            else:
+                out.append([w["start"], w["end"]])
+            last = i
+    return out
+
+
+def test_presence_finds_the_part_time_class_the_mean_misses(toy, part_time, tmp_path):
+    from keras_inst.runtime.presence import DEFAULT_SOURCE
+
+    docs = {}
+    for agg in ("mean", "presence"):
+        out = tmp_path / f"{agg}.json"
+        assert P.main([str(part_time), "--model", str(toy[0]), "--aggregate", agg, "--threshold", "0.5", "--format", "json",
+                       "--timeline", "--output", str(out)]) == 0
+        docs[agg] = json.loads(out.read_text())
+    mean, pres = docs["mean"]["files"][0], docs["presence"]["files"][0]
+    assert "drums" not in mean["classes"] and mean["probabilities"]["drums"] < 0.5  # averaged away
+    assert pres["classes"] == ["percussion", "key", "drums", "piano"]
+    assert pres["probabilities"] == mean["probabilities"]  # the window mean, as before
+    drums = pres["segments"]["drums"]
+    assert drums == expected_segments(pres["timeline"], "drums") and len(drums) == 1
+    assert 9.0 <= drums[0][0] <= 10.0 and 14.0 <= drums[0][1] <= 15.0  # the noise: 10-14 s
+    active = sum(w["probabilities"]["drums"] >= 0.5 for w in pres["timeline"])
+    assert 7 <= active <= 11 and pres["active_share"]["drums"] == round(active / 59, 4)
+    assert pres["segments"]["percussion"] == drums  # the family follows its instrument per window
+    assert pres["active_share"]["violin"] == 0.0 and pres["segments"]["violin"] == []
+    doc = docs["presence"]
+    assert doc["aggregate"] == "presence" and doc["presence_source"] == DEFAULT_SOURCE
+    assert doc["presence_rule"]["min_windows"]["drums"] == 2 and "presence_rule" not in docs["mean"]
+
+
+def with_rule(run_dir: Path, dest: Path, rule: object) -> Path:
+    """A copy of the toy run whose report.json also holds ``rule`` as its presence rule."""
+    shutil.copytree(run_dir, dest)
+    report = json.loads((dest / "report.json").read_text())
+    (dest / "report.json").write_text(json.dumps(report | {"presence_rule": rule}))
+    return dest
+
+
+def test_the_runs_calibrated_rule_decides(toy, part_time, tmp_path, capsys):
+    from keras_inst.runtime.presence import PresenceRule
+
+    base = {c: 2 for c in CLASSES}
+    out = tmp_path / "r.json"
+    for k, want in ((12, ["key", "piano"]), (3, ["percussion", "key", "drums", "piano"])):
+        rule = PresenceRule(base | {"drums": k, "percussion": k}, {c: 1.0 for c in CLASSES}, f"calibrated, k={k}")
+        run = with_rule(toy[0], tmp_path / f"run_k{k}", rule.to_json())
+        assert P.main([str(part_time), "--model", str(run), "--threshold", "0.5", "--format", "json", "--output", str(out)]) == 0
+        doc = json.loads(out.read_text())
+        assert doc["files"][0]["classes"] == want, k  # 7..11 active drum windows: below 12, above 3
+        assert doc["presence_source"] == f"calibrated, k={k} ({run / 'report.json'})"
+    bad = with_rule(toy[0], tmp_path / "run_bad", {"min_windows": {"drums": 2}, "min_share": {"drums": 1.0}})
+    assert P.main([str(part_time), "--model", str(bad)]) == 2
+    assert f"error: {bad / 'report.json'}: 'presence_rule' must be an object" in capsys.readouterr().err
+
+
+def test_presence_table_and_csv(toy, part_time, audio_dir, tmp_path, capsys):
+    files = [str(part_time), str(audio_dir / "tone_8k_mono.wav")]
+    assert P.main([*files, "--model", str(toy[0]), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("aggregate presence") and out[1].startswith("presence rule: default: active in >= 2 windows")
+    assert out[2].startswith(f"{part_time}  [30.0 s, 59 windows]  percussion ") and ", drums " in out[2]
+    assert [line.split(":")[0] for line in out[3:7]] == ["    percussion", "    key", "    drums", "    piano"]
+    assert out[7] == f"{audio_dir / 'tone_8k_mono.wav'}  [3.0 s, 5 windows]  key 100%, piano 100%"
+    assert out[8:] == ["    key: 0.0-3.0", "    piano: 0.0-3.0"]
+    csv_out = tmp_path / "p.csv"
+    assert P.main([*files, "--model", str(toy[0]), "--threshold", "0.5", "--format", "csv", "--output", str(csv_out)]) == 0
+    rows = list(csv.DictReader(csv_out.open()))
+    assert list(rows[0])[-5:] == ["classes", "class", "present", "active_share", "segments"]
+    json_out = tmp_path / "p.json"
+    assert P.main([*files, "--model", str(toy[0]), "--threshold", "0.5", "--format", "json", "--output", str(json_out)]) == 0
+    doc = by_name(json.loads(json_out.read_text()))
+    for r in (r for r in rows if r["row"] == "class"):
+        res = doc[Path(r["path"]).name]
+        segs = res["segments"][r["class"]]
+        assert r["segments"] == ";".join(f"{a:.1f}-{b:.1f}" for a, b in segs) and segs
+        assert (float(r["start"]), float(r["end"])) == (segs[0][0], segs[-1][1])
+        assert float(r["active_share"]) == res["active_share"][r["class"]] and r["present"] == str(int(r["class"] in res["classes"]))
+    named = {(Path(r["path"]).name, r["class"]) for r in rows if r["row"] == "class"}
+    assert named == {(n, c) for n, res in doc.items() for c in CLASSES if res["segments"][c]}
+    assert [r["classes"] for r in rows if r["row"] == "file"] == ["percussion;key;drums;piano", "key;piano"]

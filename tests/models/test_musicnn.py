@@ -106,7 +106,7 @@ def test_fetch_errors(tmp_path, monkeypatch):
         M.fetch_musicnn(cache_dir=tmp_path, path=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no musicnn checkpoint folder"):
         M.fetch_musicnn(cache_dir=tmp_path, path=DATA / "musicnn_golden")
-    with pytest.raises(ValueError, match="holds no musicnn VGG checkpoint"):
+    with pytest.raises(ValueError, match="holds no musicnn checkpoint"):
         M.fetch_musicnn(cache_dir=tmp_path / "c", path=GOLDEN)  # an .npz is a zip file
     (tmp_path / "notes.txt").write_text("not an archive")
     with pytest.raises(ValueError, match="notes.txt: not a wheel"):

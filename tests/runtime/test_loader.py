@@ -140,3 +140,55 @@ def test_runtime_imports_neither_training_nor_deploy():
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for m in mods:
                 assert not m.startswith(("keras_inst.training", "keras_inst.deploy")), (f.name, m)
+
+
+def _with_failed_float32(export_dir, tmp_path):
+    """A copy of ``export_dir`` whose float32 TFLite failed its check, as export now leaves it."""
+    out = tmp_path / "failed_export"
+    shutil.copytree(export_dir, out)
+    failed = A.failed_name(A.VARIANT_FILES["tflite"])
+    (out / A.VARIANT_FILES["tflite"]).rename(out / failed)
+    meta = json.loads((out / A.EXPORT_JSON).read_text())
+    meta["artifacts"]["tflite"].update(passed=False, failed=["max|dp| 0.5 > 0.0001"], path=failed)
+    (out / A.EXPORT_JSON).write_text(json.dumps(meta))
+    return out, failed
+
+
+def test_a_failed_artifact_is_refused_by_variant_and_skipped_by_default(toy, tmp_path, capsys):
+    _, export_dir = toy
+    out, failed = _with_failed_float32(export_dir, tmp_path)
+    assert failed == "model_float32.FAILED.tflite"
+    with pytest.raises(ValueError, match=r"variant 'tflite' failed its export check \(max\|dp\| 0.5 > 0.0001\); "
+                                         r"its file was kept only for inspection as model_float32.FAILED.tflite"):
+        load_artifact(out, variant="tflite")
+    # No variant asked: the first one that passed (the SavedModel here).
+    assert load_artifact(out).kind == "saved_model"
+    # The file itself can still be opened for inspection, with a warning naming it.
+    art = load_artifact(out / failed)
+    assert art.kind == "tflite" and art.class_names == list(CLASSES)
+    assert f"{out / failed} is variant 'tflite', which failed its export check (max|dp| 0.5 > 0.0001)" in capsys.readouterr().err
+
+
+def test_a_run_config_comes_with_absolute_data_paths(toy, tmp_path, monkeypatch):
+    """config.yaml says data/rendered (relative to where the run started); loaded from
+    elsewhere, the run's config points at the data all the same."""
+    from keras_inst.config.io import dump_config, load_config
+    from keras_inst.runtime.data_locations import record_data_locations
+
+    run_src, _ = toy
+    base = tmp_path / "checkout"
+    (base / "data" / "rendered").mkdir(parents=True)
+    run_dir = base / "runs" / "r"
+    shutil.copytree(run_src, run_dir)
+    cfg = load_config("demo", ["data.roots.rendered=data/rendered", "data.cache_dir=data/cache"])
+    (run_dir / A.RUN_CONFIG).write_text(dump_config(cfg))
+    monkeypatch.chdir(tmp_path)  # not where the run started: data/rendered is not here
+    # Without a record (runs made before it existed): found from the run directory's parents.
+    art = load_artifact(run_dir, kinds=("keras",))
+    assert art.config.data.roots["rendered"] == str(base / "data" / "rendered")
+    assert art.config.data.cache_dir == str(base / "data" / "cache")
+    # With one: the record decides, wherever the data are.
+    record_data_locations(cfg, run_dir, base=tmp_path / "elsewhere")
+    art = load_artifact(run_dir, kinds=("keras",))
+    assert art.config.data.roots["rendered"] == str(tmp_path / "elsewhere" / "data" / "rendered")
+    assert art.config.data.held_out_corpus_dir().parent == tmp_path / "elsewhere" / "data"

@@ -57,7 +57,7 @@ def test_cross_source_run_end_to_end(corpus, tmp_path):
     summary = X.run_cross_source(cfg, run, family=FAMILY, songs=3, verbose=0)
 
     held_root = Path(summary["held_out"]["corpus"])
-    assert held_root == X.held_out_root(X.hold_out(cfg, FAMILY, songs=3))
+    assert held_root == X.hold_out(cfg, FAMILY, songs=3).data.held_out_corpus_dir()
     held, train = _stems(held_root), _stems(corpus)
     assert len(held) == 3 and summary["held_out"]["songs"] == 3
     # only the held-out family plays the held-out songs; training never heard it

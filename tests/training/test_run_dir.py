@@ -209,3 +209,24 @@ def test_nan_loss_stops_the_run_before_its_epoch_is_recorded(tmp_path: Path) -> 
     with pytest.raises(TrainingError, match=r"loss became \S+ at batch \d+; stopping. Lower the learning rate"):
         run.fit(model, _data(), None, cfg.training, initial_epoch=0, verbose=0)
     assert run.read_state() == RunState() and not (tmp_path / LAST_CKPT).exists()
+
+
+def test_a_run_that_never_started_is_reclaimed_by_the_corrected_config(tmp_path: Path) -> None:
+    """A start that failed (e.g. on a data root that does not exist) has written config.yaml;
+    the corrected command re-claims the directory instead of refusing it as another config's,
+    but once the run started (state.json), another config is refused again."""
+    bad, good = _cfg("data.roots.rendered=/no/such/folder"), _cfg("data.roots.rendered=/data/x")
+    run = RunDir(tmp_path / "run")
+    assert run.prepare(bad, reclaim=True) == "new"
+    (tmp_path / "run" / "split.json").write_text("{}")  # left by the failed start
+    assert not run.started
+    with pytest.raises(TrainingError, match="different config"):
+        run.prepare(good)  # without reclaim (the tuner's directories): refused as before
+    assert run.prepare(good, reclaim=True) == "new"
+    assert (tmp_path / "run" / "config.yaml").read_text() == dump_config(good)
+    assert not (tmp_path / "run" / "split.json").exists()
+    run.mark_started()
+    assert run.started and run.read_state() == RunState()
+    assert run.prepare(good, reclaim=True) == "resume"
+    with pytest.raises(TrainingError, match=r"different config \(differs in data.roots.rendered\)"):
+        run.prepare(bad, reclaim=True)

@@ -68,6 +68,22 @@ def test_a_run_directory_of_another_config_is_never_overwritten(corpus, tmp_path
     assert prepare_run_dir(b, run, overwrite=True) == "new"
 
 
+def test_a_failed_start_does_not_claim_the_run_directory(corpus, tmp_path):
+    """A dataset root that does not exist stops the run before training; the corrected command
+    then runs in the same directory (it is not refused as "a different config")."""
+    from keras_inst.training.train import train
+
+    run = tmp_path / "run"
+    bad = load_config("demo", [*TINY, f"data.roots.rendered={tmp_path / 'missing'}", "data.render_songs=0",
+                               f"data.cache_dir={tmp_path / 'cache'}", "training.epochs=1"])
+    with pytest.raises(ValueError, match="data.roots.rendered.*does not exist"):
+        train(bad, run, verbose=0)
+    good = load_config("demo", tiny_sets(corpus, tmp_path / "cache", "training.epochs=1"))
+    report = train(good, run, verbose=0)
+    assert report["test"]["examples"] > 0
+    assert json.loads((run / "state.json").read_text())["complete"]
+
+
 def test_nan_loss_stops_with_a_clear_message(corpus, tmp_path):
     from keras_inst.training.train import TrainingError, train
 

@@ -22,6 +22,7 @@ uses all songs; pass ``skip_bleed=True`` to drop them (reported as ``skipped_ble
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,26 +302,20 @@ def _raw_stems(
     return out
 
 
-def read(
-    root: Path,
-    *,
-    report: ReaderReport,
-    dataset: str = "medleydb",
-    include_raw: bool = False,
-    require_audio: bool = True,
-    skip_bleed: bool = False,
-) -> list[Song]:
-    """Read MedleyDB under ``root`` (labels mapped with the "medleydb" vocabulary).
+def multitrack_reader(vocabulary: str, *, raw_labels: str) -> Callable[..., list[Song]]:
+    """The ``read`` function of a MedleyDB-format dataset named ``vocabulary`` whose labels map
+    with that vocabulary (``raw_labels``: see :func:`read_multitrack`)."""
 
-    See :func:`read_multitrack` for ``include_raw``, ``require_audio`` and ``skip_bleed``.
-    """
-    return read_multitrack(
-        Path(root),
-        report=report,
-        dataset=dataset,
-        vocabulary="medleydb",
-        include_raw=include_raw,
-        raw_labels="own",
-        require_audio=require_audio,
-        skip_bleed=skip_bleed,
-    )
+    def read(root: Path, *, report: ReaderReport, dataset: str = vocabulary, include_raw: bool = False,
+             require_audio: bool = True, skip_bleed: bool = False) -> list[Song]:
+        return read_multitrack(Path(root), report=report, dataset=dataset, vocabulary=vocabulary,
+                               include_raw=include_raw, raw_labels=raw_labels,
+                               require_audio=require_audio, skip_bleed=skip_bleed)
+
+    read.__doc__ = (f"Read {vocabulary} under ``root`` (labels mapped with the {vocabulary!r} vocabulary).\n\n"
+                    "See :func:`keras_inst.data.datasets.medleydb.read_multitrack` for ``include_raw``, "
+                    "``require_audio`` and ``skip_bleed``.")
+    return read
+
+
+read = multitrack_reader("medleydb", raw_labels="own")

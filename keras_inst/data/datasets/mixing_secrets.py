@@ -12,32 +12,7 @@ folders. The raw tracks' ``instrument`` fields are free-form track names ('Backi
 
 from __future__ import annotations
 
-from pathlib import Path
+from keras_inst.data.datasets.medleydb import multitrack_reader
 
-from keras_inst.data.datasets.base import ReaderReport, Song
-from keras_inst.data.datasets.medleydb import read_multitrack
-
-
-def read(
-    root: Path,
-    *,
-    report: ReaderReport,
-    dataset: str = "mixing_secrets",
-    include_raw: bool = False,
-    require_audio: bool = True,
-    skip_bleed: bool = False,
-) -> list[Song]:
-    """Read Mixing Secrets under ``root`` (labels mapped with the "mixing_secrets" vocabulary).
-
-    See :func:`keras_inst.data.datasets.medleydb.read_multitrack` for the keyword flags.
-    """
-    return read_multitrack(
-        Path(root),
-        report=report,
-        dataset=dataset,
-        vocabulary="mixing_secrets",
-        include_raw=include_raw,
-        raw_labels="stem",
-        require_audio=require_audio,
-        skip_bleed=skip_bleed,
-    )
+# raw tracks take their stem's labels (their instrument fields are free-form track names)
+read = multitrack_reader("mixing_secrets", raw_labels="stem")

@@ -13,6 +13,9 @@ Usage (needs PyPI, or a downloaded wheel)::
    ``log10(10000 x + 1)``; ``log_mel [2, 187, 96]``, time first), and the outputs of musicnn's
    own graph on it with the ORIGINAL (unstripped) checkpoint: ``pool5 [2, 2, 1, 128]`` and
    ``logits [2, 50]``.
+3. ``MTT_musicnn/graph.pb``: the inference part of musicnn's MTT_musicnn ``.meta`` graph (the
+   nodes computing ``penultimate`` and ``logits``, recorded shapes dropped), 67 kB where the
+   ``.meta`` is 1.2 MB; no weights (tests write random ones, see tests/models/test_musicnn_cnn.py).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import librosa
 import numpy as np
 
 from keras_inst.models.musicnn import (
+    GRAPH_FILE,
     fetch_musicnn,
     musicnn_reference_outputs,
+    read_graph_def,
     read_musicnn_variables,
     write_musicnn_checkpoint,
 )
@@ -58,6 +63,18 @@ def musicnn_log_mel(audio: np.ndarray, frames: int = 187) -> np.ndarray:
     return np.log10(10000.0 * mel + 1.0).transpose(0, 2, 1)[:, :frames].astype(np.float32)
 
 
+def write_inference_graph(root: Path, checkpoint: str = "MTT_musicnn") -> Path:
+    """``<checkpoint>/graph.pb``: the inference sub-graph of musicnn's ``.meta`` (no weights)."""
+    graph_def = read_graph_def(root / checkpoint, ("penultimate", "logits"))
+    for node in graph_def.node:
+        if "_output_shapes" in node.attr:
+            del node.attr["_output_shapes"]
+    out = HERE / checkpoint / GRAPH_FILE
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(graph_def.SerializeToString())
+    return out
+
+
 def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = fetch_musicnn(cache_dir=tmp, path=argv[0] if argv else None)
@@ -76,7 +93,8 @@ def main(argv: list[str]) -> None:
         ref = musicnn_reference_outputs(root / "MSD_vgg", log_mel)
         GOLDEN.mkdir(exist_ok=True)
         np.savez_compressed(GOLDEN / "msd_vgg.npz", audio=audio, log_mel=log_mel, **ref)
-    print(f"wrote {out} and {GOLDEN / 'msd_vgg.npz'}")
+        graph = write_inference_graph(root)
+    print(f"wrote {out}, {graph} and {GOLDEN / 'msd_vgg.npz'}")
 
 
 if __name__ == "__main__":
