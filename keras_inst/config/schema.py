@@ -127,6 +127,17 @@ class DataConfig:
     # () = every installed one. Exclude some to keep them for held-out-source evaluation.
     render_sources: tuple[str, ...] = ()
     render_exclude_sources: tuple[str, ...] = ()
+    # [open] beyond the paper, opt-in: the built-in synthesizer (synth programs) and drum machine
+    # join the per-stem draw and electric guitars (GM 26-31) go through an amp/cabinet with
+    # probability 0.7 (keras_inst.corpus.sources.AMP_PROBABILITY). Another value is another corpus
+    # (its own roots.rendered). They also join when named in render_sources.
+    render_modern: bool = False
+    # [open] beyond the paper, opt-in: a seeded render_generated_share of the rendered songs are
+    # generated in these styles (keras_inst.corpus.songwriter: pop, rock, electronic, funk, jazz
+    # arrangements with part-time instruments) instead of arranged music21 scores; () = none.
+    # Another value is another corpus (its own roots.rendered).
+    render_styles: tuple[str, ...] = ()
+    render_generated_share: float = 0.5
     # [open] beyond the paper: held-out-source evaluation (keras_inst.training.cross_source). After
     # the test split, the run is also judged on held_out_songs OTHER songs (render seed
     # held_out_seed) rendered only with held_out_sources, which training must not use.
@@ -148,6 +159,7 @@ class DataConfig:
         _check(self.group_by in ("none", "artist", "album"), k + "group_by", f"must be none, artist or album, got {self.group_by!r}")
         _check(self.render_songs >= 0, k + "render_songs", f"must be >= 0, got {self.render_songs}")
         _check(self.held_out_songs >= 0, k + "held_out_songs", f"must be >= 0, got {self.held_out_songs}")
+        _check_styles(self.render_styles, self.render_generated_share)
         if self.held_out_sources:
             _check(self.held_out_songs > 0, k + "held_out_songs", "must be > 0 when data.held_out_sources is set")
             _check(self.held_out_seed != self.render_seed, k + "held_out_seed",
@@ -175,6 +187,18 @@ class DataConfig:
         stems by (dataset, song/stem), so one shared cache would make each invalidate the other."""
         name = f"heldout_{'+'.join(self.held_out_sources)}_seed{self.held_out_seed}"
         return Path(self.cache_dir).expanduser() / name
+
+
+# The styles of generated songs (their tables: keras_inst.corpus.songstyles.STYLES); named here
+# because the config package must not import the corpus.
+SONG_STYLES = ("pop", "rock", "electronic", "funk", "jazz")
+
+
+def _check_styles(styles: tuple[str, ...], share: float) -> None:
+    bad = [s for s in styles if s not in SONG_STYLES]
+    _check(not bad, "data.render_styles", f"unknown style(s) {bad}; known: {', '.join(SONG_STYLES)}")
+    _check(len(set(styles)) == len(styles), "data.render_styles", f"names a style twice: {list(styles)}")
+    _check(0.0 < share <= 1.0, "data.render_generated_share", f"must be in (0, 1], got {share}")
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,17 @@ class Song:
     start_q: float
     transpose: int
     key_name: str
+    # generated songs only (keras_inst.corpus.songwriter): (section, start s, end s) and the
+    # chord progression per section name; empty for arranged scores
+    form: tuple[tuple[str, float, float], ...] = ()
+    progressions: tuple[tuple[str, str], ...] = ()
 
 
 def program_range(program: int) -> tuple[int, int]:
     return [(lo, hi) for start, lo, hi in _RANGES if program >= start][-1]
 
 
-def _fit(notes: list[NoteQ], program: int) -> list[NoteQ]:
+def fit_range(notes: list[NoteQ], program: int) -> list[NoteQ]:
     """Move a part by the fewest whole octaves that bring most notes into the instrument's range
     (ties: nearer the range centre); fold the remaining stray notes by octaves."""
     if not notes:
@@ -76,7 +80,7 @@ def _fit(notes: list[NoteQ], program: int) -> list[NoteQ]:
 def _source(ctx: PartContext, idx: int, base: float, program: int) -> list[NoteQ]:
     if idx >= len(ctx.parts) or -idx > len(ctx.parts):
         return []
-    return _fit([(on, max(0.05, d * 0.94), k, ctx.vel(on, base)) for on, d, k in ctx.parts[idx]], program)
+    return fit_range([(on, max(0.05, d * 0.94), k, ctx.vel(on, base)) for on, d, k in ctx.parts[idx]], program)
 
 
 def _role_notes(ctx: PartContext, role: str, program: int) -> list[NoteQ]:
@@ -86,7 +90,7 @@ def _role_notes(ctx: PartContext, role: str, program: int) -> list[NoteQ]:
     if role == "bass":
         if len(ctx.parts) > 1:
             return _source(ctx, -1, base, program)
-        return _fit(GENERATORS["bass_roots"](dataclasses.replace(ctx, style="classical"), program), program)
+        return fit_range(GENERATORS["bass_roots"](dataclasses.replace(ctx, style="classical"), program), program)
     if role == "melody_double":
         return _source(ctx, 0, base - 14, program)
     if role == "all_parts":
@@ -94,10 +98,10 @@ def _role_notes(ctx: PartContext, role: str, program: int) -> list[NoteQ]:
     if role not in GENERATORS:
         raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
     notes = GENERATORS[role](ctx, program)
-    return notes if role == "drums" else _fit(notes, program)
+    return notes if role == "drums" else fit_range(notes, program)
 
 
-def _clean(notes: list[NoteQ], length_q: float) -> list[NoteQ]:
+def clean_notes(notes: list[NoteQ], length_q: float) -> list[NoteQ]:
     """Clip to the excerpt and cut a note where the same key is struck again (a re-strike)."""
     notes = sorted((on, min(d, length_q - on), k, v) for on, d, k, v in notes if 0 <= on < length_q)
     last: dict[int, int] = {}
@@ -113,13 +117,13 @@ def _clean(notes: list[NoteQ], length_q: float) -> list[NoteQ]:
     return [tuple(n) for n in out if n[1] > 1e-6]
 
 
-def _swing(t: float) -> float:
+def swing_time(t: float) -> float:
     """Straight eighths -> swung (2:1) within each beat (quarter)."""
     b, f = divmod(t, 1.0)
     return b + (f * 4 / 3 if f <= 0.5 else 2 / 3 + (f - 0.5) * 2 / 3)
 
 
-def _humanize(notes: list[NoteQ], spq: float, spread_s: float, rng: np.random.Generator) -> list[NoteQ]:
+def humanize(notes: list[NoteQ], spq: float, spread_s: float, rng: np.random.Generator) -> list[NoteQ]:
     """Quarters -> seconds with a random timing offset shared by all notes in one sixteenth slot
     (so chords stay together and strums keep their string order)."""
     shift: dict[int, float] = {}
@@ -173,7 +177,7 @@ def arrange(score: Score, plan, *, rng: np.random.Generator, max_seconds: float)
     for sp in plan.stems:
         notes = _role_notes(ctx, sp.role, sp.program)
         if swing and not sp.is_drum:
-            notes = [(_swing(on), _swing(on + d) - _swing(on), k, v) for on, d, k, v in notes]
-        out[sp.name] = _humanize(_clean(notes, length_q), spq, 0.003 if sp.is_drum else 0.008, rng)
+            notes = [(swing_time(on), swing_time(on + d) - swing_time(on), k, v) for on, d, k, v in notes]
+        out[sp.name] = humanize(clean_notes(notes, length_q), spq, 0.003 if sp.is_drum else 0.008, rng)
     key_name = f"{_PC_NAMES[tonic]} {mode}"
     return Song(out, length_q / spq, qpm, factor, start, transpose, key_name)

@@ -13,7 +13,10 @@ median velocity curve of all sources for that program; :func:`key_gains` gives e
 the median kit's balance (snare, hi-hats, cymbals and toms against the kick: kits differ by up to
 22 dB there); :func:`dropped` lists presets that play wrong (silent, a jump of more than
 ``MAX_STEP_DB`` between neighbouring velocities or a fall of more than ``-MIN_STEP_DB``, or a
-curve more than ``MAX_CORRECTION_DB`` off the median), which the draw skips.
+curve more than ``MAX_CORRECTION_DB`` off the median), which the draw skips. The medians leave
+out the table's ``opt_in`` sources (the built-in synthesizer and drum machine), which are brought
+to the median of the others: adding them changes no other source's correction, so renders
+without them stay identical.
 """
 
 from __future__ import annotations
@@ -61,12 +64,22 @@ def split_gains(notes: list, velocity_gains: Gains, key_gains: Gains = ()) -> li
 
 
 @lru_cache(maxsize=1)
+def _document() -> dict:
+    from importlib import resources
+
+    return json.loads(resources.files("keras_inst.corpus").joinpath(TABLE_FILE).read_text("utf-8"))
+
+
+def opt_in_sources() -> frozenset[str]:
+    """Sources of the table left out of the medians (opt-in ones: see the module docstring)."""
+    return frozenset(_document().get("opt_in", ()))
+
+
+@lru_cache(maxsize=1)
 def stored_table() -> tuple[dict[str, dict[int, list[float]]], dict[str, dict[str, float]]]:
     """(levels, balance) from ``source_levels.json``: LUFS per source, program and velocity
     (-inf where the preset was silent), and LUFS per drum source and group."""
-    from importlib import resources
-
-    doc = json.loads(resources.files("keras_inst.corpus").joinpath(TABLE_FILE).read_text("utf-8"))
+    doc = _document()
     levels = {s: {int(p): [-float("inf") if v is None else float(v) for v in r] for p, r in rows.items()}
               for s, rows in doc["levels"].items()}
     return levels, doc["balance"]
@@ -97,7 +110,8 @@ def _analysis() -> tuple[dict[tuple[str, int], tuple[float, ...]], dict[tuple[st
                 ok[n] = r
         if not ok:
             continue
-        median = np.median([_curve(r) for r in ok.values()], axis=0)
+        ref = [r for n, r in ok.items() if n not in opt_in_sources()] or list(ok.values())
+        median = np.median([_curve(r) for r in ref], axis=0)
         for n, r in ok.items():
             corr = median - _curve(r)
             if np.max(np.abs(corr)) > MAX_CORRECTION_DB:
@@ -121,11 +135,12 @@ def dropped() -> dict[tuple[str, int], str]:
 def _balance_gains() -> dict[str, Gains]:
     _, balance = stored_table()
     rel = {n: {g: v - b["kick"] for g, v in b.items()} for n, b in balance.items() if "kick" in b}
+    ref = [r for n, r in rel.items() if n not in opt_in_sources()] or list(rel.values())
     out = {}
     for name, groups in rel.items():
         gains = []
         for group, level in groups.items():
-            median = float(np.median([r[group] for r in rel.values() if group in r]))
+            median = float(np.median([r[group] for r in ref if group in r]))
             corr = float(np.clip(median - level, -MAX_BALANCE_DB, MAX_BALANCE_DB))
             gains += [(k, round(corr, 2)) for k in DRUM_GROUPS[group]]
         out[name] = tuple(sorted(gains))

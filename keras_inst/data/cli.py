@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=16000, help="stem sample rate (default 16000)")
     p.add_argument("--workers", type=int, default=None, help="parallel render processes (default: all cores)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="length of each song's excerpt in seconds (default 30)")
+    p.add_argument("--modern", action="store_true",
+                   help="opt-in: built-in synthesizer and drum machine join the draw, electric guitars get amps")
+    p.add_argument("--styles", type=lambda s: tuple(x for x in s.split(",") if x), default=(),
+                   help="opt-in: generate a share of the songs in these styles (pop,rock,electronic,funk,jazz)")
+    p.add_argument("--generated-share", type=float, default=0.5,
+                   help="share of generated songs when --styles is given (default 0.5)")
 
     p = sub.add_parser("preview", help="write example training mixes as WAV + PNG with their labels")
     p.add_argument("--config", default="demo")

@@ -29,7 +29,8 @@ def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
     render_corpus(
         root, songs=cfg.data.render_songs, seed=cfg.data.render_seed, soundfont=cfg.data.soundfont,
         sample_rate=cfg.audio.sample_rate, sources=list(cfg.data.render_sources) or None,
-        exclude_sources=list(cfg.data.render_exclude_sources) or None,
+        exclude_sources=list(cfg.data.render_exclude_sources) or None, modern=cfg.data.render_modern,
+        styles=cfg.data.render_styles, generated_share=cfg.data.render_generated_share,
     )
 
 

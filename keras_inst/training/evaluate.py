@@ -171,11 +171,11 @@ def evaluate_model(
     overrides: Sequence[str] = (),
     out_dir: str | Path | None = None,
     seed: int = 0,
-    songs: bool = True,
+    song_level: bool = True,
 ) -> dict:
     """Evaluate a model on one dataset; returns the report dict (and writes it to ``out_dir``).
 
-    ``songs``: also the song-level scores of whole songs (module doc; ``report["songs"]``).
+    ``song_level``: also the song-level scores of whole songs (module doc; ``report["songs"]``).
     """
     from keras_inst.data.cache.store import ensure_cache
     from keras_inst.data.datasets import read_dataset
@@ -218,7 +218,7 @@ def evaluate_model(
         },
         "test": evaluate_predictions(y_true, y_prob, thresholds=thresholds),
     }
-    if songs:
+    if song_level:
         report["songs"] = _song_level(art, cfg, cache, chosen, thresholds)
     if out_dir is not None:
         write_report(out_dir, report, title=f"{model_path.name} on {dataset} ({split})")
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         report = evaluate_model(args.model, dataset=args.dataset, root=args.root, split=args.split, config=args.config,
-                                overrides=args.overrides, out_dir=args.out, seed=args.seed, songs=not args.no_songs)
+                                overrides=args.overrides, out_dir=args.out, seed=args.seed, song_level=not args.no_songs)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

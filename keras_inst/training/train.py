@@ -63,9 +63,11 @@ def build_compiled_model(cfg: ExperimentConfig):
 
 def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_seconds: float) -> dict:
     """Tune thresholds on validation, evaluate on test (and the held-out split when the data
-    has one), write the report into the run directory."""
+    has one), calibrate the presence rule on the validation songs and score whole test songs
+    with it (:func:`keras_inst.training.evaluate.presence_entries`), write the report into the
+    run directory."""
     from keras_inst.taxonomy import CLASSES
-    from keras_inst.training.evaluate import predict_dataset
+    from keras_inst.training.evaluate import predict_dataset, presence_entries, song_level_markdown
     from keras_inst.training.metrics import evaluate_predictions, tune_thresholds
     from keras_inst.training.report import comparison_table, write_report
 
@@ -79,13 +81,17 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
         "test": evaluate_predictions(yt, pt, thresholds=thresholds),
         "thresholds": dict(zip(CLASSES, map(float, thresholds), strict=True)),
     }
+    report |= presence_entries(model, cfg, data.cache, validation=data.splits["validation"], test=data.splits["test"],
+                               thresholds=thresholds)  # presence_rule beside the thresholds, for predict
     if data.held_out is not None:  # data.held_out_sources [open]
         yh, ph = predict_dataset(model, data.held_out.dataset)
         report["held_out"] = {**evaluate_predictions(yh, ph, thresholds=thresholds), **data.held_out.describe()}
     out = rd.write_dir
     paths = write_report(out, report, history_csv=out / HISTORY_FILE, title=f"{cfg.name}: test split")
-    if "held_out" in report:  # report.md: the test split's tables, then in-domain vs held-out
-        atomic.write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + "\n" + comparison_table(report))
+    extra = ("\n" + comparison_table(report) if "held_out" in report else "") + (
+        song_level_markdown(report["songs"]) if "songs" in report else "")
+    if extra:  # report.md: the test split's tables, then in-domain vs held-out, then whole songs
+        atomic.write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + extra)
     return report
 
 

@@ -65,3 +65,13 @@ def test_nothing_to_plot_is_an_error(tmp_path):
         PL.plot_timelines([], NAMES, np.full(3, 0.5), tmp_path / "x.png")
     with pytest.raises(ValueError, match="a.wav: no timeline"):
         PL.timeline_matrix({"path": "a.wav"}, NAMES)
+
+
+def test_present_classes_are_marked_only_for_a_presence_result(tmp_path):
+    probs = np.full((6, 3), 0.1)
+    probs[1:3, 1] = 0.9
+    res = fake_result("p.wav", probs) | {"active_share": {"voice": 0.0, "drums": 2 / 6, "piano": 0.0},
+                                         "segments": {"voice": [], "drums": [[0.5, 2.0]], "piano": []}}
+    drawn = PL.plot_timelines([res, fake_result("m.wav", probs)], NAMES, np.full(3, 0.5), tmp_path / "t.png")
+    assert drawn[0]["present"].tolist() == [False, True, False]  # classes == ["drums"], with segments: presence
+    assert drawn[1]["present"].tolist() == [False, False, False]  # a mean/max result: nothing marked

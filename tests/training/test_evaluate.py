@@ -152,7 +152,7 @@ def test_song_level_scores_of_whole_songs(toy_run, toy_data, tmp_path, capsys):
     assert "## Song level (3 whole songs; presence rule: calibrated on 3 songs)" in out and "| presence | 1.000 | 0.500 |" in out
     got = json.loads((tmp_path / "r.json").read_text())["songs"]["presence"]["per_class"]
     assert (got["drums"]["tp"], got["drums"]["fn"]) == (1, 1)
-    assert "songs" not in EV.evaluate_model(toy_run, dataset="rendered", root="x", split="all", songs=False)
+    assert "songs" not in EV.evaluate_model(toy_run, dataset="rendered", root="x", split="all", song_level=False)
 
 
 def test_presence_entries_calibrate_on_validation_songs_and_load_back(toy_run, toy_data, tmp_path):

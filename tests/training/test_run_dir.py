@@ -172,7 +172,7 @@ def test_stale_temporary_files_are_removed_on_prepare(tmp_path: Path) -> None:
     (tmp_path / "checkpoints" / "last.keras").write_text("kept")
     assert run.prepare(cfg) == "resume"
     assert not any(p.exists() for p in stale)
-    assert sorted(_tree(tmp_path)) == ["checkpoints/last.keras", "config.yaml"]
+    assert sorted(_tree(tmp_path)) == ["checkpoints/last.keras", "config.yaml", "data_locations.json"]
 
 
 def test_a_non_chief_worker_writes_nothing_into_the_run_directory(tmp_path: Path) -> None:

@@ -138,6 +138,13 @@ def test_evaluate_cli_reproduces_the_runs_test_numbers(corpus, tmp_path):
     assert ev["meta"]["songs"] == len(json.loads((tmp_path / "run" / "split.json").read_text())["splits"]["test"]["rendered"])
     assert ev["test"]["roc_auc"] == pytest.approx(report["test"]["roc_auc"], abs=1e-6)
     assert ev["test"]["loss"] == pytest.approx(report["test"]["loss"], abs=1e-5)
+    # The run calibrated its presence rule on the validation songs; evaluate uses it (read by the
+    # loader from report.json) and scores the same whole test songs the same way.
+    assert set(report["presence_rule"]["min_windows"]) == set(report["thresholds"])
+    assert report["presence_rule"]["source"].startswith("calibrated on ") and "validation songs" in report["presence_rule"]["source"]
+    assert ev["songs"]["rule"] == report["presence_rule"]["source"]
+    assert ev["songs"]["presence"] == report["songs"]["presence"] and ev["songs"]["mean"] == report["songs"]["mean"]
+    assert "## Song level (" in (tmp_path / "run" / "report.md").read_text()
     rc = evaluate_main(["--model", str(tmp_path / "run"), "--dataset", "rendered", "--root", str(corpus), "--split", "all", "--json", str(out_json)])
     assert rc == 0 and json.loads(out_json.read_text())["meta"]["songs"] == 16
     assert evaluate_main(["--model", str(tmp_path / "nope"), "--dataset", "rendered", "--root", str(corpus)]) == 2
