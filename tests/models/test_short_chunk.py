@@ -302,7 +302,7 @@ def registered():
 def test_registering_a_backbone_makes_it_a_config_value(registered):
     # Unknown names: a ValueError naming the key and listing every known backbone.
     with pytest.raises(ValueError, match="config key 'model.architecture': unknown backbone 'tiny'; "
-                                         "known: short_chunk_cnn, short_chunk_res, musicnn_vgg$"):
+                                         "known: short_chunk_cnn, short_chunk_res, musicnn_vgg, musicnn$"):
         _small("model.architecture=tiny")
     registered("tiny", _tiny)
     cfg = _small("model.architecture=tiny")  # ExperimentConfig accepts it now
@@ -310,7 +310,7 @@ def test_registering_a_backbone_makes_it_a_config_value(registered):
     assert tuple(model.get_layer("backbone").output.shape) == (None, 251)  # 251 frames
     assert tuple(model.get_layer("head").input.shape) == (None, 251)
     assert model.count_params() == 251 * 512 + 512 + 4 * 512 + 512 * 15 + 15  # the head only
-    with pytest.raises(ValueError, match="known: short_chunk_cnn, short_chunk_res, musicnn_vgg, tiny"):
+    with pytest.raises(ValueError, match="known: short_chunk_cnn, short_chunk_res, musicnn_vgg, musicnn, tiny"):
         _small("model.architecture=nope")
     # A lazily named builder that cannot be imported fails when the model is built.
     registered("gone", "keras_inst.no_such_module:build")
