@@ -1,4 +1,4 @@
-"""Atomic file writes: write beside the target under a hidden temporary name, then ``os.replace``.
+"""Atomic file writes (write beside the target under a hidden temporary name, then ``os.replace``) and the one JSON-object reader.
 
 Every output of keras_inst (configs, states, reports, models, cache files, exports) is written
 through here, so an interrupted process never leaves a half-written file under the final name:
@@ -125,3 +125,18 @@ def clean_stale(folder: str | Path) -> int:
             p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None if there is no such file; ValueError naming the file
+    if it is not a JSON object."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level")
+    return dict(data)

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_inst.atomic import write_text
-from keras_inst.corpus.ensembles import TrackPlan, plan_corpus
+from keras_inst.corpus.ensembles import TrackPlan
 from keras_inst.corpus.gains import key_gains, velocity_gains
+from keras_inst.corpus.plans import plan_corpus
 from keras_inst.corpus.songwriter import SONGWRITER_VERSION
 from keras_inst.corpus.sources import (
     ALL_MELODIC,

@@ -15,7 +15,6 @@ that is not found (a cache not built yet) is taken from where the first data roo
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,8 @@ def record_data_locations(cfg: Any, run_dir: str | Path, *, base: str | Path | N
 
 def _read_record(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / RUN_DATA_LOCATIONS
-    if not path.is_file():
-        return None
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(rec, dict) or not isinstance(rec.get("roots"), dict):
+    rec = atomic.read_json_object(path)
+    if rec is not None and not isinstance(rec.get("roots"), dict):
         raise ValueError(f"{path}: expected an object with 'roots' (written by record_data_locations)")
     return rec
 

@@ -20,7 +20,6 @@ forms import them when loaded.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_inst.atomic import read_json_object
 from keras_inst.runtime.artifacts import (
     DEFAULT_VARIANT_ORDER,
     EXPORT_JSON,
@@ -79,21 +79,6 @@ class Artifact:
     def threshold_vector(self) -> np.ndarray | None:
         """The tuned thresholds ``[C]`` in class order, or None."""
         return None if self.thresholds is None else np.array([self.thresholds[c] for c in self.class_names])
-
-
-def read_json_object(path: str | Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None if there is no such file; ValueError naming the file
-    if it is not a JSON object."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
-    return dict(data)
 
 
 def read_export_json(folder: str | Path) -> dict[str, Any] | None:

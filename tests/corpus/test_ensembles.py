@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from keras_inst.corpus.ensembles import ENSEMBLES, plan_corpus
+from keras_inst.corpus.ensembles import ENSEMBLES
+from keras_inst.corpus.plans import plan_corpus
 from keras_inst.taxonomy import CLASSES, classes_for
 
 

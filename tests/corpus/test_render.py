@@ -13,7 +13,7 @@ import soundfile as sf
 import yaml
 from test_ensembles import plan_classes
 
-from keras_inst.corpus.ensembles import plan_corpus
+from keras_inst.corpus.plans import plan_corpus
 from keras_inst.corpus.render import (
     TARGET_LUFS,
     TARGET_PEAK_DB,

@@ -10,7 +10,8 @@ import pytest
 
 from keras_inst.config.schema import SONG_STYLES, DataConfig
 from keras_inst.corpus.arrange import program_range
-from keras_inst.corpus.ensembles import plan_corpus, plan_track
+from keras_inst.corpus.ensembles import plan_track
+from keras_inst.corpus.plans import plan_corpus
 from keras_inst.corpus.songstyles import (
     GENERATED_KIND,
     STYLES,
