@@ -172,7 +172,8 @@ def bench_export(export: Path, *, repeats: int) -> dict:
                for t in sorted({1, cores}) if ("tflite", t) in ms and ("tflite_int8", t) in ms}
     return {"export": str(export), "source": meta.get("source"), "window_seconds": meta["input_seconds"],
             "machine": {"cpu": _cpu_name(), "cores": cores, "load_average": [round(v, 2) for v in os.getloadavg()]},
-            "results": rows, "int8_speedup_vs_float32": speedup}
+            "results": rows, "int8_speedup_vs_float32": speedup,
+            "int8_activations": (meta.get("int8") or {}).get("activations")}  # full-integer or dynamic-range
 
 
 def main(argv: list[str] | None = None) -> int:

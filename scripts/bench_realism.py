@@ -3,11 +3,12 @@
 Prints one JSON object: examples/s (wall) and CPU ms per example of
 ``keras_inst.data.pipeline.training_dataset`` (batch 16) with ``--config``'s mixing and paper
 effects and: no realism effects (``off``), all of the config's realism effects (``all``), and
-each one alone at the config's setting (``only_<effect>``); and ``numpy_baseline``: the same
+each one alone at the config's setting (``only_<effect>``; ``only_mix_bus`` at probability 1
+when the config leaves the mix bus off, as demo.yaml does); and ``numpy_baseline``: the same
 augmentation in one process the straightforward way (per source: the NumPy/SciPy paper chain
 of ``keras_inst.augment.reference``, then tanh + ``sosfilt``, an ``lfilter`` RMS compressor,
-NumPy noise, ``sosfiltfilt``; per mix ``fftconvolve`` with a NumPy room), on the same recipes
-and parameters (drawn beforehand, not timed). Every variant runs in its own process,
+NumPy noise, ``sosfiltfilt``; per mix ``fftconvolve`` with a NumPy room and, where drawn,
+``reference.mix_bus_np``), on the same recipes and parameters (drawn beforehand, not timed). Every variant runs in its own process,
 ``--repeat`` times round robin (median reported). The model's training rate is
 ``scripts/bench_pipeline.py``'s (``--only model_train_step``).
 
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-EFFECTS = ("reverb", "compressor", "saturation", "band_limit", "noise")
+EFFECTS = ("reverb", "compressor", "saturation", "band_limit", "noise", "mix_bus")
 VARIANTS = ("off", "all", *(f"only_{e}" for e in EFFECTS), "numpy_baseline")
 
 
@@ -34,6 +35,9 @@ def _config(args: argparse.Namespace, variant: str):
 
     keep = EFFECTS if variant in ("all", "numpy_baseline") else (variant[5:],) if variant.startswith("only_") else ()
     off = [f"effects.{e}.probability=0.0" for e in EFFECTS if e not in keep]
+    cfg = load_config(args.config)
+    if variant == "only_mix_bus" and cfg.effects.mix_bus.probability == 0:
+        off.append("effects.mix_bus.probability=1.0")  # its cost, where the config has it off
     return load_config(args.config, [
         "data.datasets=[rendered]", f"data.roots.rendered={args.root}",
         f"data.cache_dir={args.cache_dir}", "training.transfer=scratch",
@@ -82,7 +86,7 @@ def _numpy_baseline(args: argparse.Namespace) -> dict:
     import scipy.signal as ss
 
     from keras_inst.augment.realism import RealismParams, draw_realism
-    from keras_inst.augment.reference import apply_effects_np, params_item
+    from keras_inst.augment.reference import apply_effects_np, mix_bus_np, params_item
     from keras_inst.data.mixing import recipe_dataset
     from keras_inst.data.pipeline import build_data, training_input_samples
 
@@ -114,6 +118,11 @@ def _numpy_baseline(args: argparse.Namespace) -> dict:
             h = np.where(tt >= 0, rng.standard_normal(length)
                          * np.exp(-np.log(1000) * np.maximum(tt, 0) / real.rt60_s[i, 0]), 0)
             mix += ss.fftconvolve(bus, h / np.sqrt(np.sum(h**2)))[:t].astype(np.float32)
+        if real.bus_on[i, 0]:
+            mix = mix_bus_np(mix, *(getattr(real, f)[i, 0] for f in (
+                "bus_threshold_db", "bus_ratio", "bus_attack_s", "bus_release_s",
+                "bus_target_lufs", "bus_ceiling_db", "bus_max_gain_db")), sample_rate=sr)
+            mix = mix.astype(np.float32)
         peak = np.abs(mix).max()
         if peak > cfg.mixing.peak_normalize:
             mix *= cfg.mixing.peak_normalize / peak

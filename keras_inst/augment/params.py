@@ -2,7 +2,8 @@
 
 :class:`EffectParams` is the record both :mod:`keras_inst.augment.effects` (batched, TF) and
 :mod:`keras_inst.augment.reference` (one signal, NumPy) take; the constants are the ones both
-must agree on (filter kinds, the shelf slope, the phase vocoder's FFT size). No TensorFlow here,
+must agree on (filter kinds, the shelf slope, the phase vocoder's FFT size, the realism
+compressor's frames, the mix bus's K-weighting and limiter). No TensorFlow here,
 so the NumPy reference stays TensorFlow-free and the TF chain does not import the reference.
 """
 
@@ -15,6 +16,12 @@ import numpy as np
 FILTER_KINDS = ("low_shelf", "high_shelf", "peaking")
 SHELF_Q = 1.0 / np.sqrt(2.0)  # shelf slope S = 1 in the cookbook equals Q = 1/sqrt(2)
 PV_N_FFT = 1024  # phase-vocoder FFT size: 64 ms at 16 kHz (both chains)
+COMP_HOP = 256  # realism compressor's detector hop (16 ms at 16 kHz); frames are 2 hops, Hann
+COMP_LAGS = 128  # frames of its attack/release windows (2 s at hop 256 / 16 kHz)
+LIMIT_BLOCK = 32  # mix-bus limiter: block (2 ms) of its gain computer = its look-ahead (a power of 2)
+LIMIT_RELEASE_S = 0.05  # the limiter's release time constant (gain recovers 8.686 / 0.05 dB/s)
+LIMIT_LAGS = 128  # blocks of release memory: 5.1 time constants, i.e. at most 44 dB of recovery
+LUFS_OFFSET = -0.691  # BS.1770: loudness = -0.691 + 10 log10(K-weighted mean square)
 
 
 class EffectParams(NamedTuple):
@@ -44,6 +51,23 @@ IDENTITY = EffectParams(
     gain_db=0.0, low_shelf_hz=100.0, low_shelf_db=0.0, high_shelf_hz=4000.0, high_shelf_db=0.0,
     peak_hz=1000.0, peak_db=0.0, peak_q=1.0, semitones=0.0, rate=1.0, eq_first=True,
 )
+
+
+def k_weighting(sample_rate: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BS.1770 K-weighting biquads ``[(b, a), (b, a)]`` (shelf +4 dB above ~1.7 kHz, then a
+    38 Hz high-pass), designed for any rate from the analog prototype (B. De Man's constants;
+    they reproduce the spec's 48 kHz coefficients, as ``keras_inst.corpus.synth`` does)."""
+    k = np.tan(np.pi * 1681.974450955533 / sample_rate)
+    q, vh = 0.7071752369554196, 10 ** (3.999843853973347 / 20)
+    vb = vh**0.4996667741545416
+    a0 = 1 + k / q + k * k
+    shelf = (np.array([vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k]) / a0,
+             np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
+    k, q = np.tan(np.pi * 38.13547087602444 / sample_rate), 0.5003270373238773
+    a0 = 1 + k / q + k * k
+    high_pass = (np.array([1.0, -2.0, 1.0]),
+                 np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
+    return [shelf, high_pass]
 
 
 def params_item(params: EffectParams, index: int) -> EffectParams:

@@ -2,8 +2,8 @@
 their parameters, their chain per source and the room per mix (the signal processing is in
 :mod:`keras_inst.augment.acoustics`).
 
-Opt-in (``effects.reverb / compressor / saturation / band_limit / noise`` in the config, all
-off in ``configs/paper.yaml``): they make rendered or clean stems sound more like recordings, so
+Opt-in (``effects.reverb / compressor / saturation / band_limit / noise / mix_bus`` in the
+config, all off in ``configs/paper.yaml``): they make rendered or clean stems sound more like recordings, so
 a model learns instruments rather than one SoundFont. Per source, in this order (the order of a
 recording chain: amp, mixing desk, noise floor, codec):
 
@@ -31,6 +31,16 @@ of a mix cost ONE convolution of the summed send bus (FFT zero-padded to ``T + L
 ``ROOM_SECONDS``: only the first T output samples are kept).
 Reverberation of sound before the chunk is absent (the chunk's first RT60 is drier).
 
+The MIX BUS is per mix too, last (after the room, before the pipeline's peak normalisation),
+as in mastering: the compressor above on the summed mix (threshold re the mix's RMS, no make-up),
+a gain to the drawn target loudness (ungated BS.1770 loudness of the chunk: K-weighted mean
+square, one FFT; at most ``max_gain_db``), then a look-ahead peak limiter to ``ceiling_db``
+(:func:`keras_inst.augment.acoustics.limit`: block-minimum gain computer seeing one 2-ms block
+ahead, exponential release, a 4-ms box-smoothed attack; a final clip at the ceiling only
+absorbs rounding). A limited mix ends a little below its target (the limiter takes peaks off).
+Training on raw, unmastered sums teaches a model quiet, dynamic mixes only; real test audio is
+mostly mastered loud.
+
 Every training mix may get them, musical or not (none changes pitch or timing); validation and
 test mixes get none. Parameters come from each example's effects seed like the paper's
 effects, on an independent stream (the seed's first word xor ``REALISM_TAG``): the paper's
@@ -44,7 +54,14 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_inst.augment.acoustics import add_noise, band_limit, compress, reverberate, saturate
+from keras_inst.augment.acoustics import (
+    add_noise,
+    band_limit,
+    compress,
+    mix_bus,
+    reverberate,
+    saturate,
+)
 from keras_inst.augment.effects import hash_uniform, uniform_in
 from keras_inst.config.schema import EffectsConfig
 from keras_inst.taxonomy import CLASS_INDEX
@@ -52,14 +69,14 @@ from keras_inst.taxonomy import CLASS_INDEX
 __all__ = ["RealismParams", "draw_realism", "enabled", "mix_with_realism", "source_realism"]
 
 REALISM_TAG = 0x5245414C49534D31  # "REALISM1": xor'd into the seed's first word
-_SRC_COLS, _MIX_COLS = 15, 4
+_SRC_COLS, _MIX_COLS = 15, 10  # the mix bus's 6 columns come last: the others' draws stay put
 
 
 class RealismParams(NamedTuple):
     """Per-source realism parameters, fields ``[..., N]`` (or ``[M]`` rows); off = identity.
 
-    ``rt60_s``, ``predelay_s`` and ``room_u`` belong to the source's MIX (the same on every
-    source of it); ``send`` is 0 for every source of a mix without reverb.
+    ``rt60_s``, ``predelay_s``, ``room_u`` and the ``bus_*`` fields belong to the source's MIX
+    (the same on every source of it); ``send`` is 0 for every source of a mix without reverb.
     """
 
     drive_db: Any  # saturation: drive (dB); 0 = off
@@ -78,12 +95,20 @@ class RealismParams(NamedTuple):
     rt60_s: Any
     predelay_s: Any
     room_u: Any  # [0, 1): offset of the room's noise in the table
+    bus_on: Any  # bool: the mix bus (per mix, like the room fields below)
+    bus_threshold_db: Any  # its compressor's threshold re the mix's RMS (dB)
+    bus_ratio: Any
+    bus_attack_s: Any
+    bus_release_s: Any
+    bus_target_lufs: Any  # loudness the mix is brought to
+    bus_ceiling_db: Any  # the limiter's ceiling (dBFS; the config's, on every row)
+    bus_max_gain_db: Any  # most gain towards the target (the config's, on every row)
 
 
 def enabled(cfg: EffectsConfig) -> bool:
     """Whether any realism effect can happen (else nothing is added to the graph)."""
     return any(b.probability > 0 for b in (cfg.reverb, cfg.compressor, cfg.saturation,
-                                           cfg.band_limit, cfg.noise))
+                                           cfg.band_limit, cfg.noise, cfg.mix_bus))
 
 
 def _instrument_gate(classes: Any, names: tuple[str, ...], shape: tf.Tensor) -> tf.Tensor:
@@ -116,13 +141,13 @@ def draw_realism(seed: Any, n: int, cfg: EffectsConfig, *,
     seed = tf.stack([tf.bitwise.bitwise_xor(seed[..., 0], tf.constant(REALISM_TAG, tf.int64)),
                      seed[..., 1]], axis=-1)
     batch = tf.shape(seed)[:-1]
-    u = hash_uniform(seed, n * _SRC_COLS + _MIX_COLS)  # [..., n * 15 + 4]
+    u = hash_uniform(seed, n * _SRC_COLS + _MIX_COLS)  # [..., n * 15 + 10]
     src = tf.reshape(u[..., : n * _SRC_COLS], tf.concat([batch, [n, _SRC_COLS]], 0))
     col = [src[..., i] for i in range(_SRC_COLS)]  # [..., n] each
     shape = tf.shape(col[0])
     mix = [tf.broadcast_to(u[..., n * _SRC_COLS + i, None], shape) for i in range(_MIX_COLS)]
-    sat, comp, lp, noise, room = (cfg.saturation, cfg.compressor, cfg.band_limit, cfg.noise,
-                                  cfg.reverb)
+    sat, comp, lp, noise, room, bus = (cfg.saturation, cfg.compressor, cfg.band_limit,
+                                       cfg.noise, cfg.reverb, cfg.mix_bus)
     sat_on = (col[0] < sat.probability) & _instrument_gate(classes, sat.instruments, shape)
     comp_on = col[3] < comp.probability
     room_on = mix[0] < room.probability
@@ -144,6 +169,14 @@ def draw_realism(seed: Any, n: int, cfg: EffectsConfig, *,
         rt60_s=tf.where(room_on, uniform_in(mix[1], room.rt60_s, log=True), 0.0),
         predelay_s=uniform_in(mix[2], room.predelay_ms) / 1000.0,
         room_u=mix[3],
+        bus_on=mix[4] < bus.probability,
+        bus_threshold_db=uniform_in(mix[5], bus.threshold_db),
+        bus_ratio=uniform_in(mix[6], bus.ratio, log=True),
+        bus_attack_s=uniform_in(mix[7], bus.attack_ms, log=True) / 1000.0,
+        bus_release_s=uniform_in(mix[8], bus.release_ms, log=True) / 1000.0,
+        bus_target_lufs=uniform_in(mix[9], bus.target_lufs),
+        bus_ceiling_db=tf.fill(shape, float(bus.ceiling_db)),
+        bus_max_gain_db=tf.fill(shape, float(bus.max_gain_db)),
     )
 
 
@@ -231,8 +264,8 @@ def source_realism(x: tf.Tensor, p: RealismParams, *, sample_rate: float) -> tf.
 def mix_with_realism(y: tf.Tensor, mix_of: tf.Tensor, p: RealismParams, *,
                      sample_rate: float) -> tf.Tensor:
     """Rows ``y [M, T]`` (after the paper's effects; ``mix_of [M]`` ascending mix ids, ``p``
-    fields [M]) -> per-source realism -> sum per mix with each mix's room -> ``[<= B, T]``
-    (as ``tf.math.segment_sum``: up to the last id).
+    fields [M]) -> per-source realism -> sum per mix with each mix's room -> each mix's bus
+    -> ``[<= B, T]`` (as ``tf.math.segment_sum``: up to the last id).
 
     With sends ``s_i`` and room ``h``: ``sum_i (1 - s_i) y_i + h * sum_i s_i y_i``
     ``= sum_i y_i + (h * bus - bus)``, so only the mixes with a room pay for the bus.
@@ -253,4 +286,24 @@ def mix_with_realism(y: tf.Tensor, mix_of: tf.Tensor, p: RealismParams, *,
                            sample_rate=sample_rate)
         return tf.tensor_scatter_nd_add(mix, idx[:, None], wet - bus)
 
-    return tf.cond(tf.reduce_any(send > 0), with_rooms, lambda: mix)
+    mix = tf.cond(tf.reduce_any(send > 0), with_rooms, lambda: mix)
+    return _with_mix_bus(mix, ids, p, sample_rate=sample_rate)
+
+
+def _with_mix_bus(mix: tf.Tensor, ids: tf.Tensor, p: RealismParams, *,
+                  sample_rate: float) -> tf.Tensor:
+    """The mix bus on the mixes ``[n, T]`` that draw it (``ids [M]``: each row's mix); the
+    others are left bit-identical, and nothing runs when none draws it."""
+    on_rows = tf.cast(p.bus_on, tf.bool)
+
+    def with_bus() -> tf.Tensor:
+        on = tf.math.segment_max(tf.cast(on_rows, tf.int32), ids) > 0  # [n]
+        idx = tf.cast(tf.where(on)[:, 0], tf.int32)  # mixes with a bus
+        first = tf.gather(tf.math.segment_min(tf.range(tf.size(ids)), ids), idx)  # a row of each
+        at = [tf.gather(v, first) for v in (p.bus_threshold_db, p.bus_ratio, p.bus_attack_s,
+                                             p.bus_release_s, p.bus_target_lufs,
+                                             p.bus_ceiling_db, p.bus_max_gain_db)]
+        out = mix_bus(tf.gather(mix, idx), *at, sample_rate=sample_rate)
+        return tf.tensor_scatter_nd_update(mix, idx[:, None], out)
+
+    return tf.cond(tf.reduce_any(on_rows), with_bus, lambda: mix)

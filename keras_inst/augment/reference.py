@@ -9,6 +9,11 @@ input-pipeline benchmark.  It has no TensorFlow dependency.
 
 The parameter record (:class:`keras_inst.augment.params.EffectParams`) and the constants both
 chains agree on live in :mod:`keras_inst.augment.params`.
+
+:func:`mix_bus_np` is the reference of the realism mix bus
+(:func:`keras_inst.augment.acoustics.mix_bus`): the compressor's attack and release as direct
+minima/maxima over every lag (the TF code doubles), the K-weighting by ``lfilter`` (TF: one FFT),
+the limiter's box average by ``np.convolve`` (TF: doubling sums).
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ import numpy as np
 import scipy.signal
 
 from keras_inst.augment.params import (  # noqa: F401  (re-exported: the reference's public names)
+    COMP_HOP,
+    COMP_LAGS,
     FILTER_KINDS,
     IDENTITY,
+    LIMIT_BLOCK,
+    LIMIT_LAGS,
+    LIMIT_RELEASE_S,
+    LUFS_OFFSET,
     PV_N_FFT,
     SHELF_Q,
     EffectParams,
+    k_weighting,
     params_item,
 )
 
@@ -169,3 +181,78 @@ def apply_effects_np(
     if not p.eq_first:
         y = equalize_np(y, p, sample_rate=sample_rate)
     return np.pad(y, (0, out_samples - len(y))).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# The realism mix bus, one signal
+
+
+def _db(power: Any) -> np.ndarray:
+    return 10.0 * np.log10(np.asarray(power, np.float64) + 1e-20)
+
+
+def _lag_extreme(v: np.ndarray, step: float, lags: int, sign: float) -> np.ndarray:
+    """``max_k sign * (v[f - k] * sign - k step)`` over k < ``lags`` (0 before the start),
+    directly: sign +1 a fall-rate limit, -1 a rise-rate limit of ``v``."""
+    padded = np.concatenate([np.zeros(lags - 1), v])
+    k = np.arange(lags)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, lags)[:, ::-1]  # [F, k]
+    return sign * np.max(sign * windows - k * step, axis=1)
+
+
+def compress_np(x: np.ndarray, threshold_db: float, ratio: float, attack_s: float,
+                release_s: float, *, sample_rate: float, hop: int = COMP_HOP,
+                lags: int = COMP_LAGS) -> np.ndarray:
+    """The realism compressor without make-up: Hann-weighted frames of 2 hops (centres f hop),
+    static curve re the signal's RMS, rise- and fall-rate limits, gains interpolated."""
+    x = np.asarray(x, np.float64)
+    t = x.size
+    blocks = -(-t // hop)
+    p = np.pad(x**2, (hop, (blocks + 1) * hop - t))
+    w = np.hanning(2 * hop + 1)[:-1]
+    level = np.array([np.dot(p[f * hop: f * hop + 2 * hop], w / w.sum())
+                      for f in range(blocks + 1)])
+    gr = np.maximum(_db(level) - _db(np.mean(x**2)) - threshold_db, 0.0) * (1 - 1 / ratio)
+    per_frame = 20.0 / np.log(10.0) * hop / sample_rate
+    gr = _lag_extreme(gr, per_frame / attack_s, lags, -1.0)  # rises at most this fast
+    gr = _lag_extreme(gr, per_frame / release_s, lags, 1.0)  # falls at most this fast
+    gain = np.interp(np.arange(t), np.arange(blocks + 1) * hop, 10 ** (-gr / 20))
+    return x * gain
+
+
+def loudness_np(x: np.ndarray, *, sample_rate: float) -> float:
+    """Ungated BS.1770 loudness: K-weighted (``lfilter``, ringing past the end included) energy
+    over ``len(x)``."""
+    y = np.pad(np.asarray(x, np.float64), (0, 8192))
+    for b, a in k_weighting(sample_rate):
+        y = scipy.signal.lfilter(b, a, y)
+    return float(LUFS_OFFSET + _db(np.sum(y**2) / len(x)))
+
+
+def limit_np(x: np.ndarray, ceiling_db: float, *, sample_rate: float) -> np.ndarray:
+    """The look-ahead limiter: per-block minimum of the gain bounds, over the neighbouring
+    blocks, exponential release over ``LIMIT_LAGS`` blocks, box average of 2 blocks + 1."""
+    x = np.asarray(x, np.float64)
+    t, blk = x.size, LIMIT_BLOCK
+    nb = -(-(t + 2 * blk) // blk)
+    c = 10 ** (ceiling_db / 20)
+    xp = np.pad(x, (blk, nb * blk - t - blk))
+    g = np.minimum(1.0, c / np.maximum(np.abs(xp), 1e-30)).reshape(nb, blk).min(axis=1)
+    g = np.pad(g, 1, constant_values=1.0)
+    g = np.minimum(np.minimum(g[:-2], g[1:-1]), g[2:])
+    r = np.exp(blk / (LIMIT_RELEASE_S * sample_rate))
+    before = np.concatenate([np.ones(LIMIT_LAGS - 1), g])  # no limiting before the start
+    lagged = np.lib.stride_tricks.sliding_window_view(before, LIMIT_LAGS)[:, ::-1]  # g[b - k]
+    g = np.min(lagged * r ** np.arange(LIMIT_LAGS), axis=1)
+    h = np.repeat(g, blk)
+    box = np.convolve(h, np.ones(2 * blk + 1) / (2 * blk + 1), mode="valid")[:t]
+    return np.clip(x * box, -c, c)
+
+
+def mix_bus_np(x: np.ndarray, threshold_db: float, ratio: float, attack_s: float,
+               release_s: float, target_lufs: float, ceiling_db: float, max_gain_db: float, *,
+               sample_rate: float = 16000) -> np.ndarray:
+    """Compressor, gain to the target loudness (at most ``max_gain_db``), limiter -> float64."""
+    y = compress_np(x, threshold_db, ratio, attack_s, release_s, sample_rate=sample_rate)
+    gain_db = min(target_lufs - loudness_np(y, sample_rate=sample_rate), max_gain_db)
+    return limit_np(y * 10 ** (gain_db / 20), ceiling_db, sample_rate=sample_rate)

@@ -105,3 +105,34 @@ class NoiseConfig:
         _check_prob(self.probability, k + "probability")
         _check_range(self.snr_db, k + "snr_db")
         _check_prob(self.p_pink, k + "p_pink")
+
+
+@dataclass(frozen=True)
+class MixBusConfig:
+    """The mix bus of a mastered recording (beyond the paper), per mix after every per-source
+    effect and the room, before the pipeline's peak normalisation: bus compression
+    (``threshold_db`` re the mix's RMS), gain to a loudness drawn in ``target_lufs`` (ungated
+    BS.1770: K-weighted mean square over the chunk), at most ``max_gain_db``, then a look-ahead
+    peak limiter to ``ceiling_db`` dBFS."""
+
+    probability: float = 0.0  # per mix
+    threshold_db: tuple[float, float] = (-10.0, -2.0)
+    ratio: tuple[float, float] = (1.5, 4.0)  # log-uniform: glue, not squash
+    attack_ms: tuple[float, float] = (5.0, 30.0)  # log-uniform
+    release_ms: tuple[float, float] = (50.0, 400.0)  # log-uniform
+    target_lufs: tuple[float, float] = (-14.0, -8.0)  # streaming level to loud modern masters
+    ceiling_db: float = -1.0  # true-peak-style headroom of masters
+    max_gain_db: float = 30.0  # a near-silent mix is not raised into loud noise
+
+    def __post_init__(self) -> None:
+        k = "effects.mix_bus."
+        _check_prob(self.probability, k + "probability")
+        _check_range(self.threshold_db, k + "threshold_db")
+        _check(self.threshold_db[1] <= 20.0, k + "threshold_db", f"must be <= 20 dB re the mix's RMS, got {list(self.threshold_db)}")
+        _check_range(self.ratio, k + "ratio", lo=1.0)
+        _check_range(self.attack_ms, k + "attack_ms", lo=0.1)
+        _check_range(self.release_ms, k + "release_ms", lo=10.0)
+        _check_range(self.target_lufs, k + "target_lufs", lo=-70.0)
+        _check(self.target_lufs[1] <= 0.0, k + "target_lufs", f"must be <= 0 LUFS, got {list(self.target_lufs)}")
+        _check(-30.0 <= self.ceiling_db <= 0.0, k + "ceiling_db", f"must be in [-30, 0] dBFS, got {self.ceiling_db}")
+        _check(self.max_gain_db >= 0.0, k + "max_gain_db", f"must be >= 0 dB, got {self.max_gain_db}")

@@ -20,6 +20,7 @@ from keras_inst.config.checks import check_range as _check_range
 from keras_inst.config.realism import (
     BandLimitConfig,
     CompressorConfig,
+    MixBusConfig,
     NoiseConfig,
     ReverbConfig,
     SaturationConfig,
@@ -142,9 +143,14 @@ class DataConfig:
     # the test split, the run is also judged on held_out_songs OTHER songs (render seed
     # held_out_seed) rendered only with held_out_sources, which training must not use.
     held_out_sources: tuple[str, ...] = ()
+    # ... or songs generated in held_out_styles (left out of the training render's render_styles),
+    # or played by held_out_engines (opt-in built-in engines, HELD_OUT_ENGINES, left out of the
+    # training render): one held-out corpus holds out all that is named (held_out_tag).
+    held_out_styles: tuple[str, ...] = ()
+    held_out_engines: tuple[str, ...] = ()
     held_out_songs: int = 0
     held_out_seed: int = 1
-    held_out_root: str | None = None  # None: <roots.rendered>_heldout_<sources joined by '+'>
+    held_out_root: str | None = None  # None: <roots.rendered>_heldout_<held_out_tag()>_seed<seed>
 
     def __post_init__(self) -> None:
         k = "data."
@@ -160,8 +166,10 @@ class DataConfig:
         _check(self.render_songs >= 0, k + "render_songs", f"must be >= 0, got {self.render_songs}")
         _check(self.held_out_songs >= 0, k + "held_out_songs", f"must be >= 0, got {self.held_out_songs}")
         _check_styles(self.render_styles, self.render_generated_share)
-        if self.held_out_sources:
-            _check(self.held_out_songs > 0, k + "held_out_songs", "must be > 0 when data.held_out_sources is set")
+        _check_held_out_names(self.held_out_styles, self.held_out_engines)
+        if self.holds_out:
+            _check(self.held_out_songs > 0, k + "held_out_songs",
+                   "must be > 0 when data.held_out_sources, held_out_styles or held_out_engines is set")
             _check(self.held_out_seed != self.render_seed, k + "held_out_seed",
                    f"must differ from data.render_seed ({self.render_seed}): the held-out songs must be other songs")
             used = [s for s in self.held_out_sources if s not in self.render_exclude_sources
@@ -179,19 +187,52 @@ class DataConfig:
             return Path(self.held_out_root).expanduser()
         base = self.roots.get("rendered")
         _check(bool(base), "data.held_out_root", "needed when data.roots.rendered is not set")
-        name = f"{Path(base).name}_heldout_{'+'.join(self.held_out_sources)}_seed{self.held_out_seed}"
+        name = f"{Path(base).name}_heldout_{self.held_out_tag()}_seed{self.held_out_seed}"
         return Path(base).expanduser().with_name(name)
 
     def held_out_cache_dir(self) -> Path:
         """Its own audio cache: both corpora name their songs Track00001..., and the cache keys
         stems by (dataset, song/stem), so one shared cache would make each invalidate the other."""
-        name = f"heldout_{'+'.join(self.held_out_sources)}_seed{self.held_out_seed}"
-        return Path(self.cache_dir).expanduser() / name
+        return Path(self.cache_dir).expanduser() / f"heldout_{self.held_out_tag()}_seed{self.held_out_seed}"
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether the run is also judged on a held-out corpus (sources, styles or engines)."""
+        return bool(self.held_out_sources or self.held_out_styles or self.held_out_engines)
+
+    def held_out_tag(self) -> str:
+        """What the held-out corpus holds out, as a folder-name part: the sources joined by '+'
+        (as before styles and engines existed), then ``engine-<name>`` and ``style-<name>``."""
+        parts = [*self.held_out_sources, *(f"engine-{e}" for e in self.held_out_engines),
+                 *(f"style-{s}" for s in self.held_out_styles)]
+        return "+".join(parts)
+
+    def training_styles(self) -> tuple[str, ...]:
+        """render_styles without the held-out styles: the styles the training render generates."""
+        return tuple(s for s in self.render_styles if s not in self.held_out_styles)
+
+    def training_exclude_sources(self) -> tuple[str, ...]:
+        """render_exclude_sources plus the held-out engines: what the training render leaves out."""
+        return tuple(dict.fromkeys([*self.render_exclude_sources, *self.held_out_engines]))
 
 
 # The styles of generated songs (their tables: keras_inst.corpus.songstyles.STYLES); named here
 # because the config package must not import the corpus.
 SONG_STYLES = ("pop", "rock", "electronic", "funk", "jazz")
+
+
+# The opt-in built-in sound engines a held-out corpus may hold out (keras_inst.corpus.sources
+# REGISTRY entries with opt_in; tests/config/test_schema.py checks the two lists agree).
+HELD_OUT_ENGINES = ("builtin_synth", "drum_machine")
+
+
+def _check_held_out_names(styles: tuple[str, ...], engines: tuple[str, ...]) -> None:
+    bad = [s for s in styles if s not in SONG_STYLES]
+    _check(not bad and len(set(styles)) == len(styles), "data.held_out_styles",
+           f"unknown or repeated style(s) in {list(styles)}; known: {', '.join(SONG_STYLES)}")
+    bad = [e for e in engines if e not in HELD_OUT_ENGINES]
+    _check(not bad and len(set(engines)) == len(engines), "data.held_out_engines",
+           f"unknown or repeated engine(s) in {list(engines)}; known: {', '.join(HELD_OUT_ENGINES)}")
 
 
 def _check_styles(styles: tuple[str, ...], share: float) -> None:
@@ -257,6 +298,7 @@ class EffectsConfig:
     saturation: SaturationConfig = field(default_factory=SaturationConfig)
     band_limit: BandLimitConfig = field(default_factory=BandLimitConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    mix_bus: MixBusConfig = field(default_factory=MixBusConfig)  # per mix, after the room
 
     def __post_init__(self) -> None:
         k = "effects."
@@ -307,6 +349,11 @@ class TrainingConfig:
     strategy: str = "default"  # default | mirrored (GPUs of one host) | multi_worker (TF_CONFIG)
     num_parallel_calls: int | None = None  # None: tf.data.AUTOTUNE
     effects_in: str = "pipeline"  # pipeline (CPU) | train_step (the training step's device, e.g. a GPU)
+    # [open] beyond the paper, opt-in: learning without forgetting (keras_inst.training.distill).
+    # The loss adds distill_weight * BCE(the fine-tuned backbone read by the teacher's frozen
+    # 50-tag layer, the frozen teacher tagger's tags) on each training mix; 0: off.
+    distill_weight: float = 0.0
+    distill_teacher: str | None = None  # a musicnn tagger name; None: training.pretrained's own
 
     def __post_init__(self) -> None:
         k = "training."
@@ -320,6 +367,11 @@ class TrainingConfig:
         _check(self.mixed_precision in (None, "mixed_bfloat16", "mixed_float16"), k + "mixed_precision", f"must be null, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}")
         _check(self.strategy in STRATEGIES, k + "strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         _check(self.effects_in in EFFECTS_IN, k + "effects_in", f"must be one of {', '.join(EFFECTS_IN)}, got {self.effects_in!r}")
+        _check(self.distill_weight >= 0, k + "distill_weight", f"must be >= 0, got {self.distill_weight}")
+        if self.distill_teacher is not None:
+            PRETRAINED.check(self.distill_teacher, k + "distill_teacher")
+        _check(self.distill_weight == 0 or self.distill_teacher is not None or self.pretrained is not None,
+               k + "distill_teacher", "distillation (training.distill_weight > 0) needs a teacher: set it or training.pretrained")
 
 
 @dataclass(frozen=True)
@@ -341,6 +393,30 @@ class TunerConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """[open] beyond the paper, opt-in: what a training run's report adds to the test split."""
+
+    # labels.json of a real-recording probe (../shared/real_dev/labels.json: clip -> positive /
+    # negative classes, "file" relative to it); its clips are run as predict runs files and
+    # scored per class over clips (keras_inst.training.probe). Relative: from the working folder.
+    probe: str | None = None
+    # A zero-shot musicnn tagger (keras_inst.models.tagger) scored on the same data as the model,
+    # as one more row of the report's tables; "pretrained": training.pretrained's own tagger.
+    tagger_row: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tagger_row not in (None, "pretrained"):
+            PRETRAINED.check(self.tagger_row, "evaluation.tagger_row")
+
+    def tagger_name(self, pretrained: str | None) -> str | None:
+        """The tagger of the extra row (``pretrained``: training.pretrained), or None."""
+        name = pretrained if self.tagger_row == "pretrained" else self.tagger_row
+        _check(self.tagger_row is None or name is not None, "evaluation.tagger_row",
+               "'pretrained' needs training.pretrained to name a musicnn checkpoint")
+        return name
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Every number of one experiment."""
 
@@ -354,6 +430,7 @@ class ExperimentConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tuner: TunerConfig = field(default_factory=TunerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def __post_init__(self) -> None:
         w = self.mixing.dataset_weights

@@ -32,7 +32,8 @@ def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, 
     """Used source slots ``x [M, T_in]`` (int16 or float; ``scale``, ``params`` fields and
     ``mix_of`` [M], the mix of each row, ascending) -> effects -> sum -> peak-normalised mixes
     float32 ``[batch, out_samples]``. ``realism`` (fields [M], beyond the paper): its per-source
-    effects before the sum and each mix's room (:func:`keras_inst.augment.realism.mix_with_realism`).
+    effects before the sum, each mix's room and mix bus
+    (:func:`keras_inst.augment.realism.mix_with_realism`).
 
     ONE effects call for all rows, which casts per effect group only what that group reads and
     folds the int16 scales into the gain; a sorted segment sum (3.7x faster than the unsorted
@@ -87,7 +88,7 @@ def _uint8_as_bools(fields: dict[str, Any], record: type) -> Any:
 
 # Boolean fields travel as uint8: Keras' fit reduces one whole input batch over the replicas
 # (MEAN) to learn its shapes, and TensorFlow cannot add booleans.
-BOOL_FIELDS = frozenset({"valid", "eq_first", "noise_on", "pink"})
+BOOL_FIELDS = frozenset({"valid", "eq_first", "noise_on", "pink", "bus_on"})
 
 
 def raw_batch(audio: tf.Tensor, scales: tf.Tensor, valid: tf.Tensor, params: EffectParams,

@@ -72,18 +72,22 @@ EVAL_CACHE_BYTES = 512 * 2**20  # mixed eval audio above this is re-mixed each p
 
 @dataclass(frozen=True)
 class HeldOutSplit:
-    """The held-out-source corpus as one more evaluation split (:func:`held_out_split`)."""
+    """The held-out corpus as one more evaluation split (:func:`held_out_split`), described by
+    what it holds out (sample sources, sound engines, song styles: ``data.held_out_*``)."""
 
     dataset: tf.data.Dataset  # musical mixes of every song, as the test split
     songs: int
     sources: tuple[str, ...]
     corpus: Path
     render_seed: int
+    engines: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
-        """What a report says about the split besides its metrics."""
-        return {"songs": self.songs, "sources": list(self.sources), "corpus": str(self.corpus),
-                "render_seed": self.render_seed}
+        """What a report says about the split besides its metrics (``sources``: the held-out
+        sample sources, as before engines and styles existed)."""
+        return {"songs": self.songs, "sources": list(self.sources), "engines": list(self.engines),
+                "styles": list(self.styles), "corpus": str(self.corpus), "render_seed": self.render_seed}
 
 
 @dataclass
@@ -98,7 +102,7 @@ class DataBundle:
     sampler: RecipeSampler  # the training recipes (preview, tests, diagnostics)
     tables: dict[str, SourceTable] = field(default_factory=dict)  # per split
     reader_reports: dict[str, ReaderReport] = field(default_factory=dict)
-    held_out: HeldOutSplit | None = None  # data.held_out_sources [open]; None when not asked for
+    held_out: HeldOutSplit | None = None  # data.held_out_* [open]; None when not asked for
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,13 +345,13 @@ def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song]
 
 
 def held_out_split(cfg: ExperimentConfig) -> HeldOutSplit | None:
-    """The held-out-source corpus (rendered by :func:`keras_inst.data.rendered.render_held_out`)
-    with its own audio cache, as musical mixes like the test split's (recipe seed 0); None when
-    ``data.held_out_sources`` is empty."""
+    """The held-out corpus (rendered by :func:`keras_inst.data.rendered.render_held_out`) with
+    its own audio cache, as musical mixes like the test split's (recipe seed 0); None when the
+    config holds nothing out (``data.held_out_sources`` / ``_styles`` / ``_engines``)."""
     from keras_inst.data.datasets import read_dataset
 
     d = cfg.data
-    if not d.held_out_sources:
+    if not d.holds_out:
         return None
     root = d.held_out_corpus_dir()
     songs = read_dataset("rendered", root)[0] if root.is_dir() else []
@@ -357,7 +361,8 @@ def held_out_split(cfg: ExperimentConfig) -> HeldOutSplit | None:
     hcfg = cfg.replace(data=dataclasses.replace(d, cache_dir=str(d.held_out_cache_dir())))
     cache = ensure_cache(hcfg, songs, progress=False)
     ds = musical_eval_dataset(hcfg, cache, songs, seed=0, batch_size=cfg.training.batch_size)
-    return HeldOutSplit(ds, len(songs), tuple(d.held_out_sources), root, d.held_out_seed)
+    return HeldOutSplit(ds, len(songs), tuple(d.held_out_sources), root, d.held_out_seed,
+                        engines=tuple(d.held_out_engines), styles=tuple(d.held_out_styles))
 
 
 def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,

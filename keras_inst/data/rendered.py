@@ -1,10 +1,13 @@
 """The rendered corpora of a run, made on demand: the embedded corpus (``data.roots.rendered``)
-and the held-out-source corpus (``data.held_out_*``).
+and the held-out corpus (``data.held_out_*``).
 
 Both are rendered once by :func:`keras_inst.corpus.render.render_corpus` and reused afterwards.
 The held-out corpus (beyond the paper, see :mod:`keras_inst.training.cross_source`) holds
-``data.held_out_songs`` OTHER songs (render seed ``data.held_out_seed``) played only by
-``data.held_out_sources``, which the training render excludes; :func:`keras_inst.data.pipeline.build_data`
+``data.held_out_songs`` OTHER songs (render seed ``data.held_out_seed``) made of what the training
+render leaves out, one mechanism for three kinds of "out" (:func:`held_out_render_args`):
+sample sources (``held_out_sources``, which the training render must exclude), generated-song
+styles (``held_out_styles``, dropped from the training render's ``render_styles``) and opt-in
+sound engines (``held_out_engines``, excluded from the training render). :func:`keras_inst.data.pipeline.build_data`
 reads it as the run's ``held_out`` split. Rendering stays out of the pipeline module, so that
 what only reads data (export's calibration, prediction) never imports the renderers.
 """
@@ -12,8 +15,9 @@ what only reads data (export's calibration, prediction) never imports the render
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from keras_inst.config.schema import ExperimentConfig
+from keras_inst.config.schema import DataConfig, ExperimentConfig
 
 
 def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
@@ -29,24 +33,48 @@ def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
     render_corpus(
         root, songs=cfg.data.render_songs, seed=cfg.data.render_seed, soundfont=cfg.data.soundfont,
         sample_rate=cfg.audio.sample_rate, sources=list(cfg.data.render_sources) or None,
-        exclude_sources=list(cfg.data.render_exclude_sources) or None, modern=cfg.data.render_modern,
-        styles=cfg.data.render_styles, generated_share=cfg.data.render_generated_share,
+        exclude_sources=list(cfg.data.training_exclude_sources()) or None, modern=cfg.data.render_modern,
+        styles=cfg.data.training_styles(), generated_share=cfg.data.render_generated_share,
     )
+
+
+def held_out_render_args(d: DataConfig) -> dict[str, Any]:
+    """The :func:`~keras_inst.corpus.render.render_corpus` arguments of the held-out corpus.
+
+    Held-out sources and engines are the only sources played; without either, the training
+    render's sources (and ``render_modern``) play. Held-out styles make every song a generated
+    one in those styles (share 1); without them the songs are arranged scores, as the held-out
+    corpora made before styles existed (their ``corpus.json`` still matches).
+    """
+    held = [*d.held_out_sources, *d.held_out_engines]
+    args: dict[str, Any] = {"sources": held or list(d.render_sources) or None,
+                            "exclude_sources": None if held else list(d.training_exclude_sources()) or None,
+                            "modern": False if held else d.render_modern}
+    if d.held_out_styles:
+        args |= {"styles": tuple(d.held_out_styles), "generated_share": 1.0}
+    return args
+
+
+def held_out_description(d: DataConfig) -> str:
+    """What the held-out corpus holds out, in words (logs, report titles)."""
+    parts = [f"{name} {', '.join(v)}" for name, v in (("sources", d.held_out_sources),
+             ("engines", d.held_out_engines), ("styles", d.held_out_styles)) if v]
+    return "; ".join(parts)
 
 
 def render_held_out(cfg: ExperimentConfig, *, progress: bool = True) -> Path | None:
     """Render (once; reused afterwards) the held-out corpus into
     :meth:`~keras_inst.config.schema.DataConfig.held_out_corpus_dir`; returns that folder, or
-    None when ``data.held_out_sources`` is empty."""
+    None when the config holds nothing out."""
     d = cfg.data
-    if not d.held_out_sources:
+    if not d.holds_out:
         return None
     from keras_inst.corpus.render import render_corpus
 
     root = d.held_out_corpus_dir()
-    print(f"Held-out corpus: {d.held_out_songs} songs (seed {d.held_out_seed}) rendered only with {', '.join(d.held_out_sources)} in {root}")
+    print(f"Held-out corpus: {d.held_out_songs} songs (seed {d.held_out_seed}), held out: {held_out_description(d)}, in {root}")
     render_corpus(root, songs=d.held_out_songs, seed=d.held_out_seed, sample_rate=cfg.audio.sample_rate,
-                  sources=list(d.held_out_sources), progress=progress)
+                  progress=progress, **held_out_render_args(d))
     return root
 
 

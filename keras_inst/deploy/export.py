@@ -15,7 +15,8 @@ writes into ``DIR``:
   ``QuantizationDebugger`` and the front end's nodes denylisted): int8 power spectra and
   decibels lose the quiet bins, which wrecks the outputs. The backbone's input stage (reshape
   and one-channel input batch norm) stays float too, and models that normalise after the ReLU
-  (musicnn's VGG) are converted from a range-equalised, float-equivalent copy
+  (musicnn's VGG) get dynamic-range int8 (int8 weights, activations quantised per example
+  at run time) of a range-equalised, float-equivalent copy
   (:mod:`keras_inst.deploy.equalize`; export.json ``"int8"`` records what was done).
 * ``labels.txt`` and ``export.json``: class names, sample rate, input length, tuned thresholds
   (from the run directory's ``report.json``), versions, and per artifact the check results.
@@ -57,6 +58,7 @@ from keras_inst import atomic
 from keras_inst.atomic import write_bytes, write_json, write_text
 from keras_inst.deploy.equalize import equalised_copy, input_stage
 from keras_inst.deploy.export_data import export_data, fill_check_data
+from keras_inst.deploy.int8_select import candidate_layers, select_float_layers
 from keras_inst.deploy.lite import convert_tflite
 from keras_inst.deploy.serving import save_serving_model
 from keras_inst.runtime.artifacts import (
@@ -92,6 +94,21 @@ TOLERANCES: dict[str, float] = {"saved_model": 1e-5, "tflite": 1e-4, "tflite_fp1
 MIN_DECISION_AGREEMENT: dict[str, float] = {"tflite_int8": 0.99}
 DECISION_MARGIN = 0.02
 MAX_ROC_AUC_CHANGE: dict[str, float] = {"tflite_int8": 0.005}
+# The two kinds of int8 model (export.json "int8" "activations"). Full-integer: every backbone
+# tensor int8 with ranges calibrated on the representative waveforms (the short-chunk CNN).
+# Dynamic-range: int8 weights, float activations that each conv / dense quantises per example
+# at run time; for models whose calibrated ranges are too uneven (musicnn's VGG: full-integer
+# max|dp| 0.315, clear agreement 0.988; dynamic 0.135 / 0.996; docs/benchmarks.md "int8").
+FULL_INT8 = "full-integer (int8 weights and calibrated int8 activations)"
+DYNAMIC_INT8 = "dynamic-range (int8 weights, float activations quantised per example at run time)"
+# A dynamic-range model keeps float the backbone layers chosen greedily on the calibration
+# waveforms (keras_inst.deploy.int8_select) until their max|dp| is at most this, keeping at most
+# INT8_MAX_FLOAT_LAYERS. Half the guard because max|dp| is the tail of a few thousand outputs:
+# over 11 choices of float layers of the main job's model, the check split's max|dp| was 0.70
+# to 1.37 times the calibration split's (docs/benchmarks.md "int8"), so a target of half the
+# guard leaves the check under the guard for ratios up to 2.
+INT8_SELECTION_TARGET = 0.5 * TOLERANCES["tflite_int8"]
+INT8_MAX_FLOAT_LAYERS = 2
 
 
 def _predict_keras(dual: Any, x: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
@@ -198,7 +215,8 @@ def _write_and_check(fmt: str, tmp: Path, sm_path: Path, *, info: dict, class_na
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     else:
         source, keep = (int8["saved_model"], int8["float_layers"]) if fmt == "tflite_int8" else (sm_path, ())
-        write_bytes(path, convert_tflite(source, fmt, representative=representative, keep_float=keep))
+        flat = int8.get("tflite") if fmt == "tflite_int8" else None  # built while choosing its float layers
+        write_bytes(path, flat or convert_tflite(source, fmt, representative=representative, keep_float=keep))
         lite = LiteClassifier(path)
         if lite.input_samples != info["input_samples"]:
             raise ValueError(f"{path.name}: input length {lite.input_samples} != model's {info['input_samples']}")
@@ -217,11 +235,16 @@ def _int8_source(model: Any, tmp: Path, sm_path: Path, *, representative: np.nda
     """The SavedModel the int8 converter reads and its export.json record (``"int8"``).
 
     Blocks that normalise after the ReLU (musicnn's VGG) are range-equalised first
-    (:mod:`keras_inst.deploy.equalize`); the copy must reproduce ``ref`` within the float32
-    TFLite tolerance, or the export stops. ``save(dual, path)`` writes a SavedModel.
+    (:mod:`keras_inst.deploy.equalize`) and such models get dynamic-range int8 (int8 weights,
+    activations quantised per example at run time: :data:`DYNAMIC_INT8`), built here (key
+    ``"tflite"``) with the float layers chosen on ``representative``
+    (:mod:`keras_inst.deploy.int8_select`, :data:`INT8_SELECTION_TARGET`); the copy must
+    reproduce ``ref`` within the float32 TFLite tolerance, or the export stops.
+    ``save(dual, path)`` writes a SavedModel.
     """
     eq, names = equalised_copy(model, representative)
     record: dict[str, Any] = {"front_end": "float32 (selective quantisation)",
+                              "activations": DYNAMIC_INT8 if names else FULL_INT8,
                               "float_layers": input_stage(model.get_layer("backbone")), "equalised": names,
                               "saved_model": sm_path}
     if names:
@@ -233,6 +256,13 @@ def _int8_source(model: Any, tmp: Path, sm_path: Path, *, representative: np.nda
         record["equalised_max_abs_diff"] = diff
         record["saved_model"] = tmp / ".scratch_int8_saved_model"
         save(dual, record["saved_model"])
+        cal_ref = _predict_keras(dual_output_model(model), np.asarray(representative, np.float32))["probabilities"]
+        record["tflite"], selection = select_float_layers(
+            record["saved_model"], tmp, waveforms=representative, reference=cal_ref, always_float=record["float_layers"],
+            candidates=candidate_layers(model.get_layer("backbone")), target=INT8_SELECTION_TARGET,
+            max_layers=INT8_MAX_FLOAT_LAYERS)
+        record["float_layers"] = [*record["float_layers"], *selection["chosen"]]
+        record["float_selection"] = selection
     return record
 
 
@@ -307,7 +337,7 @@ def export_model(
             "thresholds": dict(thresholds) if thresholds else None,
             "thresholds_source": "tuned on the validation split (run report.json)" if thresholds else None,
             "signature": {"name": SIGNATURE, "input": INPUT_NAME, "outputs": list(OUTPUT_NAMES)},
-            "int8": {k: v for k, v in int8.items() if k != "saved_model"} if "tflite_int8" in formats else None,
+            "int8": {k: v for k, v in int8.items() if k not in ("saved_model", "tflite")} if "tflite_int8" in formats else None,
             "check_data": {"examples": len(check_inputs), "labelled": check_labels is not None, **notes},
             "artifacts": artifacts,
             "all_checks_passed": all(a["passed"] for a in artifacts.values()),

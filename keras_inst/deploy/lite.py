@@ -42,11 +42,13 @@ def _converter(saved_model: Path) -> Any:
 
 
 def convert_tflite(saved_model: str | Path, variant: str, *, representative: np.ndarray | None = None,
-                   keep_float: Sequence[str] = ()) -> bytes:
+                   keep_float: Sequence[str] = (), dynamic: bool = False) -> bytes:
     """TFLite flatbuffer of ``variant`` (tflite | tflite_fp16 | tflite_int8) from our SavedModel.
 
-    int8 only: ``representative`` waveforms ``[n, samples]`` calibrate the ranges; the front end
-    and the backbone layers named in ``keep_float`` stay float32.
+    int8 only: ``representative`` waveforms ``[n, samples]`` calibrate the ranges (full-integer
+    model); with ``dynamic`` the model is dynamic-range instead (:func:`dynamic_range_int8`, no
+    calibration). Either way the front end and the backbone layers named in ``keep_float`` stay
+    float32.
     """
     import tensorflow as tf
 
@@ -60,6 +62,8 @@ def convert_tflite(saved_model: str | Path, variant: str, *, representative: np.
         return _float32_front_end(conv.convert(), _converter(saved_model).convert())
     if variant != "tflite_int8":
         raise ValueError(f"unknown TFLite variant {variant!r}; known: tflite, tflite_fp16, tflite_int8")
+    if dynamic:
+        return dynamic_range_int8(*dynamic_int8_parts(saved_model), keep_float)
     if representative is None or len(representative) == 0:
         raise ValueError("int8 conversion needs representative waveforms for calibration")
     rep = np.asarray(representative, np.float32)
@@ -139,3 +143,56 @@ def _float32_front_end(flat16: bytes, flat32: bytes) -> bytes:
     if not restored:
         raise ValueError("float16 export: found no front-end constants to keep in float32")
     return bytes(fbu.convert_object_to_bytearray(m16))
+
+
+def dynamic_int8_parts(saved_model: str | Path) -> tuple[bytes, bytes]:
+    """(int8-weight model, float32 model) of ``saved_model``: the two conversions every
+    dynamic-range int8 model of it is assembled from by :func:`dynamic_range_int8`. Converting
+    once and assembling per choice of float layers is what makes trying choices cheap
+    (musicnn VGG: 1.3 s per conversion, 0.1 s per assembly)."""
+    import tensorflow as tf
+
+    conv = _converter(Path(saved_model))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return conv.convert(), _converter(Path(saved_model)).convert()
+
+
+def dynamic_range_int8(flat8: bytes, flat32: bytes, keep_float: Sequence[str]) -> bytes:
+    """A dynamic-range model (int8 weights; each conv / dense quantises its input per example
+    at run time, XNNPACK's "qd8" kernels) with the front end's and ``keep_float`` layers'
+    weights put back to float32.
+
+    Why: activation ranges then follow each input instead of one calibrated range per tensor
+    (musicnn VGG, docs/benchmarks.md "int8"). The converter makes every large weight int8,
+    the mel matrix included (a hybrid FULLY_CONNECTED on power spectra: measured max|dp| 0.99);
+    such a weight becomes a float32 tensor holding its original value (by tensor name, from
+    the float32 model of the same SavedModel), which turns its op back into a float op.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+    m8 = fbu.read_model_from_bytearray(bytearray(flat8))
+    m32 = fbu.read_model_from_bytearray(bytearray(flat32))
+    originals = {t.name: m32.buffers[t.buffer].data for g in m32.subgraphs for t in g.tensors
+                 if t.type == schema.TensorType.FLOAT32 and m32.buffers[t.buffer].data is not None}
+    kept = _backbone_nodes(keep_float)
+    restored, int8_left = 0, 0
+    for g in m8.subgraphs:
+        for t in g.tensors:
+            name = t.name.decode() if isinstance(t.name, bytes) else t.name
+            if t.type != schema.TensorType.INT8:
+                continue
+            if not (_FRONTEND_NODE.search(name) or (kept is not None and kept.search(name))):
+                int8_left += 1
+                continue
+            if t.name not in originals:
+                raise ValueError(f"int8 export: no float32 original for weight {name}")
+            buf = schema.BufferT()
+            buf.data = originals[t.name]
+            m8.buffers.append(buf)
+            t.buffer, t.type, t.quantization = len(m8.buffers) - 1, schema.TensorType.FLOAT32, None
+            restored += 1
+    if not restored or not int8_left:
+        raise ValueError(f"int8 export: expected int8 backbone weights and float front-end weights "
+                         f"(restored {restored}, int8 left {int8_left})")
+    return bytes(fbu.convert_object_to_bytearray(m8))

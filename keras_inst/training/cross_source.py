@@ -1,5 +1,5 @@
 """Cross-source evaluation (beyond the paper): does the model recognise instruments, or the sample
-set it was trained on?
+set (or sound engine, or song style) it was trained on?
 
 One *held-out source family* (sample sets sharing recordings count as one, see
 :data:`FAMILIES`) is excluded from the training render; after training, the run is judged on the
@@ -9,7 +9,9 @@ data layer renders and reads it as one more split (:mod:`keras_inst.data.rendere
 :func:`keras_inst.data.pipeline.held_out_split`) and train's report carries both.
 :func:`run_cross_source` trains one config with one family held out and writes
 ``cross_source.json`` / ``cross_source.md`` into the run directory; ``scripts/cross_source.py``
-is its command line.
+is its command line. The same machinery holds out a generated-song style (``data.held_out_styles``:
+does the model know a synth in electronic songs it never heard?) or an opt-in sound engine
+(``data.held_out_engines``: the built-in synthesizer or drum machine): :func:`hold_out`.
 """
 
 from __future__ import annotations
@@ -37,39 +39,62 @@ def family_sources(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def hold_out(cfg: ExperimentConfig, family: str, *, songs: int, seed: int | None = None) -> ExperimentConfig:
-    """``cfg`` with ``family`` excluded from the training render and rendered for the held-out test."""
-    held = family_sources(family)
+def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | None = None, engine: str | None = None,
+             songs: int, seed: int | None = None) -> ExperimentConfig:
+    """``cfg`` with a source ``family``, a generated-song ``style`` or an opt-in sound ``engine`` held
+    out: left out of the training render and rendered alone for the held-out split. A style
+    switches the training render's generated songs on (every other style) if the config has
+    none; an engine switches ``render_modern`` on, so the other engine still trains."""
+    from keras_inst.config.schema import HELD_OUT_ENGINES, SONG_STYLES
+
+    if (family, style, engine).count(None) != 2:
+        raise ValueError("hold out exactly one of a source family, a style or an engine")
     d = cfg.data
-    data = dataclasses.replace(
-        d, render_exclude_sources=tuple(dict.fromkeys([*d.render_exclude_sources, *held])),
-        held_out_sources=held, held_out_songs=songs,
-        held_out_seed=seed if seed is not None else d.render_seed + 1)
-    return cfg.replace(data=data)
+    changes: dict = {"held_out_songs": songs, "held_out_seed": seed if seed is not None else d.render_seed + 1,
+                     "held_out_sources": (), "held_out_styles": (), "held_out_engines": ()}  # only the one named
+    if family is not None:
+        held = family_sources(family)
+        changes |= {"render_exclude_sources": tuple(dict.fromkeys([*d.render_exclude_sources, *held])), "held_out_sources": held}
+    elif style is not None:
+        if style not in SONG_STYLES:
+            raise ValueError(f"unknown style {style!r}; known: {', '.join(SONG_STYLES)}")
+        changes |= {"held_out_styles": (style,), "render_styles": d.render_styles or SONG_STYLES}
+    else:
+        if engine not in HELD_OUT_ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; known: {', '.join(HELD_OUT_ENGINES)}")
+        changes |= {"held_out_engines": (engine,), "render_modern": True}
+    return cfg.replace(data=dataclasses.replace(d, **changes))
 
 
-def run_cross_source(cfg: ExperimentConfig, run_dir: str | Path, *, family: str | None = None,
-                     songs: int = 20, seed: int | None = None, overwrite: bool = False,
+def run_cross_source(cfg: ExperimentConfig, run_dir: str | Path, *, family: str | None = None, style: str | None = None,
+                     engine: str | None = None, songs: int = 20, seed: int | None = None, overwrite: bool = False,
                      verbose: int | str = "auto") -> dict:
-    """Train ``cfg`` with ``family`` held out (None: the config's own ``data.held_out_*``), judge
-    it in-domain and on the held-out corpus, write cross_source.json / .md; returns the summary."""
+    """Train ``cfg`` with ``family``, ``style`` or ``engine`` held out (all None: the config's own
+    ``data.held_out_*``), judge it in-domain and on the held-out corpus, write cross_source.json /
+    .md; returns the summary."""
     from keras_inst.training.train import train
 
-    if family is not None:
-        cfg = hold_out(cfg, family, songs=songs, seed=seed)
-    if not cfg.data.held_out_sources:
-        raise ValueError("config key 'data.held_out_sources': empty; pass a family to hold out")
+    if (family, style, engine) != (None, None, None):
+        cfg = hold_out(cfg, family, style=style, engine=engine, songs=songs, seed=seed)
+    if not cfg.data.holds_out:
+        raise ValueError("config keys 'data.held_out_sources' / 'held_out_styles' / 'held_out_engines': all empty; "
+                         "pass a family, style or engine to hold out")
     report = train(cfg, run_dir, overwrite=overwrite, verbose=verbose)
     if "held_out" not in report:
         raise ValueError(f"{run_dir}: the run's report has no held-out evaluation")
+    d = cfg.data
+    held = ("examples", "songs", "roc_auc", "pr_auc", "per_class", "corpus", "render_seed")
     summary = {
-        "config": cfg.name, "run_dir": str(run_dir), "held_out_sources": list(cfg.data.held_out_sources),
-        "training_sources_excluded": list(cfg.data.render_exclude_sources),
+        "config": cfg.name, "run_dir": str(run_dir), "held_out_sources": list(d.held_out_sources),
+        "held_out_styles": list(d.held_out_styles), "held_out_engines": list(d.held_out_engines),
+        "training_sources_excluded": list(d.training_exclude_sources()), "training_styles": list(d.training_styles()),
         "in_domain": {k: report["test"][k] for k in ("examples", "roc_auc", "pr_auc", "per_class")},
-        "held_out": {k: report["held_out"][k] for k in ("examples", "songs", "roc_auc", "pr_auc", "per_class", "corpus", "render_seed")},
+        "held_out": {k: report["held_out"][k] for k in held},
     }
+    if "tagger" in report:  # evaluation.tagger_row: the tagger alone on the same two splits
+        summary["tagger"] = {k: {m: report["tagger"][k][m] for m in ("roc_auc", "pr_auc")}
+                             for k in ("test", "held_out") if k in report["tagger"]} | {"name": report["tagger"]["name"]}
     out = Path(run_dir)
     atomic.write_json(out / "cross_source.json", summary)
     atomic.write_text(out / "cross_source.md", comparison_table(report))
     return summary
-

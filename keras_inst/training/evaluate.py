@@ -172,10 +172,12 @@ def evaluate_model(
     out_dir: str | Path | None = None,
     seed: int = 0,
     song_level: bool = True,
+    probe: str | Path | None = None,
 ) -> dict:
     """Evaluate a model on one dataset; returns the report dict (and writes it to ``out_dir``).
 
     ``song_level``: also the song-level scores of whole songs (module doc; ``report["songs"]``).
+    ``probe``: also a real-recording probe's labels.json (``report["probe"]``, :func:`probe_entry`).
     """
     from keras_inst.data.cache.store import ensure_cache
     from keras_inst.data.datasets import read_dataset
@@ -220,9 +222,30 @@ def evaluate_model(
     }
     if song_level:
         report["songs"] = _song_level(art, cfg, cache, chosen, thresholds)
+    if probe is not None:
+        report["probe"] = probe_entry(art, probe)
     if out_dir is not None:
-        write_report(out_dir, report, title=f"{model_path.name} on {dataset} ({split})")
+        paths = write_report(out_dir, report, title=f"{model_path.name} on {dataset} ({split})")
+        if "probe" in report:
+            from keras_inst.atomic import write_text
+            from keras_inst.training.probe import probe_markdown
+
+            write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + probe_markdown({"this model": report["probe"]}))
     return report
+
+
+def probe_entry(art: Artifact, labels: str | Path) -> dict:
+    """:func:`keras_inst.training.probe.probe_report` of the model: its clips run as predict runs
+    files, at the model's thresholds (else 0.5) and presence rule (else the default)."""
+    from keras_inst.runtime.presence import PresenceRule
+    from keras_inst.training.probe import probe_report, read_probe_labels
+
+    read_probe_labels(labels, key="--probe")
+    names = art.class_names
+    t = art.threshold_vector()
+    return probe_report(art.predict, labels, sample_rate=art.sample_rate, window=art.input_samples,
+                        thresholds=t if t is not None else np.full(len(names), 0.5),
+                        rule=art.presence_rule or PresenceRule.default(names), class_names=names)
 
 
 def _song_level(art: Artifact, cfg: ExperimentConfig, cache: Any, songs: Sequence, thresholds: np.ndarray | None) -> dict:
@@ -255,17 +278,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-songs", action="store_true",
                    help="skip the song-level scores (whole songs windowed as predict does: the slow part)")
+    p.add_argument("--probe", default=None, metavar="LABELS.json",
+                   help="also score a real-recording probe (e.g. ../shared/real_dev/labels.json): its clips run as predict "
+                        "runs files, per-class ROC-AUC over clips as ../shared/tools/score_clips.py")
     args = p.parse_args(argv)
     try:
         report = evaluate_model(args.model, dataset=args.dataset, root=args.root, split=args.split, config=args.config,
-                                overrides=args.overrides, out_dir=args.out, seed=args.seed, song_level=not args.no_songs)
+                                overrides=args.overrides, out_dir=args.out, seed=args.seed, song_level=not args.no_songs,
+                                probe=args.probe)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from keras_inst.training.probe import probe_markdown
     from keras_inst.training.report import markdown_report
 
     text = markdown_report(report, title=f"{args.model} on {args.dataset} ({args.split})")
-    print(text + (song_level_markdown(report["songs"]) if "songs" in report and "## Song level" not in text else ""))
+    print(text + (song_level_markdown(report["songs"]) if "songs" in report and "## Song level" not in text else "")
+          + (probe_markdown({"this model": report["probe"]}) if "probe" in report else ""))
     if args.json_path:
         write_json(args.json_path, report)
     return 0

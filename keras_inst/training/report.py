@@ -23,13 +23,7 @@ def markdown_report(report: dict, *, title: str = "Evaluation report") -> str:
     for key in ("model", "dataset", "split", "config", "examples_note"):
         if key in meta:
             lines.append(f"- {key}: {meta[key]}")
-    lines += [
-        f"- examples: {t['examples']}",
-        "",
-        "| ROC-AUC | PR-AUC | Test loss | F1@0.5 (macro) | F1@tuned (macro) |",
-        "|---|---|---|---|---|",
-        f"| {_fmt(t['roc_auc'])} | {_fmt(t['pr_auc'])} | {_fmt(t['loss'])} | {_fmt(t['f1@0.5'])} | {_fmt(t.get('f1@tuned'))} |",
-        "",
+    lines += [f"- examples: {t['examples']}", "", *_macro_table(report), "",
         "| class | level | positives | ROC-AUC | PR-AUC | F1@0.5 | threshold | F1@tuned |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -45,20 +39,55 @@ def markdown_report(report: dict, *, title: str = "Evaluation report") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _macro_table(report: dict) -> list[str]:
+    """The test split's macro figures; with ``report["tagger"]`` (evaluation.tagger_row) a model
+    column and the tagger's row (macro over its classes with evidence) plus this model's over the same."""
+    t = report["test"]
+    head = ["| ROC-AUC | PR-AUC | Test loss | F1@0.5 (macro) | F1@tuned (macro) |", "|---|---|---|---|---|"]
+    row = f"| {_fmt(t['roc_auc'])} | {_fmt(t['pr_auc'])} | {_fmt(t['loss'])} | {_fmt(t['f1@0.5'])} | {_fmt(t.get('f1@tuned'))} |"
+    if "test" not in report.get("tagger", {}):
+        return [*head, row]
+    g = report["tagger"]
+    a, n = g["test"], len(CLASSES) - len(g["no_evidence_classes"])
+    return [f"| model {head[0]}", "|---" + head[1], f"| this model {row}",
+            f"| this model, the tagger's {n} classes | {_fmt(a['model_same_classes']['roc_auc'])} | "
+            f"{_fmt(a['model_same_classes']['pr_auc'])} | | | |",
+            f"| the tagger alone ({g['name']}, {n} classes) | {_fmt(a['roc_auc'])} | {_fmt(a['pr_auc'])} | "
+            f"{_fmt(a['loss'])} | {_fmt(a['f1@0.5'])} | |"]
+
+
+def held_out_words(h: dict) -> str:
+    """What a held-out split holds out, in words (old reports: sources only)."""
+    parts = [f"{kind} {', '.join(h.get(key, ()))}" for kind, key in
+             (("sources", "sources"), ("engines", "engines"), ("styles", "styles")) if h.get(key)]
+    return "; ".join(parts)
+
+
 def comparison_table(report: dict) -> str:
-    """Markdown: macro and per-class ROC-AUC / PR-AUC, in-domain (test split) vs held-out source."""
+    """Markdown: macro and per-class ROC-AUC / PR-AUC, in-domain (test split) vs the held-out split
+    (sources, engines or styles training never met); the tagger's row when the report has one."""
     t, h = report["test"], report["held_out"]
+    what = held_out_words(h)
     lines = [
-        f"## In-domain vs held-out source ({', '.join(h['sources'])})",
+        f"## In-domain vs held-out ({what})",
         "",
         f"In-domain: the test split ({t['examples']} mixes). Held-out: {h['songs']} other songs "
-        f"(render seed {h['render_seed']}) rendered only with {', '.join(h['sources'])}, "
-        f"which training never heard ({h['examples']} mixes).",
+        f"(render seed {h['render_seed']}) made only of what training never met ({what}; "
+        f"{h['examples']} mixes).",
         "",
         "| class | in-domain ROC-AUC | held-out ROC-AUC | in-domain PR-AUC | held-out PR-AUC | held-out positives |",
         "|---|---|---|---|---|---|",
         f"| **macro** | {_fmt(t['roc_auc'])} | {_fmt(h['roc_auc'])} | {_fmt(t['pr_auc'])} | {_fmt(h['pr_auc'])} | |",
     ]
+    g = report.get("tagger", {})
+    if "test" in g and "held_out" in g:
+        n = len(CLASSES) - len(g["no_evidence_classes"])
+        a, b = g["test"], g["held_out"]
+        lines += [f"| macro, this model, the tagger's {n} classes | {_fmt(a['model_same_classes']['roc_auc'])} | "
+                  f"{_fmt(b['model_same_classes']['roc_auc'])} | {_fmt(a['model_same_classes']['pr_auc'])} | "
+                  f"{_fmt(b['model_same_classes']['pr_auc'])} | |",
+                  f"| macro, the tagger alone ({g['name']}) | {_fmt(a['roc_auc'])} | {_fmt(b['roc_auc'])} | "
+                  f"{_fmt(a['pr_auc'])} | {_fmt(b['pr_auc'])} | |"]
     for c in CLASSES:
         a, b = t["per_class"][c], h["per_class"][c]
         lines.append(f"| {c} | {_fmt(a['roc_auc'])} | {_fmt(b['roc_auc'])} | {_fmt(a['pr_auc'])} | {_fmt(b['pr_auc'])} | {b['positives']} |")

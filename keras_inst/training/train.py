@@ -61,13 +61,15 @@ def build_compiled_model(cfg: ExperimentConfig):
     return model
 
 
-def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_seconds: float) -> dict:
+def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_seconds: float, tagger=None) -> dict:
     """Tune thresholds on validation, evaluate on test (and the held-out split when the data
     has one), calibrate the presence rule on the validation songs and score whole test songs
-    with it (:func:`keras_inst.training.evaluate.presence_entries`), write the report into the
-    run directory."""
+    with it (:func:`keras_inst.training.evaluate.presence_entries`), add the probe and the
+    tagger's rows (``evaluation.*``, :mod:`keras_inst.training.extras`; ``tagger``: see
+    :func:`~keras_inst.training.extras.extra_entries`), write the report into the run directory."""
     from keras_inst.taxonomy import CLASSES
     from keras_inst.training.evaluate import predict_dataset, presence_entries, song_level_markdown
+    from keras_inst.training.extras import extra_entries, extra_markdown
     from keras_inst.training.metrics import evaluate_predictions, tune_thresholds
     from keras_inst.training.report import comparison_table, write_report
 
@@ -83,13 +85,14 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
     }
     report |= presence_entries(model, cfg, data.cache, validation=data.splits["validation"], test=data.splits["test"],
                                thresholds=thresholds)  # presence_rule beside the thresholds, for predict
-    if data.held_out is not None:  # data.held_out_sources [open]
+    if data.held_out is not None:  # data.held_out_* [open]: sources, engines or styles held out
         yh, ph = predict_dataset(model, data.held_out.dataset)
         report["held_out"] = {**evaluate_predictions(yh, ph, thresholds=thresholds), **data.held_out.describe()}
+    report |= extra_entries(cfg, model, data, report, tagger=tagger)  # evaluation.probe / tagger_row [open]
     out = rd.write_dir
     paths = write_report(out, report, history_csv=out / HISTORY_FILE, title=f"{cfg.name}: test split")
     extra = ("\n" + comparison_table(report) if "held_out" in report else "") + (
-        song_level_markdown(report["songs"]) if "songs" in report else "")
+        song_level_markdown(report["songs"]) if "songs" in report else "") + extra_markdown(report)
     if extra:  # report.md: the test split's tables, then in-domain vs held-out, then whole songs
         atomic.write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + extra)
     return report
@@ -113,9 +116,11 @@ def _steps(cfg: ExperimentConfig, cluster) -> RunSteps:
         return build_data(cfg, run_dir=rd.split_dir(), start_example=start, worker_stream=stream, held_out=True)
 
     def adapt(model) -> None:
+        from keras_inst.training.distill import prepare_distillation
         from keras_inst.training.step_effects import prepare_fit
 
         prepare_fit(model, cfg)  # training.effects_in: train_step
+        prepare_distillation(model, cfg)  # training.distill_weight > 0: learning without forgetting
 
     def complete(rd: RunDir) -> dict:
         print(f"Run {rd.path} is already complete; report: {rd.path / 'report.md'}")
@@ -146,7 +151,9 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
     finished epoch when every process is started again (Keras' BackupAndRestore semantics).
     """
     from keras_inst.training import distribute as dist
+    from keras_inst.training.extras import check_evaluation_inputs
 
+    check_evaluation_inputs(cfg)  # a missing probe file fails here, before any training
     cluster = dist.cluster_spec(cfg.training.strategy)
     return execute_run(cfg, run_dir, _steps(cfg, cluster), is_chief=cluster.is_chief if is_chief is None else is_chief,
                        overwrite=overwrite, verbose=verbose)
@@ -176,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nTest split: ROC-AUC {t['roc_auc']:.4f}  PR-AUC {t['pr_auc']:.4f}  loss {t['loss']:.4f}  F1@tuned {t.get('f1@tuned', float('nan')):.3f}")
     if "held_out" in report:
         h = report["held_out"]
-        print(f"Held-out source ({', '.join(h['sources'])}, {h['songs']} other songs): ROC-AUC {h['roc_auc']:.4f}  PR-AUC {h['pr_auc']:.4f}")
+        from keras_inst.training.report import held_out_words
+
+        print(f"Held-out ({held_out_words(h)}; {h['songs']} other songs): ROC-AUC {h['roc_auc']:.4f}  PR-AUC {h['pr_auc']:.4f}")
+    if "probe" in report:
+        print(f"Real-recording probe ({report['probe']['clips_scored']} clips): macro ROC-AUC over clips {report['probe']['macro_roc_auc']}")
     print(f"Report: {run_dir / 'report.md'}  (JSON: {run_dir / RUN_REPORT}; model: {run_dir / RUN_MODEL})")
     return 0
 

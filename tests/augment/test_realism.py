@@ -19,6 +19,7 @@ from keras_inst.config.schema import (
     BandLimitConfig,
     CompressorConfig,
     EffectsConfig,
+    MixBusConfig,
     NoiseConfig,
     ReverbConfig,
     SaturationConfig,
@@ -192,7 +193,9 @@ def _params(n: int, **fields) -> R.RealismParams:
     """Everything off for ``n`` rows, some fields set (float32/bool arrays [n])."""
     off = dict(drive_db=0.0, tone_hz=4000.0, threshold_db=0.0, ratio=1.0, attack_s=0.01,
                release_s=0.1, cutoff_hz=0.0, lp_order=8.0, noise_on=False, snr_db=30.0, pink=False,
-               noise_u=0.0, send=0.0, rt60_s=0.0, predelay_s=0.0, room_u=0.0)
+               noise_u=0.0, send=0.0, rt60_s=0.0, predelay_s=0.0, room_u=0.0, bus_on=False,
+               bus_threshold_db=0.0, bus_ratio=1.0, bus_attack_s=0.01, bus_release_s=0.1,
+               bus_target_lufs=-14.0, bus_ceiling_db=-1.0, bus_max_gain_db=30.0)
     off.update(fields)
     return R.RealismParams(**{k: np.broadcast_to(np.asarray(v, bool if isinstance(off[k], bool)
                                                            else np.float32), (n,))
@@ -337,7 +340,8 @@ def _stream(table, effects: EffectsConfig, *, start: int = 0, batches: int = 2) 
 def test_pipeline_realism_changes_the_audio_only(source_table) -> None:
     off = _stream(source_table, EffectsConfig())
     # Off with other ranges: still no realism graph, bit-identical.
-    other = EffectsConfig(reverb=ReverbConfig(rt60_s=(0.5, 0.6)), noise=NoiseConfig(snr_db=(0, 1)))
+    other = EffectsConfig(reverb=ReverbConfig(rt60_s=(0.5, 0.6)), noise=NoiseConfig(snr_db=(0, 1)),
+                          mix_bus=MixBusConfig(target_lufs=(-9.0, -8.0)))
     for a, b in zip(off, _stream(source_table, other), strict=True):
         np.testing.assert_array_equal(a[0], b[0])
     on_cfg = dataclasses.replace(ALL_ON, saturation=SaturationConfig(

@@ -27,3 +27,59 @@ def test_held_out_split_needs_the_rendered_corpus_and_only_when_asked_for(tmp_pa
         held_out_split(cfg)
     paper = load_config("paper")  # no held-out sources: nothing to render or read
     assert held_out_split(paper) is None and render_held_out(paper) is None
+
+
+def _meta(root) -> list[dict]:
+    import yaml
+
+    return [yaml.safe_load(p.read_text())["keras_inst"] for p in sorted(root.glob("Track*/metadata.yaml"))]
+
+
+def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path):
+    from keras_inst.data.rendered import held_out_description, held_out_render_args
+
+    base = [f"data.roots.rendered={tmp_path / 'rendered'}", "data.held_out_sources=[]", "data.held_out_songs=2"]
+    style = load_config("demo", [*base, "data.render_styles=[pop,electronic]", "data.held_out_styles=[electronic]"])
+    d = style.data
+    assert d.holds_out and d.training_styles() == ("pop",)
+    assert d.held_out_corpus_dir() == tmp_path / "rendered_heldout_style-electronic_seed1"
+    # the training render's sources (demo excludes fluidr3), every song generated in the held-out style
+    assert held_out_render_args(d) == {"sources": None, "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"],
+                                       "modern": False, "styles": ("electronic",), "generated_share": 1.0}
+    engine = load_config("demo", [*base, "data.render_modern=true", "data.held_out_engines=[builtin_synth]"]).data
+    assert engine.training_exclude_sources() == ("fluidr3_gm", "fluidr3mono_gm", "builtin_synth")
+    assert held_out_render_args(engine) == {"sources": ["builtin_synth"], "exclude_sources": None, "modern": False}
+    assert held_out_description(engine) == "engines builtin_synth" and engine.held_out_tag() == "engine-builtin_synth"
+    # the sources-only corpus keeps its old folder and render arguments (existing renders stay valid)
+    demo = load_config("demo").data
+    assert held_out_render_args(demo) == {"sources": ["fluidr3_gm", "fluidr3mono_gm"], "exclude_sources": None, "modern": False}
+    with pytest.raises(ValueError, match="config key 'data.held_out_styles': unknown or repeated style"):
+        load_config("demo", ["data.held_out_styles=[polka]"])
+    with pytest.raises(ValueError, match="config key 'data.held_out_engines': unknown or repeated engine"):
+        load_config("demo", ["data.held_out_engines=[fluidr3_gm]"])
+    with pytest.raises(ValueError, match="config key 'data.held_out_songs': must be > 0"):
+        load_config("paper", ["data.held_out_styles=[jazz]"])
+
+
+def test_held_out_engines_are_the_opt_in_sources():
+    from keras_inst.config.schema import HELD_OUT_ENGINES
+    from keras_inst.corpus.sources import REGISTRY
+
+    assert set(HELD_OUT_ENGINES) == {s.name for s in REGISTRY if s.opt_in}
+
+
+def test_tiny_held_out_style_corpus_holds_only_that_style_and_training_none(tmp_path, monkeypatch):
+    """Both renders of a run holding out 'electronic', through the run's own render calls (shortened)."""
+    import functools
+
+    import keras_inst.corpus.render as R
+    from keras_inst.data.rendered import ensure_rendered_corpora
+
+    monkeypatch.setattr(R, "render_corpus", functools.partial(R.render_corpus, max_seconds=3.0, workers=1))
+    cfg = load_config("demo", [f"data.roots.rendered={tmp_path / 'rendered'}", "data.render_songs=3",
+                               "data.render_styles=[electronic,funk]", "data.render_generated_share=1.0",
+                               "data.held_out_sources=[]", "data.held_out_styles=[electronic]", "data.held_out_songs=2"])
+    ensure_rendered_corpora(cfg, progress=False)
+    train, held = _meta(tmp_path / "rendered"), _meta(cfg.data.held_out_corpus_dir())
+    assert len(train) == 3 and len(held) == 2
+    assert {m["style"] for m in train} == {"funk"} and {m["style"] for m in held} == {"electronic"}

@@ -50,6 +50,22 @@ def test_families_and_config_checks():
     assert load_config("paper").data.held_out_sources == ()
 
 
+def test_hold_out_a_style_or_an_engine_instead_of_a_family():
+    demo = load_config("demo")
+    style = X.hold_out(demo, style="electronic", songs=4).data
+    # only the style is held out; training keeps every other style and the demo's excluded sources
+    assert (style.held_out_styles, style.held_out_sources, style.held_out_songs) == (("electronic",), (), 4)
+    assert style.training_styles() == ("pop", "rock", "funk", "jazz")
+    assert style.training_exclude_sources() == demo.data.render_exclude_sources
+    engine = X.hold_out(demo, engine="drum_machine", songs=2).data
+    assert engine.render_modern and engine.held_out_engines == ("drum_machine",) and not engine.held_out_sources
+    assert "drum_machine" in engine.training_exclude_sources()
+    with pytest.raises(ValueError, match="exactly one"):
+        X.hold_out(demo, "fluidr3", style="jazz", songs=2)
+    with pytest.raises(ValueError, match="unknown engine 'fluidr3_gm'"):
+        X.hold_out(demo, engine="fluidr3_gm", songs=2)
+
+
 def test_cross_source_run_end_to_end(corpus, tmp_path):
     sets = [*TINY, f"data.roots.rendered={corpus}", f"data.cache_dir={tmp_path / 'cache'}"]
     cfg = load_config("demo", sets)
@@ -77,7 +93,7 @@ def test_cross_source_run_end_to_end(corpus, tmp_path):
     assert saved["held_out_sources"] == list(X.FAMILIES[FAMILY]) and set(saved) >= {"in_domain", "held_out"}
 
     table = (run / "cross_source.md").read_text().splitlines()
-    assert table[0] == f"## In-domain vs held-out source ({', '.join(X.FAMILIES[FAMILY])})"
+    assert table[0] == f"## In-domain vs held-out (sources {', '.join(X.FAMILIES[FAMILY])})"
     rows = [line for line in table if line.startswith("| ")]
     assert rows[0] == "| class | in-domain ROC-AUC | held-out ROC-AUC | in-domain PR-AUC | held-out PR-AUC | held-out positives |"
     assert [r.split(" | ")[0][2:] for r in rows[1:]] == ["**macro**", *CLASSES]
@@ -91,4 +107,4 @@ def test_cross_source_run_end_to_end(corpus, tmp_path):
     assert rows[2].endswith(f"| {h['per_class'][CLASSES[0]]['positives']} |")
     # report.md: the test split's tables, then the comparison
     md = (run / "report.md").read_text()
-    assert md.index("| class | level |") < md.index("## In-domain vs held-out source")
+    assert md.index("| class | level |") < md.index("## In-domain vs held-out (sources")
