@@ -82,10 +82,22 @@ def equalisable_blocks(backbone: Any) -> list[tuple[Any, Any, Any]]:
     return out
 
 
-def _channel_max(t: np.ndarray) -> np.ndarray:
-    """Max |value| per channel of ``[B, ..., C]``, raised to ``_FLOOR`` x the largest."""
-    m = np.abs(t).reshape(-1, t.shape[-1]).max(axis=0).astype(np.float64)
+def _floored(m: np.ndarray) -> np.ndarray:
+    """Per-channel maxima ``[C]`` raised to ``_FLOOR`` x the largest."""
+    m = m.astype(np.float64)
     return np.maximum(m, _FLOOR * m.max() if m.max() > 0 else 1.0)
+
+
+def _channel_peaks(probe: Any, log_mel: np.ndarray, batch: int) -> list[np.ndarray]:
+    """Max |value| per channel ``[C]`` of each of ``probe``'s outputs over ``log_mel``, one batch
+    at a time: holding the activations themselves (``[n, T, M, C]`` per output) took 15 GB
+    for 128 calibration windows of the main job's model, and got its export OOM-killed."""
+    peaks: list[np.ndarray] | None = None
+    for i in range(0, len(log_mel), batch):
+        outs = probe.predict_on_batch(log_mel[i : i + batch])
+        m = [np.abs(np.asarray(o)).reshape(-1, o.shape[-1]).max(axis=0) for o in outs]
+        peaks = m if peaks is None else [np.maximum(a, b) for a, b in zip(peaks, m, strict=True)]
+    return peaks or []
 
 
 def equalised_copy(model: Any, waveforms: np.ndarray, *, batch: int = 16) -> tuple[Any, list[str]]:
@@ -104,10 +116,10 @@ def equalised_copy(model: Any, waveforms: np.ndarray, *, batch: int = 16) -> tup
     # Statistics of the original function: r_i, y_i [B, T, M, C] of every block, on log-mels.
     log_mel = copy.get_layer("frontend").predict(np.asarray(waveforms, np.float32), batch_size=batch, verbose=0)
     probe = keras.Model(backbone.input, [t for conv, bn, _ in blocks for t in (conv.output, bn.output)])
-    acts = probe.predict(log_mel, batch_size=batch, verbose=0)
+    peaks = _channel_peaks(probe, log_mel, batch)  # max|r_i|, max|y_i| per channel, [C] each
     for i, (conv, bn, nxt) in enumerate(blocks):
-        t = 1.0 / _channel_max(acts[2 * i])  # [C]
-        s = _channel_max(acts[2 * i + 1]) ** _S_POWER  # [C]
+        t = 1.0 / _floored(peaks[2 * i])  # [C]
+        s = _floored(peaks[2 * i + 1]) ** _S_POWER  # [C]
         kernel, bias = conv.get_weights()  # [kh, kw, in, C], [C]
         gamma, beta, mean, var = (w.astype(np.float64) for w in bn.get_weights())
         gain = gamma / np.sqrt(var + bn.epsilon)
