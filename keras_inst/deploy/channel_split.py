@@ -59,40 +59,63 @@ def loudest_channels(peaks: np.ndarray, k: int) -> list[int]:
     return sorted(int(c) for c in order[:k])
 
 
-def _split_call(conv: Any, x: Any, float_channels: Sequence[int]) -> Any:
-    """``conv(x)`` as the sum of a float and an int8 conv over a partition of the input channels."""
+def _split_call(conv: Any, x: Any, k: int) -> Any:
+    """``conv(x)`` as the sum of a float conv over input channels ``[:k]`` and an int8 conv
+    over ``[k:]`` (contiguous: a SLICE that XNNPACK runs, where a GATHER left its graph)."""
     import keras
 
     kernel, *bias = conv.get_weights()  # [kh, kw, C_in, C_out], [C_out]
-    fl = np.asarray(float_channels, np.int64)
-    rest = np.setdiff1d(np.arange(kernel.shape[2]), fl)
     parts = []
-    for suffix, idx, use_bias in ((FLOAT_SUFFIX, fl, False), (INT8_SUFFIX, rest, conv.use_bias)):
+    for suffix, sl, use_bias in ((FLOAT_SUFFIX, slice(0, k), False), (INT8_SUFFIX, slice(k, None), conv.use_bias)):
         name = conv.name + suffix
         sub = keras.layers.Conv2D(conv.filters, conv.kernel_size, strides=conv.strides, padding=conv.padding,
                                   dilation_rate=conv.dilation_rate, use_bias=use_bias, name=name)
-        # [B, T, M, C_in] -> [B, T, M, |idx|]: a GATHER in TFLite, a copy next to the conv's cost.
-        taken = keras.layers.Lambda(lambda t, i=idx: keras.ops.take(t, i, axis=-1), name=name + "_in")(x)
-        y = sub(taken)
-        sub.set_weights([kernel[:, :, idx, :], *bias] if use_bias else [kernel[:, :, idx, :]])
-        parts.append(y)
+        taken = keras.layers.Lambda(lambda t, s=sl: t[..., s], name=name + "_in")(x)  # [B, T, M, k | C_in - k]
+        parts.append(sub(taken))
+        sub.set_weights([kernel[:, :, sl, :], *bias] if use_bias else [kernel[:, :, sl, :]])
     y = keras.layers.Add(name=conv.name + "_sum")(parts)
     return keras.layers.Activation(conv.activation, name=conv.name + "_act")(y)
 
 
+def _permute_inputs(backbone: Any, conv_name: str, first: Sequence[int]) -> None:
+    """Reorder the channels between ``conv_name`` and the conv + batch norm feeding it (in
+    place) so that ``first`` come first: the producer's output channels, the batch norm's
+    vectors and ``conv_name``'s input channels move together, so the function is unchanged
+    (max-pooling and dropout between them act per channel)."""
+    from keras_inst.deploy.equalize import equalisable_blocks
+
+    block = next((b for b in equalisable_blocks(backbone) if b[2].name == conv_name), None)
+    if block is None:
+        raise ValueError(f"channel split: {conv_name!r} is not fed by a conv -> batch norm block in {backbone.name!r}")
+    prev, bn, conv = block
+    n = int(conv.input.shape[-1])
+    perm = np.concatenate([np.asarray(first, np.int64), np.setdiff1d(np.arange(n), first)])  # [C]
+    pk, *pb = prev.get_weights()  # [kh, kw, in, C], [C]
+    prev.set_weights([pk[..., perm], *(b[perm] for b in pb)])
+    bn.set_weights([w[perm] for w in bn.get_weights()])
+    ck, *cb = conv.get_weights()  # [kh, kw, C, out]
+    conv.set_weights([ck[:, :, perm, :], *cb])
+
+
 def split_backbone(backbone: Any, split: Mapping[str, Sequence[int]]) -> Any:
     """A copy of the single-chain ``backbone`` whose convs named in ``split`` are split with those
-    float input channels (an empty list leaves the conv whole); other layers are shared."""
+    float input channels (an empty list leaves the conv whole)."""
     import keras
 
     unknown = set(split) - set(splittable_convs(backbone))
     if unknown:
         raise ValueError(f"channel split: {sorted(unknown)} are not splittable convs of {backbone.name!r}")
-    x = inp = keras.Input(tuple(backbone.input.shape[1:]))
-    for prev, layer in zip(backbone.layers, backbone.layers[1:], strict=False):
+    src = keras.models.clone_model(backbone)
+    src.set_weights(backbone.get_weights())
+    for name, channels in split.items():
+        if len(channels):
+            _permute_inputs(src, name, channels)
+    x = inp = keras.Input(tuple(src.input.shape[1:]))
+    for prev, layer in zip(src.layers, src.layers[1:], strict=False):
         if layer.input is not prev.output:  # the first node: how the backbone was built
             raise ValueError(f"channel split: backbone {backbone.name!r} is not a single chain (layer {layer.name!r})")
-        x = _split_call(layer, x, split[layer.name]) if split.get(layer.name) else layer(x)
+        k = len(split.get(layer.name, ()))
+        x = _split_call(layer, x, k) if k else layer(x)
     return keras.Model(inp, x, name=backbone.name)
 
 
