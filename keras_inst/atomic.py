@@ -127,9 +127,9 @@ def clean_stale(folder: str | Path) -> int:
     return n
 
 
-def read_json_object(path: str | Path) -> dict[str, Any] | None:
+def read_json_object(path: str | Path, *, expected: str = "a JSON object at the top level") -> dict[str, Any] | None:
     """The JSON object in ``path``, or None if there is no such file; ValueError naming the file
-    if it is not a JSON object."""
+    (and ``expected``) if it is not a JSON object."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -138,5 +138,5 @@ def read_json_object(path: str | Path) -> dict[str, Any] | None:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
+        raise ValueError(f"{path}: expected {expected}")
     return dict(data)

@@ -46,9 +46,10 @@ def record_data_locations(cfg: Any, run_dir: str | Path, *, base: str | Path | N
 
 def _read_record(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / RUN_DATA_LOCATIONS
-    rec = atomic.read_json_object(path)
+    expected = "an object with 'roots' (written by record_data_locations)"
+    rec = atomic.read_json_object(path, expected=expected)
     if rec is not None and not isinstance(rec.get("roots"), dict):
-        raise ValueError(f"{path}: expected an object with 'roots' (written by record_data_locations)")
+        raise ValueError(f"{path}: expected {expected}")
     return rec
 
 
