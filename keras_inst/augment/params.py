@@ -56,7 +56,7 @@ IDENTITY = EffectParams(
 def k_weighting(sample_rate: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """BS.1770 K-weighting biquads ``[(b, a), (b, a)]`` (shelf +4 dB above ~1.7 kHz, then a
     38 Hz high-pass), designed for any rate from the analog prototype (B. De Man's constants;
-    they reproduce the spec's 48 kHz coefficients, as ``keras_inst.corpus.synth`` does)."""
+    they reproduce the spec's 48 kHz coefficients); also the corpus's BS.1770 loudness."""
     k = np.tan(np.pi * 1681.974450955533 / sample_rate)
     q, vh = 0.7071752369554196, 10 ** (3.999843853973347 / 20)
     vb = vh**0.4996667741545416

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_inst.augment.params import k_weighting
+
 
 def default_soundfont() -> Path:
     """TimGM6mb.sf2 as bundled in pretty_midi's package folder."""
@@ -108,31 +110,12 @@ def synthesize(
     return out.mean(axis=1).astype(np.float32), name
 
 
-def _k_weighting(fs: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """BS.1770 K-weighting (shelf + high-pass) designed for any rate from its analog prototype.
-
-    Constants from B. De Man's derivation; they reproduce the spec's 48 kHz coefficients exactly.
-    """
-    k = np.tan(np.pi * 1681.974450955533 / fs)
-    q, vh = 0.7071752369554196, 10 ** (3.999843853973347 / 20)
-    vb = vh**0.4996667741545416
-    a0 = 1 + k / q + k * k
-    shelf = (
-        np.array([vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k]) / a0,
-        np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]),
-    )
-    k, q = np.tan(np.pi * 38.13547087602444 / fs), 0.5003270373238773
-    a0 = 1 + k / q + k * k
-    high_pass = (np.array([1.0, -2.0, 1.0]), np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]))
-    return [shelf, high_pass]
-
-
 def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
     """ITU-R BS.1770-4 gated integrated loudness (LUFS) of mono audio; -inf when silent."""
     from scipy.signal import lfilter
 
     y = np.asarray(x, dtype=np.float64)
-    for b, a in _k_weighting(sample_rate):
+    for b, a in k_weighting(sample_rate):
         y = lfilter(b, a, y)
     block, hop = int(0.4 * sample_rate), int(0.1 * sample_rate)
     c = np.concatenate([[0.0], np.cumsum(y * y)])
