@@ -4,10 +4,11 @@
 # and the render then uses what is installed (always TimGM6mb from pretty_midi + the built-in singer).
 # Measured here (Debian 12, root, apt-get update excluded): 338 MB download, 481 MB installed,
 # 53 s (27 s for the SoundFonts and kits, 26 s for freepats + timidity and its 10 small libraries);
-# npm: Salamander piano layers, 20 MB, 2 s.
+# npm: Salamander piano layers, 20 MB, 2 s. grandorgue-demo (recorded pipe organ, WavPack in a zip,
+# 21 MB) + wavpack (wvunpack decodes it at first use, 0.5 MB): the opt-in source grandorgue_demo.
 # Never add a musescore-general-soundfont* package: that family is reserved for evaluation.
 set -u
-PKGS="fluid-soundfont-gm fluidr3mono-gm-soundfont csound-soundfont avldrums.lv2-soundfont hydrogen-drumkits freepats timidity"
+PKGS="fluid-soundfont-gm fluidr3mono-gm-soundfont csound-soundfont avldrums.lv2-soundfont hydrogen-drumkits freepats timidity grandorgue-demo wavpack"
 SUDO=""
 if [ "$(id -u)" != "0" ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else

@@ -125,9 +125,9 @@ class DataConfig:
 SONG_STYLES = ("pop", "rock", "electronic", "funk", "jazz")
 
 
-# The opt-in built-in sound engines a held-out corpus may hold out (keras_inst.corpus.sources
+# The opt-in sound sources (built-in engines, the recorded organ) a held-out corpus may hold out (keras_inst.corpus.sources
 # REGISTRY entries with opt_in; tests/config/test_schema.py checks the two lists agree).
-HELD_OUT_ENGINES = ("builtin_synth", "drum_machine")
+HELD_OUT_ENGINES = ("builtin_synth", "drum_machine", "grandorgue_demo")
 
 
 def _check_held_out_names(styles: tuple[str, ...], engines: tuple[str, ...]) -> None:

