@@ -96,9 +96,18 @@ class ModelConfig:
     width_multiplier: float = 1.0
     head_units: int = 512
     dropout: float = 0.5
+    # [open] beyond the paper, opt-in: after training, average the classifier with musicnn's tagger
+    # read zero-shot (a musicnn name of training.pretrained) where its tags name the class, with
+    # weight fusion_weight for the tagger (keras_inst.models.fusion); thresholds, presence rule,
+    # model.keras and exports are those of the fused model.
+    fusion_tagger: str | None = None
+    fusion_weight: float = 0.5
 
     def __post_init__(self) -> None:
         k = "model."
+        if self.fusion_tagger is not None:
+            PRETRAINED.check(self.fusion_tagger, k + "fusion_tagger")
+        _check(0.0 < self.fusion_weight <= 1.0, k + "fusion_weight", f"must be in (0, 1], got {self.fusion_weight}")
         BACKBONES.check(self.architecture, k + "architecture")
         _check(len(self.channels) >= 1 and all(c > 0 for c in self.channels), k + "channels", f"must be positive ints, got {list(self.channels)}")
         _check(self.width_multiplier > 0, k + "width_multiplier", f"must be > 0, got {self.width_multiplier}")

@@ -306,8 +306,9 @@ def load_model(path: str | Path, *, compile: bool = True) -> keras.Model:
     """Load a keras_inst ``.keras`` model or checkpoint in any process.
 
     Registers every custom object a keras_inst model may carry (the log-mel layer, the grouped
-    optimizer, the masked AUC metric) before deserialising, so a fresh process can load it.
+    optimizer, the masked AUC metric, the tagger-fusion layers) before deserialising, so a fresh process can load it.
     """
+    import keras_inst.models.fusion_layers  # noqa: F401  (a model fused with the tagger)
     import keras_inst.models.optimizers  # noqa: F401  (registers keras_inst>GroupedOptimizer)
     from keras_inst.models.auc import defined_auc_class
 

@@ -40,7 +40,10 @@ def dual_output_model(model: Any) -> Any:
     """
     import keras
 
+    from keras_inst.models.fusion_layers import fused_logits
+
     wav = keras.Input(tuple(model.input.shape[1:]), name=INPUT_NAME, dtype="float32")
     emb = model.get_layer("backbone")(model.get_layer("frontend")(wav))  # [B, D]
-    probs = model.get_layer("probabilities")(model.get_layer("head")(emb))  # [B, C]
+    logits = fused_logits(model, wav, model.get_layer("head")(emb))  # [B, C]; + the tagger when fused
+    probs = model.get_layer("probabilities")(logits)  # [B, C]
     return keras.Model(wav, {"probabilities": probs, "embeddings": emb}, name="keras_inst_serving")

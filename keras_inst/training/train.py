@@ -70,9 +70,15 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
     from keras_inst.taxonomy import CLASSES
     from keras_inst.training.evaluate import predict_dataset, presence_entries, song_level_markdown
     from keras_inst.training.extras import extra_entries, extra_markdown
+    from keras_inst.training.fusion import fusion_markdown
     from keras_inst.training.metrics import evaluate_predictions, tune_thresholds
     from keras_inst.training.report import comparison_table, write_report
 
+    plain = None
+    if cfg.model.fusion_tagger is not None:  # [open]: the fused model is the run's model from here
+        from keras_inst.training.fusion import fuse_run_model
+
+        model, plain = fuse_run_model(cfg, model, data, rd)
     yv, pv = predict_dataset(model, data.validation)
     yt, pt = predict_dataset(model, data.test)
     thresholds = tune_thresholds(yv, pv)
@@ -89,10 +95,12 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
         yh, ph = predict_dataset(model, data.held_out.dataset)
         report["held_out"] = {**evaluate_predictions(yh, ph, thresholds=thresholds), **data.held_out.describe()}
     report |= extra_entries(cfg, model, data, report, tagger=tagger)  # evaluation.probe / tagger_row [open]
+    if plain is not None:
+        report["without_fusion"] = plain
     out = rd.write_dir
     paths = write_report(out, report, history_csv=out / HISTORY_FILE, title=f"{cfg.name}: test split")
     extra = ("\n" + comparison_table(report) if "held_out" in report else "") + (
-        song_level_markdown(report["songs"]) if "songs" in report else "") + extra_markdown(report)
+        song_level_markdown(report["songs"]) if "songs" in report else "") + extra_markdown(report) + fusion_markdown(report)
     if extra:  # report.md: the test split's tables, then in-domain vs held-out, then whole songs
         atomic.write_text(paths["markdown"], paths["markdown"].read_text(encoding="utf-8") + extra)
     return report

@@ -1,0 +1,77 @@
+"""The layers of a model fused with the zero-shot tagger (:mod:`keras_inst.models.fusion`).
+
+Apart from :mod:`~keras_inst.models.fusion` (which builds the tagger) so that loading a saved
+model (:func:`keras_inst.models.short_chunk.load_model`) registers them without importing the
+tagger, and the runtime can rebuild a fused graph (:func:`fused_logits`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+FUSION_LAYER, TAGGER_LAYER, CROP_LAYER = "fusion", "tagger", "tagger_crop"
+_EPS = 1e-6  # probabilities clipped to [eps, 1 - eps] before the logit: finite in float16 too
+
+
+@keras.saving.register_keras_serializable(package="keras_inst")
+class TagFusion(keras.layers.Layer):
+    """``[model logits [B, C], tagger probabilities [B, C]]`` -> fused logits ``[B, C]`` (module doc)."""
+
+    def __init__(self, weight: float, evidence: Sequence[bool], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= float(weight) <= 1.0:
+            raise ValueError(f"TagFusion: weight must be in [0, 1], got {weight}")
+        self.fusion_weight = float(weight)
+        self.evidence = [bool(e) for e in evidence]
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        logits, tag_probs = inputs
+        p_model = ops.sigmoid(ops.cast(logits, "float32"))  # [B, C]
+        w = ops.convert_to_tensor(np.where(self.evidence, self.fusion_weight, 0.0).astype(np.float32))  # [C]
+        p = (1.0 - w) * p_model + w * ops.cast(tag_probs, "float32")  # [B, C]
+        p = ops.clip(p, _EPS, 1.0 - _EPS)
+        return ops.log(p) - ops.log1p(-p)  # the logit of the fused probability
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape[0]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight": self.fusion_weight, "evidence": list(self.evidence)}
+
+
+@keras.saving.register_keras_serializable(package="keras_inst")
+class CentreCrop(keras.layers.Layer):
+    """waveform ``[B, N]`` -> its centre ``[B, length]`` (the tagger's input length)."""
+
+    def __init__(self, length: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.length = int(length)
+
+    def call(self, wav: Any) -> Any:
+        start = (int(wav.shape[-1]) - self.length) // 2
+        return wav[:, start:start + self.length]
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], self.length)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "length": self.length}
+
+
+def is_fused(model: Any) -> bool:
+    """Does ``model`` hold a :class:`TagFusion` layer?"""
+    return any(layer.name == FUSION_LAYER for layer in model.layers)
+
+
+def fused_logits(model: Any, wav: Any, logits: Any) -> Any:
+    """The logits a (possibly fused) ``model`` feeds its sigmoid, rebuilt on the input ``wav``
+    from the classifier's ``logits``: unchanged for a plain classifier."""
+    if not is_fused(model):
+        return logits
+    tags = model.get_layer(TAGGER_LAYER)(model.get_layer(CROP_LAYER)(wav))  # [B, C]
+    return model.get_layer(FUSION_LAYER)([logits, tags])

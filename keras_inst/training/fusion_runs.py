@@ -1,0 +1,44 @@
+"""A finished run fused with the zero-shot tagger after the fact (``scripts/fuse_run.py``).
+
+Apart from :mod:`keras_inst.training.fusion` because it re-runs the run's evaluation
+(:func:`keras_inst.training.train.evaluate_run`), which itself calls the fusion at the end of
+a run: one way imports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float = 0.5,
+                      probe: str | None = None) -> dict[str, Any]:
+    """A complete run's model fused after the fact: ``out_dir`` gets the run's split and data
+    locations, its config with ``model.fusion_tagger``/``fusion_weight`` set, the fused
+    model.keras and a new report (thresholds retuned on the same validation split); ``probe``:
+    also set ``evaluation.probe``. Returns the report."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    from keras_inst.config.io import load_config, save_config
+    from keras_inst.data.pipeline import build_data
+    from keras_inst.models.short_chunk import load_model
+    from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_REPORT
+    from keras_inst.training.run_dir import RunDir, start_keras
+    from keras_inst.training.train import evaluate_run
+
+    src, out = Path(run_dir), Path(out_dir)
+    if not (src / RUN_REPORT).is_file():
+        raise ValueError(f"{src}: not a complete run (no {RUN_REPORT})")
+    if out.exists():
+        raise ValueError(f"{out}: exists; choose a new folder")
+    cfg = load_config(src / RUN_CONFIG)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_tagger=tagger, fusion_weight=weight))
+    if probe is not None:
+        cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, probe=probe))
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", RUN_REPORT, "report.md"))
+    save_config(cfg, out / RUN_CONFIG)
+    start_keras(cfg.training)
+    with RunDir(out) as rd:
+        data = build_data(cfg, run_dir=rd.split_dir(), held_out=True)
+        return evaluate_run(cfg, load_model(out / "model.keras", compile=False), data, rd, train_seconds=0.0)

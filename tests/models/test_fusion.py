@@ -1,0 +1,105 @@
+"""A classifier fused with the zero-shot tagger: the averaging rule, the crop, the fused graph
+against its two parts, saving and loading, and the runtime's dual-output rebuild.
+
+The tagger is musicnn's MSD VGG on the vendored checkpoint (tests/assets/musicnn): its tags
+name voice, singer and plucked string only, so the other 12 classes must stay the classifier's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_inst.config.schema import AudioConfig, ExperimentConfig, ModelConfig, TrainingConfig
+from keras_inst.models import fusion as F
+from keras_inst.models.fusion_layers import CentreCrop, TagFusion, fused_logits, is_fused
+from keras_inst.models.short_chunk import build_model, load_model
+from keras_inst.models.tagger import TAGGER_SAMPLES, zero_shot_classifier
+from keras_inst.runtime.keras_model import dual_output_model
+from keras_inst.taxonomy import CLASSES
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "musicnn"
+TAGGER = "musicnn_msd_vgg"
+EVIDENCE = {"voice", "plucked_string", "singer"}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_tag_fusion_averages_where_the_tagger_has_evidence():
+    evidence = [True, False, True]
+    layer = TagFusion(0.25, evidence)
+    logits = np.array([[0.0, 2.0, -3.0]], np.float32)  # p = 0.5, 0.8808, 0.0474
+    tags = np.array([[1.0, 0.0, 0.6]], np.float32)
+    got = _sigmoid(np.asarray(layer([logits, tags])))
+    want = [0.75 * 0.5 + 0.25 * 1.0, _sigmoid(2.0), 0.75 * _sigmoid(-3.0) + 0.25 * 0.6]
+    np.testing.assert_allclose(got[0], want, atol=2e-6)  # p=1.0 from the tagger is clipped to 1 - 1e-6
+    assert np.isfinite(np.asarray(layer([logits, np.ones_like(tags)]))).all()
+    with pytest.raises(ValueError, match="weight must be in"):
+        TagFusion(1.5, evidence)
+
+
+def test_centre_crop_takes_the_middle():
+    x = np.arange(20, dtype=np.float32)[None]
+    np.testing.assert_array_equal(np.asarray(CentreCrop(6)(x))[0], np.arange(7, 13))
+
+
+def test_evidence_mask_follows_the_tag_map():
+    assert {c for c, e in zip(CLASSES, F.evidence_mask(TAGGER), strict=True) if e} == EVIDENCE
+
+
+@pytest.fixture(scope="module")
+def classifier() -> keras.Model:
+    keras.utils.set_random_seed(3)
+    cfg = ExperimentConfig(model=ModelConfig(width_multiplier=0.125, head_units=16), training=TrainingConfig(transfer="scratch"))  # 4-s windows
+    return build_model(cfg)
+
+
+def test_fused_model_is_the_average_of_its_parts(classifier, tmp_path):
+    fused = F.fuse_with_tagger(classifier, TAGGER, weight=0.5, path=ASSETS)
+    assert is_fused(fused) and not is_fused(classifier)
+    assert not fused.get_layer(F.TAGGER_LAYER).trainable
+    rng = np.random.default_rng(0)
+    t = np.arange(classifier.input.shape[-1]) / 16000.0
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.1 * rng.standard_normal(t.size)]).astype(np.float32)  # [2, 64000]
+    p_model = np.asarray(classifier(x, training=False))
+    start = (x.shape[1] - TAGGER_SAMPLES) // 2
+    p_tag = np.asarray(zero_shot_classifier(TAGGER, path=ASSETS)(x[:, start:start + TAGGER_SAMPLES], training=False))
+    mask = np.array([c in EVIDENCE for c in CLASSES])
+    want = np.where(mask, 0.5 * p_model + 0.5 * p_tag, p_model)
+    got = np.asarray(fused(x, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.abs(got - p_model)[:, mask].max() > 1e-3  # the tagger did change the evidence classes
+    # Saved and loaded in a fresh deserialisation; the runtime's dual-output model rebuilds the fusion.
+    fused.save(tmp_path / "fused.keras")
+    loaded = load_model(tmp_path / "fused.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), got, atol=1e-6)
+    dual = dual_output_model(loaded)
+    out = dual(x, training=False)
+    np.testing.assert_allclose(np.asarray(out["probabilities"]), got, atol=1e-6)
+    assert out["embeddings"].shape == (2, classifier.get_layer("backbone").output.shape[-1])
+    with pytest.raises(ValueError, match="already fused"):
+        F.fuse_with_tagger(fused, TAGGER, path=ASSETS)
+
+
+def test_fused_logits_leave_a_plain_classifier_alone(classifier):
+    logits = keras.ops.zeros((1, len(CLASSES)))
+    assert fused_logits(classifier, None, logits) is logits
+
+
+def test_short_windows_are_refused():
+    cfg = ExperimentConfig(audio=AudioConfig(chunk_seconds=2.0), model=ModelConfig(channels=(16, 16, 16), head_units=16),
+                           training=TrainingConfig(transfer="scratch"))
+    with pytest.raises(ValueError, match="shorter than the tagger's input"):
+        F.fuse_with_tagger(build_model(cfg), TAGGER, path=ASSETS)
+
+
+def test_config_checks_the_fusion_keys():
+    with pytest.raises(ValueError, match="model.fusion_weight"):
+        ModelConfig(fusion_tagger=TAGGER, fusion_weight=0.0)
+    with pytest.raises(ValueError, match="model.fusion_tagger"):
+        ModelConfig(fusion_tagger="no_such_tagger")

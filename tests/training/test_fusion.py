@@ -1,0 +1,58 @@
+"""A run with ``model.fusion_tagger``: the fused model is the run's model (thresholds, report,
+model.keras), the plain classifier's figures are kept beside it, and a complete run can be fused
+after the fact with the same result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny import tiny_overrides
+
+from keras_inst.config.io import load_config
+from keras_inst.corpus.render import render_corpus
+
+MUSICNN = Path(__file__).resolve().parents[1] / "assets" / "musicnn"  # the vendored MSD VGG checkpoint
+# 3-s chunks: the tagger reads 47616 samples (2.98 s) from the centre of each window.
+TINY = [*tiny_overrides(steps=3, epochs=1, eval_chunks=3), "audio.chunk_seconds=3.0", f"training.pretrained_path={MUSICNN}"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rendered")
+    render_corpus(root, songs=12, seed=0, max_seconds=8.0, workers=2, progress=False)
+    return root
+
+
+def _cfg(corpus: Path, cache: Path, *extra: str):
+    return load_config("demo", [*TINY, f"data.roots.rendered={corpus}", f"data.cache_dir={cache}", *extra])
+
+
+def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
+    from keras_inst.models.fusion_layers import is_fused
+    from keras_inst.models.short_chunk import load_model
+    from keras_inst.training.fusion_runs import fuse_existing_run
+    from keras_inst.training.train import train
+
+    cache = tmp_path / "cache"
+    fused_report = train(_cfg(corpus, cache, "model.fusion_tagger=musicnn_msd_vgg"), tmp_path / "fused", verbose=0)
+    plain_report = train(_cfg(corpus, cache), tmp_path / "plain", verbose=0)
+    # Same seed and data: the plain run trained the same classifier as the fused run's inner one.
+    wf = fused_report["without_fusion"]
+    assert wf["tagger"] == "musicnn_msd_vgg" and wf["weight"] == 0.5
+    assert wf["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
+    assert is_fused(load_model(tmp_path / "fused" / "model.keras", compile=False))
+    assert not is_fused(load_model(tmp_path / "plain" / "model.keras", compile=False))
+    assert "## Fusion with the tagger (musicnn_msd_vgg, weight 0.5)" in (tmp_path / "fused" / "report.md").read_text()
+    # Fusing the plain run afterwards gives the fused run's figures and thresholds.
+    after = fuse_existing_run(str(tmp_path / "plain"), str(tmp_path / "after"), tagger="musicnn_msd_vgg")
+    assert after["test"]["roc_auc"] == pytest.approx(fused_report["test"]["roc_auc"], abs=1e-6)
+    np.testing.assert_allclose([after["thresholds"][c] for c in after["thresholds"]],
+                               [fused_report["thresholds"][c] for c in after["thresholds"]], atol=1e-6)
+    saved = json.loads((tmp_path / "after" / "report.json").read_text())
+    assert saved["without_fusion"]["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
+    assert "fusion_tagger: musicnn_msd_vgg" in (tmp_path / "after" / "config.yaml").read_text()
+    with pytest.raises(ValueError, match="exists"):
+        fuse_existing_run(str(tmp_path / "plain"), str(tmp_path / "after"), tagger="musicnn_msd_vgg")
