@@ -22,7 +22,7 @@ def test_help_lists_every_verb_with_one_line(capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: keras-inst <verb> [options]")
     listed = [line.split()[0] for line in out.split("verbs:\n")[1].split("\n\n")[0].splitlines()]
-    assert listed == list(cli.VERBS) == ["train", "evaluate", "tune", "pretrain", "export", "predict", "data", "taxonomy", "levels"]
+    assert listed == list(cli.VERBS) == ["train", "evaluate", "tune", "pretrain", "export", "predict", "serve", "release", "data", "taxonomy", "levels"]
     for name, verb in cli.VERBS.items():
         assert f"  {name:<8}  {verb.summary}\n" in out
 
@@ -52,9 +52,9 @@ def test_sub_commands_and_argument_errors_carry_the_verb(capsys):
         cli.main(["data", "inspect", "--help"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: keras-inst data inspect ")
     with pytest.raises(SystemExit) as done:
-        cli.main(["predict", "song.wav"])  # --model missing: argparse's exit 2
+        cli.main(["predict", "song.wav", "--hop", "soon"])  # argparse's exit 2
     assert done.value.code == 2
-    assert "keras-inst predict: error: the following arguments are required: --model" in capsys.readouterr().err
+    assert "keras-inst predict: error: argument --hop: invalid float value: 'soon'" in capsys.readouterr().err
 
 
 def test_the_verbs_exit_status_is_returned(tmp_path, capsys):

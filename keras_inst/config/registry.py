@@ -90,6 +90,9 @@ PRETRAINED = Registry("pre-trained weights", "training.pretrained", {
     "musicnn_mtt_vgg": "keras_inst.models.pretrained:MUSICNN_MTT_VGG",
     "musicnn_mtt_musicnn": "keras_inst.models.musicnn_cnn:MUSICNN_MTT_MUSICNN",
     "musicnn_msd_musicnn": "keras_inst.models.musicnn_cnn:MUSICNN_MSD_MUSICNN",
+    # the model shipped in the package (keras_inst/release/, `keras-inst release --install`):
+    # backbone and 15-way head, for fine-tuning on one's own multitracks
+    "keras_inst_release": "keras_inst.runtime.release_weights:KERAS_INST_RELEASE",
 })
 
 # "rendered" is the embedded corpus, written in Slakh's layout and read by the Slakh reader.

@@ -1,7 +1,11 @@
-"""Instrument recognition on audio files: ``keras-inst predict PATH... --model MODEL``.
+"""Instrument recognition on audio files: ``keras-inst predict PATH... [--model MODEL]``.
 
 MODEL is a ``.keras`` file, a run directory, an export directory (``export.json``), a SavedModel
-directory or a ``.tflite`` file (loaded by :func:`keras_inst.runtime.loader.load_artifact`).
+directory, a ``.tflite`` file or a shipped folder (loaded by
+:func:`keras_inst.runtime.loader.load_artifact`). Without ``--model`` the shipped model is used
+(:func:`keras_inst.runtime.shipped.default_model`: the package's ``keras_inst/release/``, its
+float16 TFLite model unless ``--variant tflite_int8``, every file's sha256 checked); when none is
+installed the command says so and how to get one (exit 2).
 PATHs are files or folders (searched recursively for audio extensions). Each file is decoded
 (any rate, any channel count: averaged to mono, resampled to the model's rate) and cut into
 windows of the model's input length (4 s) starting every ``--hop`` seconds (default: half a
@@ -54,6 +58,7 @@ from keras_inst.deploy.outputs import format_csv, format_table, plural
 from keras_inst.runtime.artifacts import EXPORT_JSON, VARIANT_FILES
 from keras_inst.runtime.loader import Artifact, load_artifact
 from keras_inst.runtime.presence import DEFAULT_SOURCE, PresenceRule, closed_order, presence
+from keras_inst.runtime.shipped import default_model, is_shipped_dir
 
 EXIT_OK, EXIT_NONE_ANALYSED, EXIT_BAD_ARGUMENTS, EXIT_INTERRUPTED = 0, 1, 2, 130
 AGGREGATES = ("presence", "mean", "max")  # the first is the default
@@ -143,9 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
                "arguments, 130 if interrupted (what was analysed so far is still written)",
     )
     p.add_argument("paths", nargs="+", help="audio files and/or folders (searched recursively)")
-    p.add_argument("--model", required=True, help=".keras/.tflite file, run directory, export directory or SavedModel directory")
+    p.add_argument("--model", default=None, help=".keras/.tflite file, run directory, export directory, SavedModel directory "
+                   "or shipped folder (default: the shipped model in keras_inst/release/)")
     p.add_argument("--variant", choices=tuple(VARIANT_FILES), default=None,
-                   help="artifact of an export directory, refused for other model forms (default: tflite float32, then fp16, int8, saved_model)")
+                   help="artifact of an export directory (default: tflite float32, then fp16, int8, saved_model) or of "
+                        "the shipped model (tflite_fp16, the default, or tflite_int8); refused for other model forms")
     p.add_argument("--hop", type=float, default=None,
                    help="seconds between window starts (default: half a window, 2 s for 4-second windows); "
                         "a last window holding less than half a window of audio is not added")
@@ -187,11 +194,11 @@ def prepare_output(path: str | Path, *, option: str, example: str) -> Path:
 def check_model_options(model: str, *, variant: str | None, sample_rate: int | None) -> None:
     """Refuse options that the model form would silently ignore."""
     p = Path(model).expanduser()
-    is_export = p.is_dir() and (p / EXPORT_JSON).is_file()
+    is_export = p.is_dir() and ((p / EXPORT_JSON).is_file() or is_shipped_dir(p))
     if variant is not None and not is_export:
         raise ValueError(f"--variant {variant} picks an artifact of an export directory (a folder with {EXPORT_JSON}); "
                          f"{model} is not one: pass the export directory, or leave out --variant")
-    bare_tflite = p.suffix == ".tflite" and not (p.parent / EXPORT_JSON).is_file()
+    bare_tflite = p.suffix == ".tflite" and not ((p.parent / EXPORT_JSON).is_file() or is_shipped_dir(p.parent))
     if sample_rate is not None and not bare_tflite:
         raise ValueError(f"--sample-rate applies to a bare .tflite file (no {EXPORT_JSON} beside it) only; "
                          f"{model} states its own input rate: leave out --sample-rate")
@@ -308,6 +315,8 @@ def _setup(args: argparse.Namespace) -> tuple[Artifact, np.ndarray, str, list[Pa
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
         raise ValueError(f"--plot must name a .png file, got {args.plot!r}")
+    if args.model is None:  # the shipped model, or a plain "none installed: how to get one"
+        args.model = str(default_model())
     check_model_options(args.model, variant=args.variant, sample_rate=args.sample_rate)
     files, skipped, notes = collect_inputs(args.paths)
     for note in notes:

@@ -24,15 +24,19 @@ from pathlib import Path
 
 import keras
 
+from keras_inst.config.schema import ExperimentConfig
 from keras_inst.models.fusion_layers import (
     CROP_LAYER,
     FUSION_LAYER,
     TAGGER_LAYER,
     CentreCrop,
+    FrameCrop,
     TagFusion,
     is_fused,
 )
 from keras_inst.taxonomy import CLASSES
+
+HOP = 256  # musicnn's hop (samples at 16 kHz); frontend_is_taggers checks the model's is the same
 
 
 def evidence_mask(tagger: str) -> list[bool]:
@@ -44,14 +48,17 @@ def evidence_mask(tagger: str) -> list[bool]:
 
 
 def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5,
-                     path: str | Path | None = None) -> keras.Model:
+                     path: str | Path | None = None, share_frontend: bool = False) -> keras.Model:
     """``model`` (waveform ``[B, N]`` -> 15 probabilities) fused with the zero-shot ``tagger``.
 
-    ``path``: where musicnn's checkpoints are (default: the cache, else PyPI). Raises
+    ``path``: where musicnn's checkpoints are (default: the cache, else PyPI).
+    ``share_frontend``: the model's front end is musicnn's (:func:`frontend_is_taggers`), so the
+    tagger reads the centre 187 frames of the model's own log-mel instead of computing its own
+    on the centre 3 s of audio: one STFT per window, and one mel matrix in an export. Raises
     ValueError for a model that is already fused, has other classes, or windows shorter than
     the tagger's input.
     """
-    from keras_inst.models.tagger import TAGGER_SAMPLES, zero_shot_classifier
+    from keras_inst.models.tagger import TAGGER_FRAMES, TAGGER_SAMPLES, zero_shot_classifier
 
     if is_fused(model):
         raise ValueError(f"model {model.name!r} is already fused with a tagger")
@@ -62,11 +69,28 @@ def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5,
     if int(model.output.shape[-1]) != len(CLASSES):
         raise ValueError(f"model.fusion_tagger: the model has {model.output.shape[-1]} outputs, fusion needs the {len(CLASSES)} classes")
     zero_shot = zero_shot_classifier(tagger, path=path)
-    zero_shot.name = TAGGER_LAYER  # a nested model is a layer found by its name
-    zero_shot.trainable = False
     wav = keras.Input((n,), name="waveform", dtype="float32")  # as build_model names it
-    logits = model.get_layer("head")(model.get_layer("backbone")(model.get_layer("frontend")(wav)))  # [B, C]
-    fusion = TagFusion(weight, evidence_mask(tagger), name=FUSION_LAYER)
-    fused = fusion([logits, zero_shot(CentreCrop(TAGGER_SAMPLES, name=CROP_LAYER)(wav))])  # [B, C]
-    probs = model.get_layer("probabilities")(fused)
-    return keras.Model(wav, probs, name=model.name)
+    mel = model.get_layer("frontend")(wav)  # [B, M, T]
+    logits = model.get_layer("head")(model.get_layer("backbone")(mel))  # [B, C]
+    if share_frontend:
+        # Centred frames every 256 samples: the crop's first frame is the one centred where
+        # the centre 3 s start (8192 samples = 32 hops into a 4-s window).
+        start = (n - TAGGER_SAMPLES) // 2 // HOP
+        body_in = keras.Input(tuple(zero_shot.get_layer("frontend").output.shape[1:]), name="log_mel")
+        body = keras.Model(body_in, zero_shot.get_layer("probabilities")(
+            zero_shot.get_layer("head")(zero_shot.get_layer("backbone")(body_in))), name=TAGGER_LAYER)
+        crop, crop_in = FrameCrop(start, TAGGER_FRAMES, name=CROP_LAYER), mel
+    else:
+        body, crop, crop_in = zero_shot, CentreCrop(TAGGER_SAMPLES, name=CROP_LAYER), wav
+        body.name = TAGGER_LAYER  # a nested model is a layer found by its name
+    body.trainable = False
+    fused = TagFusion(weight, evidence_mask(tagger), name=FUSION_LAYER)([logits, body(crop(crop_in))])  # [B, C]
+    return keras.Model(wav, model.get_layer("probabilities")(fused), name=model.name)
+
+
+def frontend_is_taggers(cfg: ExperimentConfig, tagger: str) -> bool:
+    """Does ``cfg``'s log-mel equal the one ``tagger`` was trained on (rate, STFT, mels, log)?"""
+    from keras_inst.models.tagger import tagger_config
+
+    own = tagger_config(tagger)
+    return cfg.audio.sample_rate == own.audio.sample_rate and cfg.features == own.features

@@ -63,15 +63,34 @@ class CentreCrop(keras.layers.Layer):
         return {**super().get_config(), "length": self.length}
 
 
+@keras.saving.register_keras_serializable(package="keras_inst")
+class FrameCrop(keras.layers.Layer):
+    """log-mel ``[B, M, T]`` -> frames ``start .. start + frames`` ``[B, M, frames]``."""
+
+    def __init__(self, start: int, frames: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start, self.frames = int(start), int(frames)
+
+    def call(self, mel: Any) -> Any:
+        return mel[:, :, self.start:self.start + self.frames]
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[:-1], self.frames)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "start": self.start, "frames": self.frames}
+
+
 def is_fused(model: Any) -> bool:
     """Does ``model`` hold a :class:`TagFusion` layer?"""
     return any(layer.name == FUSION_LAYER for layer in model.layers)
 
 
-def fused_logits(model: Any, wav: Any, logits: Any) -> Any:
+def fused_logits(model: Any, wav: Any, mel: Any, logits: Any) -> Any:
     """The logits a (possibly fused) ``model`` feeds its sigmoid, rebuilt on the input ``wav``
-    from the classifier's ``logits``: unchanged for a plain classifier."""
+    (and its log-mel ``mel``) from the classifier's ``logits``: unchanged for a plain classifier."""
     if not is_fused(model):
         return logits
-    tags = model.get_layer(TAGGER_LAYER)(model.get_layer(CROP_LAYER)(wav))  # [B, C]
+    crop = model.get_layer(CROP_LAYER)
+    tags = model.get_layer(TAGGER_LAYER)(crop(mel if isinstance(crop, FrameCrop) else wav))  # [B, C]
     return model.get_layer(FUSION_LAYER)([logits, tags])

@@ -197,11 +197,13 @@ class PretrainedSpec:
 
     ``requires``: config values the weights need (``"section.key"`` -> allowed values);
     ``load(backbone, cfg) -> backbone`` copies the weights in (``training.pretrained_path`` or
-    the default location).
+    the default location). ``whole_model``: ``load`` gets the whole classifier instead of its
+    backbone, for weights that bring their own head (the shipped model, same 15 classes).
     """
 
     requires: Mapping[str, tuple[object, ...]]
     load: Callable[[keras.Model, ExperimentConfig], keras.Model]
+    whole_model: bool = False
 
 
 def _cfg_value(cfg: ExperimentConfig, key: str) -> object:
@@ -253,6 +255,11 @@ def load_pretrained_backbone(model_or_backbone: keras.Model, cfg: ExperimentConf
         return None
     check_pretrained_config(cfg)
     spec: PretrainedSpec = PRETRAINED.get(cfg.training.pretrained)
+    if spec.whole_model:
+        if model_or_backbone.name == "backbone":
+            raise ValueError(f"training.pretrained={cfg.training.pretrained!r} loads a whole classifier (backbone and "
+                             "head); pass the model, not its backbone")
+        return spec.load(model_or_backbone, cfg)
     return spec.load(find_backbone(model_or_backbone), cfg)
 
 

@@ -43,7 +43,8 @@ def dual_output_model(model: Any) -> Any:
     from keras_inst.models.fusion_layers import fused_logits
 
     wav = keras.Input(tuple(model.input.shape[1:]), name=INPUT_NAME, dtype="float32")
-    emb = model.get_layer("backbone")(model.get_layer("frontend")(wav))  # [B, D]
-    logits = fused_logits(model, wav, model.get_layer("head")(emb))  # [B, C]; + the tagger when fused
+    mel = model.get_layer("frontend")(wav)
+    emb = model.get_layer("backbone")(mel)  # [B, D]
+    logits = fused_logits(model, wav, mel, model.get_layer("head")(emb))  # [B, C]; + the tagger when fused
     probs = model.get_layer("probabilities")(logits)  # [B, C]
     return keras.Model(wav, {"probabilities": probs, "embeddings": emb}, name="keras_inst_serving")

@@ -3,7 +3,9 @@
 It takes a run directory (``model.keras``, ``config.yaml``, ``report.json``), a ``.keras`` file
 (its folder's ``report.json`` and ``config.yaml`` are used when present), an export directory
 (``export.json``; ``--variant`` picks the artifact, default the float32 TFLite model), a
-SavedModel directory or a ``.tflite`` file, and returns an :class:`Artifact`: callable on
+SavedModel directory, a ``.tflite`` file or a shipped folder (``metadata.json`` of
+:mod:`keras_inst.runtime.shipped`: ``--variant`` picks ``tflite_fp16`` (default) or
+``tflite_int8``; every file's sha256 is checked against it before loading), and returns an :class:`Artifact`: callable on
 float32 waveforms ``[n, samples]``, with class names, sample rate, input length, tuned
 thresholds and the run's config or the export's metadata where known. An export's artifact
 whose check failed (``export.json``; export keeps its file as ``*.FAILED.*``) is never picked:
@@ -43,6 +45,7 @@ from keras_inst.runtime.artifacts import (
     VARIANT_FILES,
 )
 from keras_inst.runtime.presence import PresenceRule, read_presence_rule
+from keras_inst.runtime.shipped import SHIPPED_METADATA, is_shipped_dir, read_shipped, variant_file
 
 KINDS = ("keras", "saved_model", "tflite")
 Outputs = dict[str, np.ndarray]
@@ -84,6 +87,18 @@ class Artifact:
 def read_export_json(folder: str | Path) -> dict[str, Any] | None:
     """The ``export.json`` of an export folder, or None if the folder has none."""
     return read_json_object(Path(folder) / EXPORT_JSON)
+
+
+def folder_metadata(folder: Path | None) -> tuple[dict[str, Any] | None, Path | None]:
+    """(metadata, its file) of the folder a model lies in: an export's ``export.json``, or a
+    shipped folder's ``metadata.json`` after checking every shipped file's sha256; (None, None)."""
+    if folder is None:
+        return None, None
+    if (folder / EXPORT_JSON).is_file():
+        return read_export_json(folder), folder / EXPORT_JSON
+    if is_shipped_dir(folder):
+        return read_shipped(folder), folder / SHIPPED_METADATA
+    return None, None
 
 
 def check_thresholds(data: Any, class_names: Sequence[str], *, where: str, key: str = "thresholds") -> dict[str, float] | None:
@@ -137,25 +152,27 @@ def _import_tensorflow(path: Path) -> Any:
     return tf
 
 
-def _load_tflite(path: Path, meta: dict | None, *, num_threads: int | None, batch_size: int, sample_rate: int | None) -> dict:
+def _load_tflite(path: Path, meta: dict | None, *, num_threads: int | None, batch_size: int, sample_rate: int | None,
+                 meta_file: Path | None = None) -> dict:
     from keras_inst.runtime.lite import LiteClassifier
 
     lite = LiteClassifier(path, num_threads=num_threads, batch_size=batch_size)
     thresholds = None
+    meta_file = meta_file or path.parent / EXPORT_JSON
     if meta is not None:
         missing = [k for k in ("sample_rate", "class_names") if k not in meta]
         if missing:
-            raise ValueError(f"{path.parent / EXPORT_JSON}: missing keys {missing}")
+            raise ValueError(f"{meta_file}: missing keys {missing}")
         sr, names = int(meta["sample_rate"]), list(meta["class_names"])
-        thresholds = check_thresholds(meta.get("thresholds"), names, where=str(path.parent / EXPORT_JSON))
+        thresholds = check_thresholds(meta.get("thresholds"), names, where=str(meta_file))
     else:
         if sample_rate is None:
             print(f"note: no {EXPORT_JSON} beside {path.name}; assuming 16000 Hz input (set --sample-rate)", file=sys.stderr)
         sr, names = sample_rate or 16000, default_class_names(lite.num_classes)
     if len(names) != lite.num_classes:
-        raise ValueError(f"{path}: {lite.num_classes} outputs but {len(names)} class names in {EXPORT_JSON}")
+        raise ValueError(f"{path}: {lite.num_classes} outputs but {len(names)} class names in {meta_file}")
     return {"sample_rate": sr, "input_samples": lite.input_samples, "class_names": names, "thresholds": thresholds,
-            "thresholds_source": str(path.parent / EXPORT_JSON) if thresholds else None,
+            "thresholds_source": str(meta_file) if thresholds else None,
             "run": lite.run, "predict_fn": lite.predict, "metadata": meta or {}}
 
 
@@ -187,10 +204,12 @@ def _load_keras(path: Path, *, batch_size: int) -> dict:
     from keras_inst.models.short_chunk import load_model
     from keras_inst.runtime.keras_model import dual_output_model, model_info
 
+    folder = path.parent  # a run directory, or wherever the .keras file lies
+    # the shipped .keras: every file checked against its metadata.json before loading
+    shipped = read_shipped(folder) if is_shipped_dir(folder) else {}
     model = load_model(path, compile=False)  # inference only: no optimizer
     info = model_info(model)
     names = default_class_names(info["num_classes"])
-    folder = path.parent  # a run directory, or wherever the .keras file lies
     cfg = None
     if (folder / RUN_CONFIG).is_file():
         from keras_inst.config.io import load_config
@@ -198,6 +217,10 @@ def _load_keras(path: Path, *, batch_size: int) -> dict:
 
         cfg = resolve_data_locations(load_config(folder / RUN_CONFIG), folder)  # data paths absolute
     thresholds = read_thresholds(folder / RUN_REPORT, names)
+    where = str(folder / RUN_REPORT)
+    if shipped:  # thresholds from the shipped metadata.json
+        where = str(folder / SHIPPED_METADATA)
+        thresholds = check_thresholds(shipped.get("thresholds"), names, where=where)
     dual: list[Any] = []  # built on the first call that needs embeddings
 
     def run(x: np.ndarray) -> Outputs:
@@ -206,9 +229,9 @@ def _load_keras(path: Path, *, batch_size: int) -> dict:
         return {n: np.asarray(v) for n, v in dual[0].predict_on_batch(x).items()}
 
     return {"sample_rate": info["sample_rate"], "input_samples": info["input_samples"], "class_names": names,
-            "thresholds": thresholds, "thresholds_source": str(folder / RUN_REPORT) if thresholds else None,
+            "thresholds": thresholds, "thresholds_source": where if thresholds else None,
             "run": _batched(run, batch_size), "predict_fn": _batched(model.predict_on_batch, batch_size),
-            "model": model, "run_dir": folder if cfg is not None else None, "config": cfg}
+            "model": model, "run_dir": folder if cfg is not None else None, "config": cfg, "metadata": shipped}
 
 
 def locate(model: str | Path, *, variant: str | None = None) -> tuple[str, Path, Path | None]:
@@ -218,7 +241,7 @@ def locate(model: str | Path, *, variant: str | None = None) -> tuple[str, Path,
     if variant is not None and variant not in VARIANT_FILES:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANT_FILES)}")
     if p.is_file() and p.suffix == ".tflite":
-        return "tflite", p, p.parent if (p.parent / EXPORT_JSON).is_file() else None
+        return "tflite", p, p.parent if (p.parent / EXPORT_JSON).is_file() or is_shipped_dir(p.parent) else None
     if p.is_file() and p.suffix == ".keras":
         return "keras", p, None
     if p.is_dir() and (p / EXPORT_JSON).is_file():
@@ -233,6 +256,8 @@ def locate(model: str | Path, *, variant: str | None = None) -> tuple[str, Path,
             if (p / VARIANT_FILES[v]).exists():
                 return ("saved_model" if v == "saved_model" else "tflite"), p / VARIANT_FILES[v], p
         raise ValueError(f"export directory {p} has no {' or '.join(VARIANT_FILES[v] for v in order)}")
+    if p.is_dir() and is_shipped_dir(p):  # the files' hashes are checked when loaded
+        return "tflite", variant_file(p, read_shipped(p, verify=False), variant)[1], p
     if p.is_dir() and (p / SAVED_MODEL_PB).is_file():
         return "saved_model", p, None
     if p.is_dir() and (p / RUN_MODEL).is_file():
@@ -241,7 +266,7 @@ def locate(model: str | Path, *, variant: str | None = None) -> tuple[str, Path,
         raise ValueError(f"{p}: not a finished run directory (no {RUN_MODEL}); train it first or pass a .keras file")
     raise ValueError(
         f"{str(model)!r}: expected a .keras or .tflite file, a run directory ({RUN_MODEL}), "
-        f"an export directory ({EXPORT_JSON}) or a SavedModel directory ({SAVED_MODEL_PB})"
+        f"an export directory ({EXPORT_JSON}), a shipped folder ({SHIPPED_METADATA}) or a SavedModel directory ({SAVED_MODEL_PB})"
     )
 
 
@@ -269,20 +294,23 @@ def load_artifact(model: str | Path, *, variant: str | None = None, kinds: Colle
     if kind not in kinds:
         raise ValueError(f"{str(model)!r} is a {kind} model; expected one of: {', '.join(kinds)}")
     if kind == "tflite":
-        meta = read_export_json(export_dir) if export_dir is not None else None
+        meta, meta_file = folder_metadata(export_dir)
         for v, (file, checks) in failed_artifacts(meta).items():
             if file == target.name:  # a failed file opened by its path: allowed, but said
                 print(f"warning: {target} is variant {v!r}, which failed its export check ({'; '.join(checks)})", file=sys.stderr)
         fields = _load_tflite(target, meta, num_threads=num_threads, batch_size=batch_size,
-                              sample_rate=None if meta is not None else sample_rate)
+                              sample_rate=None if meta is not None else sample_rate, meta_file=meta_file)
     elif kind == "saved_model":
         fields = _load_saved_model(target, batch_size=batch_size)
         if export_dir is not None:
             fields["metadata"] = read_export_json(export_dir) or {}
     else:
         fields = _load_keras(target, batch_size=batch_size)
-    # The presence rule lies beside the thresholds: the run's report.json, an export's export.json.
+    # The presence rule lies beside the thresholds: the run's report.json, an export's export.json,
+    # a shipped folder's metadata.json (already verified above).
     rule_file = target.parent / RUN_REPORT if kind == "keras" else (export_dir / EXPORT_JSON if export_dir else None)
+    if (kind == "keras" and fields["metadata"]) or (export_dir is not None and not (export_dir / EXPORT_JSON).is_file()):
+        rule_file = target.parent / SHIPPED_METADATA
     rule = read_presence_rule(read_json_object(rule_file) if rule_file else None, fields["class_names"], where=str(rule_file))
     return Artifact(kind=kind, path=target, presence_rule=rule, presence_rule_source=str(rule_file) if rule else None, **fields)
 

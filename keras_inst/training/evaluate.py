@@ -143,14 +143,18 @@ def song_level_markdown(songs: dict[str, Any]) -> str:
 
 def choose_config(art: Artifact, config: str | None, overrides: Sequence[str]) -> tuple[ExperimentConfig, str]:
     """(config for the audio and mixing settings, where it came from) -- in this order: ``--config``;
-    the run's ``config.yaml`` beside the model; for an export, the ``config.yaml`` of the run
-    named by export.json's ``source``; else the ``paper`` config, with a note on stderr (the
+    the run's ``config.yaml`` beside the model; a shipped model's ``metadata.json`` config; for an
+    export, the ``config.yaml`` of the run named by export.json's ``source``; else the ``paper`` config, with a note on stderr (the
     model's input length still has to match it)."""
     if config is not None:
         return load_config(config, overrides), str(config)
     if art.run_dir is not None:
         run_config = art.run_dir / RUN_CONFIG
         return (art.config if not overrides else load_config(run_config, overrides)), str(run_config)
+    if isinstance(art.metadata.get("config"), dict):  # a shipped model: metadata.json holds its resolved config
+        from keras_inst.config.io import apply_overrides, from_dict
+
+        return from_dict(apply_overrides(art.metadata["config"], overrides)), f"{art.path.parent} (metadata.json 'config')"
     source = art.metadata.get("source")
     if source and (Path(source).parent / RUN_CONFIG).is_file():
         run_config = Path(source).parent / RUN_CONFIG
@@ -266,7 +270,8 @@ def _song_level(art: Artifact, cfg: ExperimentConfig, cache: Any, songs: Sequenc
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m keras_inst.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="run directory, .keras file, export directory, SavedModel directory or .tflite file")
+    p.add_argument("--model", default=None, help="run directory, .keras file, export directory, SavedModel directory, .tflite file "
+                   "or shipped folder (default: the shipped model in keras_inst/release/)")
     p.add_argument("--dataset", required=True, choices=DATASETS.names())
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", default="test", choices=("test", "all"))
@@ -283,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "runs files, per-class ROC-AUC over clips as ../shared/tools/score_clips.py")
     args = p.parse_args(argv)
     try:
+        if args.model is None:  # the shipped model, or a plain "none installed: how to get one"
+            from keras_inst.runtime.shipped import default_model
+
+            args.model = str(default_model())
         report = evaluate_model(args.model, dataset=args.dataset, root=args.root, split=args.split, config=args.config,
                                 overrides=args.overrides, out_dir=args.out, seed=args.seed, song_level=not args.no_songs,
                                 probe=args.probe)

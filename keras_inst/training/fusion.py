@@ -45,11 +45,12 @@ def plain_figures(cfg: ExperimentConfig, model: Any, data: Any) -> dict[str, Any
 def fuse_run_model(cfg: ExperimentConfig, model: Any, data: Any, rd: Any) -> tuple[Any, dict[str, Any]]:
     """(the fused model, report.json's ``without_fusion`` entry); the fused model replaces the
     run's model.keras (atomically) so that predict, evaluate and export load it."""
-    from keras_inst.models.fusion import fuse_with_tagger
+    from keras_inst.models.fusion import frontend_is_taggers, fuse_with_tagger
 
     plain = plain_figures(cfg, model, data)
-    fused = fuse_with_tagger(model, cfg.model.fusion_tagger, weight=cfg.model.fusion_weight,
-                             path=cfg.training.pretrained_path)  # where musicnn's checkpoints are
+    tagger = cfg.model.fusion_tagger
+    fused = fuse_with_tagger(model, tagger, weight=cfg.model.fusion_weight, path=cfg.training.pretrained_path,
+                             share_frontend=frontend_is_taggers(cfg, tagger))
     rd.save_model(RUN_MODEL, fused)
     return fused, {"tagger": cfg.model.fusion_tagger, "weight": cfg.model.fusion_weight, **plain}
 

@@ -20,7 +20,7 @@ from keras_inst.config.schema import DataConfig, ModelConfig, TrainingConfig
 def test_the_shipped_names():
     assert BACKBONES.names() == ("short_chunk_cnn", "short_chunk_res", "musicnn_vgg", "musicnn")
     assert PRETRAINED.names() == ("short_chunk_cnn", "musicnn_msd_vgg", "musicnn_mtt_vgg", "musicnn_mtt_musicnn",
-                                  "musicnn_msd_musicnn")
+                                  "musicnn_msd_musicnn", "keras_inst_release")
     assert DATASETS.names() == ("medleydb", "mixing_secrets", "slakh", "mtg_jamendo", "rendered")
 
 
@@ -29,7 +29,7 @@ def test_the_shipped_names():
      "unknown backbone 'vgg19'; known: short_chunk_cnn, short_chunk_res, musicnn_vgg, musicnn"),
     (lambda: TrainingConfig(pretrained="vgg19"), "training.pretrained",
      "unknown pre-trained weights 'vgg19'; known: short_chunk_cnn, musicnn_msd_vgg, musicnn_mtt_vgg, "
-     "musicnn_mtt_musicnn, musicnn_msd_musicnn"),
+     "musicnn_mtt_musicnn, musicnn_msd_musicnn, keras_inst_release"),
     (lambda: DataConfig(datasets=("vgg19",)), "data.datasets",
      "unknown dataset 'vgg19'; known: medleydb, mixing_secrets, slakh, mtg_jamendo, rendered"),
     (lambda: DataConfig(roots={"vgg19": "/x"}), "data.roots",

@@ -17,7 +17,12 @@ from keras_inst.config.schema import AudioConfig, ExperimentConfig, ModelConfig,
 from keras_inst.models import fusion as F
 from keras_inst.models.fusion_layers import CentreCrop, TagFusion, fused_logits, is_fused
 from keras_inst.models.short_chunk import build_model, load_model
-from keras_inst.models.tagger import TAGGER_SAMPLES, zero_shot_classifier
+from keras_inst.models.tagger import (
+    TAGGER_FRAMES,
+    TAGGER_SAMPLES,
+    tagger_config,
+    zero_shot_classifier,
+)
 from keras_inst.runtime.keras_model import dual_output_model
 from keras_inst.taxonomy import CLASSES
 
@@ -88,7 +93,7 @@ def test_fused_model_is_the_average_of_its_parts(classifier, tmp_path):
 
 def test_fused_logits_leave_a_plain_classifier_alone(classifier):
     logits = keras.ops.zeros((1, len(CLASSES)))
-    assert fused_logits(classifier, None, logits) is logits
+    assert fused_logits(classifier, None, None, logits) is logits
 
 
 def test_short_windows_are_refused():
@@ -103,3 +108,34 @@ def test_config_checks_the_fusion_keys():
         ModelConfig(fusion_tagger=TAGGER, fusion_weight=0.0)
     with pytest.raises(ValueError, match="model.fusion_tagger"):
         ModelConfig(fusion_tagger="no_such_tagger")
+
+
+def test_a_musicnn_front_end_is_shared_with_the_tagger(tmp_path):
+    """The tagger reads the centre 187 frames of the model's own log-mel: the same frames its
+    own front end gives on the centre 3 s (but the edges, where it pads and the window has signal)."""
+    keras.utils.set_random_seed(4)
+    cfg = ExperimentConfig(features=tagger_config(TAGGER).features, model=ModelConfig(channels=(8, 8, 8), head_units=16),
+                           training=TrainingConfig(transfer="scratch"))
+    assert F.frontend_is_taggers(cfg, TAGGER)
+    assert not F.frontend_is_taggers(ExperimentConfig(training=TrainingConfig(transfer="scratch")), TAGGER)
+    clf = build_model(cfg)
+    fused = F.fuse_with_tagger(clf, TAGGER, weight=0.5, path=ASSETS, share_frontend=True)
+    assert isinstance(fused.get_layer(F.CROP_LAYER), F.FrameCrop)
+    rng = np.random.default_rng(1)
+    t = np.arange(64000) / 16000.0
+    x = (0.3 * np.sin(2 * np.pi * 330 * t * (1 + 0.2 * t)) + 0.05 * rng.standard_normal(t.size))[None].astype(np.float32)
+    mel = np.asarray(clf.get_layer("frontend")(x))  # [1, 96, T]
+    crop = mel[:, :, 32:32 + TAGGER_FRAMES]  # 8192 samples = 32 hops into the window
+    start = (64000 - TAGGER_SAMPLES) // 2
+    zero_shot = zero_shot_classifier(TAGGER, path=ASSETS)
+    own = np.asarray(zero_shot.get_layer("frontend")(x[:, start:start + TAGGER_SAMPLES]))  # [1, 96, 187]
+    np.testing.assert_allclose(crop[:, :, 2:-2], own[:, :, 2:-2], atol=1e-3)
+    body = zero_shot.get_layer("head")(zero_shot.get_layer("backbone")(crop))
+    p_tag = np.asarray(zero_shot.get_layer("probabilities")(body))
+    p_model = np.asarray(clf(x, training=False))
+    mask = np.array([c in EVIDENCE for c in CLASSES])
+    got = np.asarray(fused(x, training=False))
+    np.testing.assert_allclose(got, np.where(mask, 0.5 * p_model + 0.5 * p_tag, p_model), atol=1e-5)
+    fused.save(tmp_path / "shared.keras")
+    dual = dual_output_model(load_model(tmp_path / "shared.keras", compile=False))
+    np.testing.assert_allclose(np.asarray(dual(x)["probabilities"]), got, atol=1e-6)
