@@ -8,7 +8,9 @@ folder any web server can host::
     index.html app.js analysis.js timeline.js style.css   the app (package data, keras_inst/web/)
     model.tflite      the model with its batch fixed at 1 (keras_inst.deploy.web_model)
     site.json         class names, thresholds, presence rule, windows, taxonomy rows, variant
-    runtime/          LiteRT.js: its two ES modules and ONE WASM variant (RUNTIME_FILES)
+    runtime/          LiteRT.js: its two ES modules and two WASM variants, of which the page
+                      loads ONE (WASM_VARIANTS: threaded where the page is cross-origin
+                      isolated, else compat)
 
 site.json is where the page learns every rule it applies, so nothing of the taxonomy or of
 ``predict``'s defaults is written twice: thresholds and presence rule are resolved exactly as
@@ -17,7 +19,9 @@ windows are ``predict``'s (window = the model's input, hop = half a window, a la
 half a window of audio: :func:`keras_inst.runtime.windows.window_starts`).
 
 LiteRT.js comes from npm (``@litertjs/core`` :data:`LITERTJS_VERSION`, Apache-2.0), installed by
-``scripts/setup_web.sh`` under :data:`NPM_PREFIX` (or ``$KERAS_INST_WEB_RUNTIME``).
+``scripts/setup_web.sh`` under :data:`NPM_PREFIX` (or ``$KERAS_INST_WEB_RUNTIME``). Its threaded
+variant uses SharedArrayBuffer, which a browser allows only to a cross-origin isolated page: the
+server must send :data:`ISOLATION_HEADERS` (``keras-inst serve`` does; a static host must be told to).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,10 +43,22 @@ LITERTJS_VERSION = "2.5.3"
 NPM_PREFIX = Path("/opt/keras_inst/npm/web")  # its own prefix: an npm install elsewhere prunes it
 RUNTIME_ENV = "KERAS_INST_WEB_RUNTIME"  # an npm prefix holding node_modules/@litertjs/core
 SETUP_COMMAND = "sudo bash scripts/setup_web.sh"
-# The one WASM variant shipped: "compat" runs on any browser with WebAssembly SIMD (the plain
-# one needs relaxed SIMD, "threaded" cross-origin isolation headers, "jspi" JS promise
-# integration) and is the smallest (9.33 MB; plain 9.37, threaded 9.45, jspi 9.62).
+# The WASM variants shipped; the page loads one. "compat" runs on any browser with WebAssembly
+# SIMD and is the smallest (9.33 MB; plain 9.37, threaded 9.45, jspi 9.62); "threaded" (relaxed
+# SIMD + SharedArrayBuffer, so cross-origin isolation) runs the model on several threads. The plain
+# and jspi variants are left out: no faster than compat on one thread (docs/deploying.md).
 WASM_VARIANT = "litert_wasm_compat_internal"
+THREADED_VARIANT = "litert_wasm_threaded_internal"
+WASM_VARIANTS = {"compat": WASM_VARIANT, "threaded": THREADED_VARIANT}
+# The threaded variant's thread count: navigator.hardwareConcurrency, at most this. A cap because
+# the model runs one 4-s window per call, which gains little from many threads (only 2 were
+# measured here: docs/deploying.md), and a big machine's other cores are the user's.
+MAX_THREADS = 4
+# What makes a page cross-origin isolated (crossOriginIsolated === true): COOP + COEP on the page
+# (and on the runtime's worker script, which spawns the threads); CORP states that the site's own
+# files may be embedded by a require-corp page (same-origin files pass without it).
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+                     "Cross-Origin-Resource-Policy": "same-origin"}
 APP_FILES = ("index.html", "app.js", "analysis.js", "timeline.js", "style.css")
 MODEL_FILE, METADATA_FILE = "model.tflite", "site.json"
 SiteFiles = dict[str, Path | bytes]
@@ -59,15 +75,20 @@ def npm_prefix() -> Path:
 
 
 def runtime_sources(prefix: Path | None = None) -> dict[str, Path]:
-    """``{site path: installed file}`` of the LiteRT.js files the page loads; WebRuntimeMissing
-    naming the first missing file and the command that installs it."""
+    """``{site path: installed file}`` of the LiteRT.js files the page may load (the threaded
+    variant only where it is installed); WebRuntimeMissing naming the first missing file of the
+    others and the command that installs it."""
     root = (prefix or npm_prefix()) / "node_modules" / "@litertjs"
+    wasm = root / "core" / "wasm"
     files = {
         "runtime/litertjs-core.js": root / "core" / "dist" / "index.js",
         "runtime/litertjs-wasm-utils.js": root / "wasm-utils" / "dist" / "index.js",
-        f"runtime/{WASM_VARIANT}.js": root / "core" / "wasm" / f"{WASM_VARIANT}.js",
-        f"runtime/{WASM_VARIANT}.wasm": root / "core" / "wasm" / f"{WASM_VARIANT}.wasm",
+        f"runtime/{WASM_VARIANT}.js": wasm / f"{WASM_VARIANT}.js",
+        f"runtime/{WASM_VARIANT}.wasm": wasm / f"{WASM_VARIANT}.wasm",
     }
+    threaded = {f"runtime/{THREADED_VARIANT}{ext}": wasm / f"{THREADED_VARIANT}{ext}" for ext in (".js", ".wasm")}
+    if all(p.is_file() for p in threaded.values()):
+        files |= threaded
     for path in files.values():
         if not path.is_file():
             raise WebRuntimeMissing(
@@ -161,8 +182,16 @@ def site_metadata(class_names: list[str], *, sample_rate: int, input_samples: in
         "thresholds": thresholds, "threshold_source": threshold_source, "presence_rule": dict(presence_rule),
         "family_of": {c: f for c, f in FAMILY_OF.items() if c in class_names and f in class_names},
         "rows": taxonomy_rows(list(class_names)),
-        "runtime": {"package": f"@litertjs/core@{LITERTJS_VERSION}", "wasm": f"runtime/{WASM_VARIANT}.js"},
     }
+
+
+def runtime_metadata(names: Iterable[str]) -> dict[str, Any]:
+    """site.json's ``runtime``: the loader of each WASM variant among the site paths ``names``
+    (``threaded``: null when absent) and the thread cap; the page picks one (app.js)."""
+    names = set(names)
+    threaded = f"runtime/{THREADED_VARIANT}.js"
+    return {"package": f"@litertjs/core@{LITERTJS_VERSION}", "wasm": f"runtime/{WASM_VARIANT}.js",
+            "threaded": threaded if threaded in names else None, "max_threads": MAX_THREADS}
 
 
 def build_site(web_model: WebModel, *, prefix: Path | None = None) -> SiteFiles:
@@ -171,7 +200,8 @@ def build_site(web_model: WebModel, *, prefix: Path | None = None) -> SiteFiles:
 
     files: SiteFiles = {**app_sources(), **runtime_sources(prefix)}
     files[MODEL_FILE] = batch_one_file(web_model.path)
-    files[METADATA_FILE] = (json.dumps(web_model.metadata, indent=2) + "\n").encode()
+    metadata = web_model.metadata | {"runtime": runtime_metadata(files)}
+    files[METADATA_FILE] = (json.dumps(metadata, indent=2) + "\n").encode()
     files["runtime/NOTICE.txt"] = (f"LiteRT.js (npm @litertjs/core {LITERTJS_VERSION} and @litertjs/wasm-utils), "
                                    "Copyright Google LLC, Apache License 2.0: "
                                    "https://www.apache.org/licenses/LICENSE-2.0\n").encode()
@@ -179,8 +209,21 @@ def build_site(web_model: WebModel, *, prefix: Path | None = None) -> SiteFiles:
 
 
 def site_bytes(files: SiteFiles) -> int:
-    """Bytes a browser downloads to open the site (every file is loaded once)."""
+    """Bytes of the whole site (what ``export --formats web`` writes: both WASM variants)."""
     return sum(len(v) if isinstance(v, bytes) else v.stat().st_size for v in files.values())
+
+
+def load_bytes(files: SiteFiles, *, wasm: str | None = None) -> int:
+    """Bytes a browser downloads to open the site running WASM variant ``wasm`` (a key of
+    :data:`WASM_VARIANTS`; None: the larger of those in the site): every file once, except the
+    other variants' files."""
+    present = [k for k, v in WASM_VARIANTS.items() if f"runtime/{v}.wasm" in files]
+    if wasm is None:
+        return max(load_bytes(files, wasm=k) for k in present)
+    if wasm not in present:
+        raise ValueError(f"WASM variant {wasm!r} is not in this site (it holds {present})")
+    others = tuple(f"runtime/{v}." for k, v in WASM_VARIANTS.items() if k != wasm)
+    return site_bytes({n: v for n, v in files.items() if not n.startswith(others)})
 
 
 def check_out(out: str | Path, *, overwrite: bool) -> Path:
@@ -246,6 +289,8 @@ def export_web(args: Any, *, export: Any) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"Wrote the in-browser app to {out} ({site_bytes(files) / 1e6:.1f} MB; serve the folder with any static "
-          f"web server, e.g. `python3 -m http.server -d {out}`)")
+    print(f"Wrote the in-browser app to {out} ({site_bytes(files) / 1e6:.1f} MB, of which the page loads "
+          f"{load_bytes(files) / 1e6:.1f} MB: one WASM variant); serve the folder with any static web server, e.g. "
+          f"`python3 -m http.server -d {out}` (one thread), or send these headers for the threaded runtime: "
+          + ", ".join(f"{k}: {v}" for k, v in ISOLATION_HEADERS.items()))
     return 0

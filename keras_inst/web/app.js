@@ -2,12 +2,14 @@
 // of an OfflineAudioContext), averaged to mono, resampled to the model's rate as predict does,
 // cut into predict's windows and run through the model with LiteRT.js (WebAssembly, on this
 // machine: nothing is uploaded). The answer uses predict's rule and thresholds (analysis.js,
-// values from site.json). For automation: window.kerasInst = {result, error, ready, results}.
-import {loadLiteRt, loadAndCompile, Tensor} from "@litertjs/core";
+// values from site.json). LiteRT.js's threaded WASM variant runs where the page is cross-origin
+// isolated (keras-inst serve sends the headers), else its compat one on one thread; only the chosen
+// variant is downloaded. For automation: window.kerasInst = {result, error, ready, results, runtime}.
+import {loadLiteRt, loadAndCompile, supportsFeature, Tensor} from "@litertjs/core";
 import {fileResult, frameWindow, headerSampleRate, resamplePoly, resultCSV, windowStarts} from "./analysis.js";
 import {drawCursor, drawTimeline, secondsAt} from "./timeline.js";
 
-const state = {result: null, error: null, ready: false, busy: false, results: []};
+const state = {result: null, error: null, ready: false, busy: false, results: [], runtime: null};
 window.kerasInst = state;
 const $ = (id) => document.getElementById(id);
 const shown = {result: null, layout: null, url: null}; // what the timeline and player show
@@ -23,17 +25,40 @@ function fail(message) {
   $("error").hidden = false;
 }
 
+/** Why the threaded variant cannot run here (null: it can). It needs SharedArrayBuffer, which
+ * browsers give only to a cross-origin isolated page, and relaxed SIMD. */
+async function threadedRefusal(rt) {
+  if (!rt.threaded) return "this site holds no threaded runtime";
+  if (!self.crossOriginIsolated) return "the page is not cross-origin isolated (the server sends no COOP/COEP headers)";
+  if (!(await supportsFeature("relaxedSimd"))) return "this browser lacks WebAssembly relaxed SIMD";
+  if (!(await supportsFeature("threads"))) return "this browser lacks WebAssembly threads";
+  return null;
+}
+
+/** Load one LiteRT.js variant: {wasm, threads, cross_origin_isolated, reason} (reason: why not threaded). */
+async function loadRuntime(rt) {
+  const reason = await threadedRefusal(rt);
+  const wasm = reason === null ? "threaded" : "compat";
+  await loadLiteRt(new URL(wasm === "threaded" ? rt.threaded : rt.wasm, location.href).href);
+  const threads = wasm === "threaded" ? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, rt.max_threads)) : 1;
+  return {wasm, threads, cross_origin_isolated: Boolean(self.crossOriginIsolated), reason};
+}
+
 async function init() {
   say("Loading the model and the runtime\u2026");
   const response = await fetch("site.json");
   if (!response.ok) throw new Error(`site.json: HTTP ${response.status}`);
   site = await response.json();
-  await loadLiteRt(new URL(site.runtime.wasm, location.href).href);
-  model = await loadAndCompile(new URL(site.model, location.href).href, {accelerator: "wasm"});
+  const runtime = await loadRuntime(site.runtime);
+  model = await loadAndCompile(new URL(site.model, location.href).href,
+    {accelerator: "wasm", cpuOptions: {numThreads: runtime.threads}});
+  state.runtime = runtime;
   state.ready = true;
+  const how = runtime.wasm === "threaded" ? `threaded WASM, ${runtime.threads} threads`
+    : `compat WASM, one thread: ${runtime.reason}`;
   $("model").textContent = `${site.variant} model: ${site.class_names.length} classes, ` +
     `${site.window_seconds} s windows every ${site.hop_seconds} s at ${site.sample_rate} Hz; ` +
-    `thresholds ${site.threshold_source}; presence: ${site.presence_rule.source}`;
+    `thresholds ${site.threshold_source}; presence: ${site.presence_rule.source}; LiteRT.js ${how}`;
   say("Ready: choose or drop audio files.");
 }
 const ready = init().catch((e) => {
@@ -105,6 +130,7 @@ async function analyse(file) {
   result.source_channels = channels;
   result.source_sample_rate = sourceRate; // null: not read from the header (the browser resampled)
   result.seconds = Math.round(performance.now() - t0) / 1000;
+  result.runtime = state.runtime; // {wasm: "threaded" | "compat", threads, ...}
   return result;
 }
 
@@ -130,7 +156,9 @@ function show(result) {
   $("answer").textContent = result.classes.length
     ? `${result.file}: ${result.classes.map((c) => c.replace(/_/g, " ")).join(", ")}`
     : `${result.file}: no instrument found`;
-  $("details").textContent = `${result.duration_seconds} s, ${result.windows} windows, analysed in ${result.seconds} s`;
+  const rt = result.runtime;
+  $("details").textContent = `${result.duration_seconds} s, ${result.windows} windows, analysed in ${result.seconds} s ` +
+    `(LiteRT.js ${rt.wasm} WASM, ${rt.threads === 1 ? "one thread" : `${rt.threads} threads`})`;
   if (shown.url) URL.revokeObjectURL(shown.url);
   shown.url = URL.createObjectURL(files.get(result));
   $("player").src = shown.url;

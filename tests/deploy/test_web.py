@@ -2,7 +2,8 @@
 
 The toy classifier of tests/toy_models.py (1-second windows at 16 kHz; tones -> piano/key,
 noise -> drums/percussion; tuned thresholds that differ from 0.5) is exported to float32 TFLite
-and served by :func:`keras_inst.deploy.serve.serve_in_thread`; selenium drives Debian's
+and served by :func:`keras_inst.deploy.serve.serve_in_thread` (with the isolation headers: the
+threaded LiteRT.js; without them, as a plain static host: compat); selenium drives Debian's
 chromium + chromium-driver (scripts/setup_web.sh installs them and LiteRT.js). Skipped, saying
 what is missing, where any of them is absent.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +23,15 @@ import soundfile as sf
 from toy_models import TOY_THRESHOLDS, toy_audio, write_toy_run
 
 from keras_inst.deploy import predict as P
-from keras_inst.deploy.web import WebRuntimeMissing, build_site, load_web_model, runtime_sources
+from keras_inst.deploy.web import (
+    MAX_THREADS,
+    THREADED_VARIANT,
+    WASM_VARIANT,
+    WebRuntimeMissing,
+    build_site,
+    load_web_model,
+    runtime_sources,
+)
 
 FIXTURES = (Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures").resolve()
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -69,6 +79,17 @@ def site_url(toy_export):
 
 
 @pytest.fixture(scope="module")
+def plain_url(toy_export):
+    """The same site without the isolation headers, as `python3 -m http.server` serves an export."""
+    from keras_inst.deploy.serve import serve_in_thread
+
+    server, url = serve_in_thread(build_site(load_web_model(toy_export)), isolate=False)
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -110,6 +131,12 @@ def analyse_in_page(driver, url: str, path: Path, timeout: float = 90.0) -> dict
     raise AssertionError(f"the page gave neither a result nor an error for {path.name} in {timeout} s")
 
 
+def wasm_loaded(driver) -> list[str]:
+    """The names of the .wasm files the page fetched since it was loaded."""
+    names = driver.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    return sorted(Path(n).name for n in names if n.endswith(".wasm"))
+
+
 def predict_json(model: Path, path: Path, tmp_path: Path) -> dict:
     out = tmp_path / f"{path.name}.json"
     assert P.main([str(path), "--model", str(model), "--format", "json", "--output", str(out), "--no-progress"]) == 0
@@ -137,6 +164,25 @@ def test_page_answers_as_predict(name, audio, toy_export, site_url, browser, tmp
         assert max(diffs.values()) < 1e-4
         # the tuned thresholds (piano's 0.999999) are the page's too: key without piano
         assert got["classes"] == ["percussion", "key", "drums"]
+    # serve's headers make the page cross-origin isolated: the threaded runtime, and only it, runs
+    assert got["runtime"] == {"wasm": "threaded", "threads": min(os.cpu_count(), MAX_THREADS),
+                              "cross_origin_isolated": True, "reason": None}
+    assert wasm_loaded(browser) == [f"{THREADED_VARIANT}.wasm"]
+
+
+def test_page_without_isolation_headers_runs_compat_with_the_same_answer(audio, toy_export, plain_url, browser,
+                                                                          tmp_path):
+    from selenium.webdriver.common.by import By
+
+    path = audio / "tone_noise_16k.wav"
+    got = analyse_in_page(browser, plain_url, path)["result"]
+    assert got["runtime"]["wasm"] == "compat" and got["runtime"]["threads"] == 1
+    assert not got["runtime"]["cross_origin_isolated"] and "not cross-origin isolated" in got["runtime"]["reason"]
+    assert wasm_loaded(browser) == [f"{WASM_VARIANT}.wasm"]
+    assert "compat WASM, one thread" in browser.find_element(By.ID, "model").text
+    want = predict_json(toy_export, path, tmp_path)["files"][0]
+    assert got["classes"] == want["classes"] and got["segments"] == want["segments"]
+    assert max(abs(got["probabilities"][c] - p) for c, p in want["probabilities"].items()) < 1e-4
 
 
 def test_corrupt_file_gives_a_visible_error(audio, site_url, browser):
@@ -160,6 +206,7 @@ def test_timeline_is_drawn(audio, site_url, browser, tmp_path):
         for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200) n++;
         return {n, total: d.length / 4, rows: document.getElementById('timeline').height};""")
     assert coloured["n"] > 0.05 * coloured["total"], coloured
+    assert "threaded WASM" in browser.execute_script("return document.getElementById('model').textContent")
     shot = tmp_path / "web_app.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     assert browser.execute_script("return window.kerasInst.results.length") >= 1

@@ -31,15 +31,23 @@ def toy(tmp_path_factory):
     return base / "run", base / "export"
 
 
+def write_fake_runtime(prefix: Path, *, threaded: bool = True) -> Path:
+    """An npm prefix with the LiteRT.js files the site takes (small stand-ins; the threaded
+    variant's .wasm is 1000 bytes larger than compat's)."""
+    root = prefix / "node_modules" / "@litertjs"
+    variants = [W.WASM_VARIANT] + ([W.THREADED_VARIANT] if threaded else [])
+    rels = ["core/dist/index.js", "wasm-utils/dist/index.js"]
+    rels += [f"core/wasm/{v}{ext}" for v in variants for ext in (".js", ".wasm")]
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        pad = b"\0" * 1000 if W.THREADED_VARIANT in rel else b""
+        (root / rel).write_bytes(b"\0asm" + pad if rel.endswith(".wasm") else f"// {rel}\n".encode())
+    return prefix
+
+
 @pytest.fixture()
 def fake_runtime(tmp_path, monkeypatch):
-    """An npm prefix with the four LiteRT.js files the site takes (small stand-ins)."""
-    root = tmp_path / "npm" / "node_modules" / "@litertjs"
-    for rel in ("core/dist/index.js", "wasm-utils/dist/index.js", f"core/wasm/{W.WASM_VARIANT}.js",
-                f"core/wasm/{W.WASM_VARIANT}.wasm"):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(b"\0asm" if rel.endswith(".wasm") else f"// {rel}\n".encode())
-    monkeypatch.setenv(W.RUNTIME_ENV, str(tmp_path / "npm"))
+    monkeypatch.setenv(W.RUNTIME_ENV, str(write_fake_runtime(tmp_path / "npm")))
     return tmp_path / "npm"
 
 
@@ -115,14 +123,46 @@ def test_serve_refuses_a_model_the_page_cannot_run(toy, capsys, fake_runtime):
     assert "the page runs TFLite models" in capsys.readouterr().err
 
 
+def test_runtime_metadata_names_both_variants_and_the_load_counts_one(toy, tmp_path):
+    files = W.build_site(W.load_web_model(toy[1]), prefix=write_fake_runtime(tmp_path / "npm"))
+    rt = json.loads(files[W.METADATA_FILE])["runtime"]
+    assert rt == {"package": "@litertjs/core@2.5.3", "wasm": f"runtime/{W.WASM_VARIANT}.js",
+                  "threaded": f"runtime/{W.THREADED_VARIANT}.js", "max_threads": W.MAX_THREADS}
+    assert all(rt[k] in files for k in ("wasm", "threaded"))
+    # each variant is 2 files: .js (its name's length + 17 bytes here) and .wasm (4 / 1004 bytes)
+    sizes = {v: sum(W.site_bytes({n: f}) for n, f in files.items() if n.startswith(f"runtime/{v}."))
+             for v in W.WASM_VARIANTS.values()}
+    total = W.site_bytes(files)
+    assert W.load_bytes(files, wasm="compat") == total - sizes[W.THREADED_VARIANT]
+    assert W.load_bytes(files, wasm="threaded") == total - sizes[W.WASM_VARIANT]
+    assert W.load_bytes(files) == W.load_bytes(files, wasm="threaded")  # the larger one
+    assert sizes[W.THREADED_VARIANT] - sizes[W.WASM_VARIANT] == 1000 + len(W.THREADED_VARIANT) - len(W.WASM_VARIANT)
+
+
+def test_a_runtime_without_the_threaded_variant_gives_a_compat_only_site(toy, tmp_path):
+    files = W.build_site(W.load_web_model(toy[1]), prefix=write_fake_runtime(tmp_path / "npm", threaded=False))
+    assert json.loads(files[W.METADATA_FILE])["runtime"]["threaded"] is None
+    assert not any(W.THREADED_VARIANT in n for n in files)
+    assert W.load_bytes(files) == W.site_bytes(files)
+    with pytest.raises(ValueError, match="'threaded' is not in this site"):
+        W.load_bytes(files, wasm="threaded")
+
+
 def test_server_serves_the_site_with_the_right_types(toy, fake_runtime):
     files = W.build_site(W.load_web_model(toy[1]))
     server, url = S.serve_in_thread(files)
     try:
         with urllib.request.urlopen(url) as r:
             assert r.headers["Content-Type"].startswith("text/html") and b'type="file"' in r.read()
+            # cross-origin isolation: the page may run the threaded runtime
+            assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
         with urllib.request.urlopen(url + f"runtime/{W.WASM_VARIANT}.wasm") as r:
             assert r.headers["Content-Type"] == "application/wasm" and r.read() == b"\0asm"
+            assert r.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+        with urllib.request.urlopen(url + f"runtime/{W.THREADED_VARIANT}.js") as r:
+            assert r.headers["Content-Type"].startswith("text/javascript")
+            assert all(r.headers[k] == v for k, v in W.ISOLATION_HEADERS.items())
         with urllib.request.urlopen(url + "site.json") as r:
             assert json.load(r)["model"] == W.MODEL_FILE
         with urllib.request.urlopen(url + W.MODEL_FILE) as r:
@@ -130,6 +170,13 @@ def test_server_serves_the_site_with_the_right_types(toy, fake_runtime):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url + "../etc/passwd")
         assert e.value.code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+    server, url = S.serve_in_thread(files, isolate=False)  # as a plain static host
+    try:
+        with urllib.request.urlopen(url) as r:
+            assert not any(k in r.headers for k in W.ISOLATION_HEADERS)
     finally:
         server.shutdown()
         server.server_close()
@@ -141,9 +188,11 @@ def test_export_web_writes_a_static_site(toy, tmp_path, fake_runtime, capsys):
     names = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert names == {*W.APP_FILES, W.MODEL_FILE, W.METADATA_FILE, "runtime/NOTICE.txt",
                      *(n for n in W.runtime_sources() if n.startswith("runtime/"))}
+    assert {f"runtime/{v}.wasm" for v in W.WASM_VARIANTS.values()} <= names  # both; the page loads one
     assert json.loads((out / W.METADATA_FILE).read_text())["thresholds"][CLASSES.index("piano")] == TOY_THRESHOLDS["piano"]
     assert (out / W.MODEL_FILE).read_bytes() == batch_one_file(toy[1] / "model_float32.tflite")
-    assert "Wrote the in-browser app" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "Wrote the in-browser app" in said and "Cross-Origin-Embedder-Policy: require-corp" in said
     assert E.main([str(toy[1]), "--formats", "web", "--out", str(out)]) == 2  # not empty
     assert "pass --overwrite" in capsys.readouterr().err
     assert E.main([str(toy[1]), "--formats", "web", "--out", str(out), "--overwrite"]) == 0
