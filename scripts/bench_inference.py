@@ -6,6 +6,9 @@
 ``--export``: the TFLite models of an existing export directory instead (e.g. the main job's,
 whose int8 speed depends on its architecture): latency per window with 1 thread and all cores,
 and int8's speed-up over float32 (each row says whether the artifact passed its export check).
+With ``--alternate`` they (and any ``--also NAME=FILE.tflite``, e.g. an earlier int8 file) are
+loaded in ONE process per thread count and called in turn, so a change in the machine's load
+hits every model alike: the way to compare two int8 files on a shared machine.
 
 For Keras, the SavedModel and TFLite float32 / float16 / int8 (the paper model, random
 weights: speed does not depend on them) it measures
@@ -176,6 +179,39 @@ def bench_export(export: Path, *, repeats: int) -> dict:
             "int8_activations": (meta.get("int8") or {}).get("activations")}  # full-integer or dynamic-range
 
 
+def bench_alternating(export: Path, *, repeats: int, also: dict[str, Path]) -> dict:
+    """Median latency per window (batch 1) of the export's TFLite models and ``also``, called in
+    turn in this process (``repeats`` rounds after 3 warm-up calls each), with 1 thread and all
+    cores; speed-ups of every int8 model over float32; the load average before and after."""
+    from keras_inst.runtime.artifacts import EXPORT_JSON
+    from keras_inst.runtime.lite import LiteClassifier, default_num_threads
+
+    meta = json.loads((export / EXPORT_JSON).read_text())
+    files = {form: export / art["path"] for form, art in meta["artifacts"].items() if form.startswith("tflite")}
+    files.update(also)
+    cores, out = default_num_threads(), {}
+    for threads in sorted({1, cores}):
+        models = {name: LiteClassifier(path, num_threads=threads, batch_size=1) for name, path in files.items()}
+        x = (0.1 * np.random.default_rng(0).standard_normal((1, meta["input_samples"]))).astype(np.float32)
+        for m in models.values():
+            for _ in range(3):
+                m.predict(x)
+        times: dict[str, list[float]] = {name: [] for name in models}
+        load = os.getloadavg()[0]
+        for _ in range(repeats):
+            for name, m in models.items():
+                t = time.perf_counter()
+                m.predict(x)
+                times[name].append(time.perf_counter() - t)
+        ms = {name: round(1e3 * float(np.median(v)), 2) for name, v in times.items()}
+        speedup = {name: round(ms["tflite"] / v, 2) for name, v in ms.items() if "int8" in name and "tflite" in ms}
+        out[f"{threads}_threads"] = {"latency_ms_median": ms, "speedup_vs_float32": speedup,
+                                     "load_average_before_after": [round(load, 2), round(os.getloadavg()[0], 2)]}
+    return {"export": str(export), "source": meta.get("source"), "window_seconds": meta["input_seconds"],
+            "files": {k: str(v) for k, v in files.items()}, "bytes": {k: v.stat().st_size for k, v in files.items()},
+            "machine": {"cpu": _cpu_name(), "cores": cores}, "runs": repeats, "alternating": out}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="paper")
@@ -188,9 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-file", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default=None, help=argparse.SUPPRESS)
     p.add_argument("--export", default=None, help="benchmark the TFLite models of this export directory")
+    p.add_argument("--alternate", action="store_true", help="with --export: all models in one process, called in turn")
+    p.add_argument("--also", action="append", default=[], metavar="NAME=FILE",
+                   help="with --alternate: another .tflite file to time beside the export's (repeatable)")
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
+        return 0
+    if args.export and args.alternate:
+        also = dict(a.split("=", 1) for a in args.also)
+        print(json.dumps(bench_alternating(Path(args.export), repeats=args.repeats,
+                                           also={k: Path(v) for k, v in also.items()}), indent=2))
         return 0
     if args.export:
         print(json.dumps(bench_export(Path(args.export), repeats=args.repeats), indent=2))

@@ -25,11 +25,38 @@ from keras_inst.runtime.artifacts import INPUT_NAME, SIGNATURE
 _FRONTEND_NODE = re.compile(r"(^|/)frontend(_\d+)?/")
 
 
-def _backbone_nodes(layers: Sequence[str]) -> re.Pattern | None:
-    """TFLite tensor names of the backbone layers ``layers``: ".../backbone_1/input_bn_1/..."."""
-    if not layers:
-        return None
-    return re.compile(r"(^|/)backbone(_\d+)?/(" + "|".join(map(re.escape, layers)) + r")(_\d+)?/")
+# A tensor name's scope inside a fused model's tagger: ".../tagger_1/" before its backbone.
+_TAGGER_SCOPE = r"(^|/)tagger(_\d+)?/"
+_TAGGER_PREFIX = "tagger/"  # how the export names a tagger's backbone layer (int8_source.int8_layers)
+
+
+class _BackboneNodes:
+    """Matches the TFLite tensor names of backbone layers: ``NAME`` for the classifier's
+    (".../backbone_1/input_bn_1/..."), ``tagger/NAME`` for a fused tagger's
+    (".../tagger_1/backbone_1/conv1_1/..."); the two backbones may share layer names."""
+
+    def __init__(self, layers: Sequence[str]) -> None:
+        own = [n for n in layers if not n.startswith(_TAGGER_PREFIX)]
+        tagger = [n[len(_TAGGER_PREFIX):] for n in layers if n.startswith(_TAGGER_PREFIX)]
+        self._own = self._pattern(r"(^|/)", own)
+        self._tagger = self._pattern(_TAGGER_SCOPE, tagger)
+
+    @staticmethod
+    def _pattern(scope: str, names: list[str]) -> re.Pattern | None:
+        names_re = "|".join(map(re.escape, names))
+        return re.compile(scope + r"backbone(_\d+)?/(" + names_re + r")(_\d+)?/") if names else None
+
+    def search(self, name: str) -> bool:
+        if self._tagger is not None and self._tagger.search(name):
+            return True
+        # A classifier layer: the match's backbone is not the tagger's.
+        return self._own is not None and any(not re.search(_TAGGER_SCOPE + "$", name[: m.end(1)])
+                                             for m in self._own.finditer(name))
+
+
+def _backbone_nodes(layers: Sequence[str]) -> _BackboneNodes | None:
+    """TFLite tensor names of the backbone layers ``layers`` (``tagger/NAME``: a fused tagger's)."""
+    return _BackboneNodes(layers) if layers else None
 
 
 def _converter(saved_model: Path) -> Any:
