@@ -13,6 +13,7 @@ TINY_MODEL = [
     "model.architecture=short_chunk_cnn",
     "training.transfer=scratch",
     "training.pretrained=null",
+    "model.fusion_tagger=null",  # the demo fuses with musicnn's MTT VGG tagger, which needs 3-s windows
     "features.mel_scale=htk",
     "features.mel_norm=null",
     "features.compression=db",
