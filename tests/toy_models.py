@@ -90,3 +90,15 @@ def write_toy_run(run_dir: Path) -> tuple[keras.Model, object]:
 def run_without_tf(code: str, *, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-c", BLOCK_TF + code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def export_toy_run(base: Path) -> Path:
+    """A toy run written into ``base/run`` and exported as float32 TFLite into ``base/export``
+    (its checks must pass); returns the export folder."""
+    from keras_inst.deploy import export as E
+
+    write_toy_run(base / "run")
+    manifest = E.export_model(keras.saving.load_model(base / "run" / "model.keras", compile=False), base / "export",
+                              formats=["tflite"], thresholds=TOY_THRESHOLDS)
+    assert manifest["all_checks_passed"]
+    return base / "export"

@@ -36,8 +36,6 @@ from keras_inst.models.fusion_layers import (
 )
 from keras_inst.taxonomy import CLASSES
 
-HOP = 256  # musicnn's hop (samples at 16 kHz); frontend_is_taggers checks the model's is the same
-
 
 def evidence_mask(tagger: str) -> list[bool]:
     """Per class (CLASSES order): does some tag of ``tagger`` name it?"""
@@ -58,7 +56,12 @@ def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5,
     ValueError for a model that is already fused, has other classes, or windows shorter than
     the tagger's input.
     """
-    from keras_inst.models.tagger import TAGGER_FRAMES, TAGGER_SAMPLES, zero_shot_classifier
+    from keras_inst.models.tagger import (
+        TAGGER_FRAMES,
+        TAGGER_SAMPLES,
+        tagger_config,
+        zero_shot_classifier,
+    )
 
     if is_fused(model):
         raise ValueError(f"model {model.name!r} is already fused with a tagger")
@@ -75,7 +78,7 @@ def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5,
     if share_frontend:
         # Centred frames every 256 samples: the crop's first frame is the one centred where
         # the centre 3 s start (8192 samples = 32 hops into a 4-s window).
-        start = (n - TAGGER_SAMPLES) // 2 // HOP
+        start = (n - TAGGER_SAMPLES) // 2 // tagger_config(tagger).features.hop_length
         body_in = keras.Input(tuple(zero_shot.get_layer("frontend").output.shape[1:]), name="log_mel")
         body = keras.Model(body_in, zero_shot.get_layer("probabilities")(
             zero_shot.get_layer("head")(zero_shot.get_layer("backbone")(body_in))), name=TAGGER_LAYER)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from toy_models import TOY_THRESHOLDS, toy_audio, write_toy_run
+from toy_models import export_toy_run, toy_audio
 
 from keras_inst.deploy import predict as P
 from keras_inst.deploy.web import (
@@ -56,16 +56,7 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=f"browser stack: 
 
 @pytest.fixture(scope="module")
 def toy_export(tmp_path_factory):
-    import keras
-
-    from keras_inst.deploy import export as E
-
-    base = tmp_path_factory.mktemp("web_toy")
-    write_toy_run(base / "run")
-    manifest = E.export_model(keras.saving.load_model(base / "run" / "model.keras", compile=False), base / "export",
-                              formats=["tflite"], thresholds=TOY_THRESHOLDS)
-    assert manifest["all_checks_passed"]
-    return base / "export"
+    return export_toy_run(tmp_path_factory.mktemp("web_toy"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_models import TOY_THRESHOLDS, write_toy_run
+from toy_models import TOY_THRESHOLDS, export_toy_run
 
 from keras_inst.deploy import export as E
 from keras_inst.deploy import serve as S
@@ -21,14 +21,8 @@ from keras_inst.taxonomy import CLASSES, FAMILIES, FAMILY_OF
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    import keras
-
     base = tmp_path_factory.mktemp("web_site_toy")
-    write_toy_run(base / "run")
-    manifest = E.export_model(keras.saving.load_model(base / "run" / "model.keras", compile=False), base / "export",
-                              formats=["tflite"], thresholds=TOY_THRESHOLDS)
-    assert manifest["all_checks_passed"]
-    return base / "run", base / "export"
+    return base / "run", export_toy_run(base)
 
 
 def write_fake_runtime(prefix: Path, *, threaded: bool = True) -> Path:
