@@ -337,6 +337,7 @@ def _stream(table, effects: EffectsConfig, *, start: int = 0, batches: int = 2) 
     return out
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 def test_pipeline_realism_changes_the_audio_only(source_table) -> None:
     off = _stream(source_table, EffectsConfig())
     # Off with other ranges: still no realism graph, bit-identical.

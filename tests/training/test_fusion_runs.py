@@ -30,6 +30,7 @@ def _cfg(corpus: Path, cache: Path, *extra: str):
     return load_config("demo", [*TINY, f"data.roots.rendered={corpus}", f"data.cache_dir={cache}", *extra])
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     from keras_inst.models.fusion_layers import is_fused
     from keras_inst.models.short_chunk import load_model

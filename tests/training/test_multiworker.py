@@ -276,6 +276,7 @@ def test_one_synchronous_step_of_two_workers_equals_one_single_process_step(tmp_
         assert scores_two[k] == pytest.approx(scores_one[k], rel=1e-4), k
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 @pytest.mark.loopback
 def test_a_killed_worker_restarted_with_the_cluster_resumes_from_the_last_epoch(corpus, tmp_path):
     run = tmp_path / "run"
@@ -405,6 +406,7 @@ def seed_rows(results: dict) -> dict[tuple[float, int], tuple]:
     }
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 @pytest.mark.loopback
 def test_distributed_search_trains_every_value_and_seed_once_like_one_process(tune_sets, tmp_path):
     dist_dir, single_dir = tmp_path / "dist", tmp_path / "single"
@@ -436,6 +438,7 @@ def finished_seeds(tune_dir: Path) -> set[tuple[float, int]]:
     return out
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 @pytest.mark.loopback
 def test_an_interrupted_distributed_search_resumes_without_retraining_finished_seeds(tune_sets, tmp_path):
     tune_dir = tmp_path / "dist"

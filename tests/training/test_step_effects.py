@@ -96,11 +96,13 @@ def steps(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 def test_a_step_on_raw_batches_equals_a_step_on_mixed_batches(steps: dict) -> None:
     assert steps["moved"] > 1e-4  # the step did train
     assert steps["raw_vs_mixed"] < 1e-4
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 def test_split_over_two_replicas_the_raw_step_still_equals_the_mixed_step(steps: dict) -> None:
     # Each replica mixes its own half: the same step as the 2-replica step on mixed batches, and
     # (up to the order of the gradients' all-reduce) as the one-device step.
@@ -108,10 +110,12 @@ def test_split_over_two_replicas_the_raw_step_still_equals_the_mixed_step(steps:
     assert steps["mirrored_vs_single"] < 2e-3
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 def test_mixing_in_the_step_twice_is_refused(steps: dict) -> None:
     assert "already mixes raw batches" in steps["twice"]
 
 
+@pytest.mark.slow  # long (see pyproject's markers); run with -m slow
 def test_effects_in_the_step_turn_xla_off_and_save_a_waveform_classifier(steps: dict) -> None:
     assert steps["jit_train_step"] is False
     assert steps["saved_input_shape"] == [None, SR]  # 1-s chunks in, as every exported model
