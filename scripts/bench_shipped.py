@@ -17,8 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-BLOCK_TF = ("import sys\nclass B:\n    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in ('tensorflow', 'keras'):\n            raise ImportError(name)\n"
-            "sys.meta_path.insert(0, B())\n")
+from keras_inst.runtime.tf_free import run_python
 
 
 def song(path: Path, seconds: float) -> None:
@@ -45,10 +41,9 @@ def run_once(wav: Path, *, model: str | None, variant: str, tf_free: bool) -> fl
     args = [str(wav), "--variant", variant, "--format", "json", "--output", os.devnull, "--no-progress"]
     if model:
         args += ["--model", model]
-    code = (BLOCK_TF if tf_free else "") + f"from keras_inst.deploy.predict import main\nraise SystemExit(main({args!r}))"
+    code = f"from keras_inst.deploy.predict import main\nraise SystemExit(main({args!r}))"
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    proc = run_python(code, tf_free=tf_free)
     if proc.returncode != 0:
         raise SystemExit(f"predict failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return time.perf_counter() - t0

@@ -8,15 +8,14 @@ probabilities rather than in the ~0.5 outputs of an untrained net.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_inst.config.io import dump_config, load_config
+from keras_inst.runtime.tf_free import run_python
 from keras_inst.taxonomy import CLASSES, multi_hot
 from keras_inst.training.train import build_compiled_model
 
@@ -29,22 +28,6 @@ TOY_OVERRIDES = (
 # "0.5" give different class sets.
 TOY_THRESHOLDS = {c: 0.5 for c in CLASSES} | {"piano": 0.999999, "drums": 0.3}
 
-# Run a snippet where importing TensorFlow or Keras raises ImportError.
-BLOCK_TF = """
-import sys
-class _BlockTF:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorboard"):
-            raise ImportError(f"import of {name} is blocked in this test")
-        return None
-sys.meta_path.insert(0, _BlockTF())
-try:
-    import keras
-except ImportError:
-    pass
-else:
-    raise SystemExit("the import blocker does not work")
-"""
 
 
 def toy_audio(rng: np.random.Generator, kind: str, samples: int, sr: int = SR) -> np.ndarray:
@@ -88,17 +71,5 @@ def write_toy_run(run_dir: Path) -> tuple[keras.Model, object]:
 
 
 def run_without_tf(code: str, *, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-c", BLOCK_TF + code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def export_toy_run(base: Path) -> Path:
-    """A toy run written into ``base/run`` and exported as float32 TFLite into ``base/export``
-    (its checks must pass); returns the export folder."""
-    from keras_inst.deploy import export as E
-
-    write_toy_run(base / "run")
-    manifest = E.export_model(keras.saving.load_model(base / "run" / "model.keras", compile=False), base / "export",
-                              formats=["tflite"], thresholds=TOY_THRESHOLDS)
-    assert manifest["all_checks_passed"]
-    return base / "export"
+    """Run ``code`` as the TFLite-only install would (TensorFlow and Keras unimportable)."""
+    return run_python(code, tf_free=True, cwd=cwd, timeout=300)
