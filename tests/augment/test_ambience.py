@@ -144,7 +144,7 @@ def test_bed_snr_and_negative_level_are_the_drawn_ones() -> None:
     np.testing.assert_allclose(snr, np.asarray(p.snr_db)[pos], atol=0.5)
     level = 10 * np.log10(np.mean(bed[neg] ** 2, -1))
     np.testing.assert_allclose(level, np.asarray(p.level_db)[neg], atol=0.5)
-    assert np.asarray(p.snr_db).min() >= 0.0 and np.asarray(p.level_db).max() <= -15.0
+    assert np.asarray(p.snr_db).min() >= 0.0 and np.asarray(p.level_db).max() <= -10.0
 
 
 def test_draw_frequencies_kinds_and_seeding() -> None:
@@ -303,7 +303,7 @@ def test_stream_negatives_have_zero_labels_and_a_bed(table, off) -> None:
         # Their audio too (beds on negatives only), to rounding: other rows share the batch.
         np.testing.assert_allclose(xb[~empty], xa[~empty], atol=2e-6)
         rms_db = 10 * np.log10(np.mean(xb[empty].astype(np.float64) ** 2, -1))
-        assert np.all((rms_db > -46) & (rms_db < -14.9)), rms_db
+        assert np.all((rms_db > -41) & (rms_db < -9.9)), rms_db  # the drawn level, or below it (peak normalisation)
     assert negatives >= 3
 
 
