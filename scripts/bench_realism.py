@@ -31,7 +31,7 @@ from pathlib import Path
 REALISM = ("reverb", "compressor", "saturation", "band_limit", "noise", "mix_bus")
 EFFECTS = (*REALISM, "ambience")
 VARIANTS = ("off", "all", *(f"only_{e}" for e in EFFECTS), "all_ambience", "numpy_baseline")
-AMBIENCE_BENCH_P = 0.5  # beds per mix when the config leaves them off (negatives would be cheaper)
+AMBIENCE_BENCH_P = 0.5  # beds per mix when the config leaves them off (no negatives: the beds' own cost)
 
 
 def _config(args: argparse.Namespace, variant: str):

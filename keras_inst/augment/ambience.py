@@ -140,7 +140,7 @@ def draw_ambience(seed: Any, n: Any, cfg: AmbienceConfig) -> AmbienceParams | No
 
 
 # ----------------------------------------------------------------------------------------------
-# Building blocks: noise, spectral shapes (float64, rounded once), slow envelopes
+# Building blocks: fresh noise per mix, smooth spectral shapes, slow envelopes
 
 
 def _noise(seeds: tf.Tensor, rows: int, t: int) -> tf.Tensor:
