@@ -4,7 +4,9 @@ Prints one JSON object: examples/s (wall) and CPU ms per example of
 ``keras_inst.data.pipeline.training_dataset`` (batch 16) with ``--config``'s mixing and paper
 effects and: no realism effects (``off``), all of the config's realism effects (``all``), and
 each one alone at the config's setting (``only_<effect>``; ``only_mix_bus`` at probability 1
-when the config leaves the mix bus off, as demo.yaml does); and ``numpy_baseline``: the same
+when the config leaves the mix bus off, as demo.yaml does; ``only_ambience``: the non-music
+beds of ``keras_inst.augment.ambience`` at probability 0.5 and no negatives when the config
+leaves them off, ``all_ambience``: ``all`` plus those beds); and ``numpy_baseline``: the same
 augmentation in one process the straightforward way (per source: the NumPy/SciPy paper chain
 of ``keras_inst.augment.reference``, then tanh + ``sosfilt``, an ``lfilter`` RMS compressor,
 NumPy noise, ``sosfiltfilt``; per mix ``fftconvolve`` with a NumPy room and, where drawn,
@@ -26,18 +28,26 @@ import tempfile
 import time
 from pathlib import Path
 
-EFFECTS = ("reverb", "compressor", "saturation", "band_limit", "noise", "mix_bus")
-VARIANTS = ("off", "all", *(f"only_{e}" for e in EFFECTS), "numpy_baseline")
+REALISM = ("reverb", "compressor", "saturation", "band_limit", "noise", "mix_bus")
+EFFECTS = (*REALISM, "ambience")
+VARIANTS = ("off", "all", *(f"only_{e}" for e in EFFECTS), "all_ambience", "numpy_baseline")
+AMBIENCE_BENCH_P = 0.5  # beds per mix when the config leaves them off (no negatives: the beds' own cost)
 
 
 def _config(args: argparse.Namespace, variant: str):
     from keras_inst.config.io import load_config
 
-    keep = EFFECTS if variant in ("all", "numpy_baseline") else (variant[5:],) if variant.startswith("only_") else ()
+    keep = (EFFECTS if variant in ("all", "all_ambience") else REALISM if variant == "numpy_baseline"
+            else (variant[5:],) if variant.startswith("only_") else ())
     off = [f"effects.{e}.probability=0.0" for e in EFFECTS if e not in keep]
+    if "ambience" not in keep:
+        off.append("effects.ambience.negative_probability=0.0")
     cfg = load_config(args.config)
     if variant == "only_mix_bus" and cfg.effects.mix_bus.probability == 0:
         off.append("effects.mix_bus.probability=1.0")  # its cost, where the config has it off
+    amb = cfg.effects.ambience
+    if variant in ("only_ambience", "all_ambience") and amb.probability == amb.negative_probability == 0:
+        off.append(f"effects.ambience.probability={AMBIENCE_BENCH_P}")
     return load_config(args.config, [
         "data.datasets=[rendered]", f"data.roots.rendered={args.root}",
         f"data.cache_dir={args.cache_dir}", "training.transfer=scratch",

@@ -272,7 +272,7 @@ def mix_with_realism(y: tf.Tensor, mix_of: tf.Tensor, p: RealismParams, *,
     """
     rows = _source_rows(tf.convert_to_tensor(y, tf.float32), p, sample_rate=sample_rate)
     ids = tf.cast(mix_of, tf.int32)
-    n = tf.reduce_max(ids) + 1
+    n = tf.maximum(tf.reduce_max(ids) + 1, 0)  # 0 when no row (every mix a negative: ambience)
     mix = rows.weighted_sum(ids, None, n)  # [n, T]
     send = tf.cast(p.send, tf.float32)
 

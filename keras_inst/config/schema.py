@@ -145,6 +145,36 @@ class MixingConfig:
         _check(self.eval_chunks_per_song >= 1, k + "eval_chunks_per_song", f"must be >= 1, got {self.eval_chunks_per_song}")
 
 
+AMBIENCE_TEXTURES = ("rain", "surf", "wind", "rumble")  # keras_inst.augment.ambience
+
+
+@dataclass(frozen=True)
+class AmbienceConfig:
+    """Non-music ambience in training (beyond the paper, keras_inst.augment.ambience): with
+    ``probability`` a training mix gets a procedural bed (one of ``textures``, equally likely)
+    at an SNR drawn in ``snr_db`` (mix power re bed power; labels unchanged); with
+    ``negative_probability`` a training example holds no source at all, only a bed at an RMS
+    level drawn in ``negative_level_db`` (dBFS), and all its labels are 0."""
+
+    probability: float = 0.0  # per training mix
+    snr_db: tuple[float, float] = (0.0, 30.0)  # as loud as the music to barely audible
+    negative_probability: float = 0.0  # per training example
+    negative_level_db: tuple[float, float] = (-40.0, -10.0)  # RMS dBFS of a negative's bed (the demo corpus's mixes: -29..-14, 5-95 %)
+    textures: tuple[str, ...] = AMBIENCE_TEXTURES
+
+    def __post_init__(self) -> None:
+        k = "effects.ambience."
+        _check_prob(self.probability, k + "probability")
+        _check_prob(self.negative_probability, k + "negative_probability")
+        _check(self.negative_probability < 1.0, k + "negative_probability", f"must be < 1 (some examples must hold instruments), got {self.negative_probability}")
+        _check_range(self.snr_db, k + "snr_db")
+        _check_range(self.negative_level_db, k + "negative_level_db", lo=-100.0)
+        _check(self.negative_level_db[1] <= 0.0, k + "negative_level_db", f"must be <= 0 dBFS, got {list(self.negative_level_db)}")
+        unknown = [t for t in self.textures if t not in AMBIENCE_TEXTURES]
+        _check(bool(self.textures) and not unknown and len(set(self.textures)) == len(self.textures), k + "textures",
+               f"must be distinct names among {', '.join(AMBIENCE_TEXTURES)}, got {list(self.textures)}")
+
+
 @dataclass(frozen=True)
 class EffectsConfig:
     """Random effects per source (paper §2.3); each has its own probability and range."""
@@ -172,6 +202,7 @@ class EffectsConfig:
     band_limit: BandLimitConfig = field(default_factory=BandLimitConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     mix_bus: MixBusConfig = field(default_factory=MixBusConfig)  # per mix, after the room
+    ambience: AmbienceConfig = field(default_factory=AmbienceConfig)  # per mix, after the bus; negatives
 
     def __post_init__(self) -> None:
         k = "effects."

@@ -19,21 +19,25 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_inst.augment.ambience import AmbienceParams, add_ambience
 from keras_inst.augment.effects import apply_effects
 from keras_inst.augment.params import EffectParams
 from keras_inst.augment.realism import RealismParams, mix_with_realism
 
-RAW_KEYS = ("audio", "scales", "valid", "params", "realism")  # a raw batch's fields
+RAW_KEYS = ("audio", "scales", "valid", "params", "realism", "ambience")  # a raw batch's fields
 
 
 def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, batch: Any,
              out_samples: int, sample_rate: int, peak_normalize: float,
-             random_effects: bool, realism: RealismParams | None = None) -> tf.Tensor:
+             random_effects: bool, realism: RealismParams | None = None,
+             ambience: AmbienceParams | None = None) -> tf.Tensor:
     """Used source slots ``x [M, T_in]`` (int16 or float; ``scale``, ``params`` fields and
     ``mix_of`` [M], the mix of each row, ascending) -> effects -> sum -> peak-normalised mixes
     float32 ``[batch, out_samples]``. ``realism`` (fields [M], beyond the paper): its per-source
     effects before the sum, each mix's room and mix bus
-    (:func:`keras_inst.augment.realism.mix_with_realism`).
+    (:func:`keras_inst.augment.realism.mix_with_realism`). ``ambience`` (fields [batch], beyond
+    the paper): each mix's bed, after the bus (:func:`keras_inst.augment.ambience.add_ambience`);
+    a mix without rows (a negative example) is silence plus its bed.
 
     ONE effects call for all rows, which casts per effect group only what that group reads and
     folds the int16 scales into the gain; a sorted segment sum (3.7x faster than the unsorted
@@ -49,6 +53,8 @@ def mix_rows(x: tf.Tensor, scale: tf.Tensor, params: Any, mix_of: tf.Tensor, *, 
     else:
         mix = mix_with_realism(y, mix_of, realism, sample_rate=sample_rate)  # [<= B, T]
     mix = tf.pad(mix, [[0, batch - tf.shape(mix)[0]], [0, 0]])  # [B, T]
+    if ambience is not None:
+        mix = add_ambience(mix, ambience, sample_rate=sample_rate)
     peak = tf.reduce_max(tf.abs(mix), axis=1)  # [B]
     gain = tf.where(peak > peak_normalize, peak_normalize / tf.maximum(peak, 1e-12), 1.0)
     return mix * gain[:, None]
@@ -88,11 +94,12 @@ def _uint8_as_bools(fields: dict[str, Any], record: type) -> Any:
 
 # Boolean fields travel as uint8: Keras' fit reduces one whole input batch over the replicas
 # (MEAN) to learn its shapes, and TensorFlow cannot add booleans.
-BOOL_FIELDS = frozenset({"valid", "eq_first", "noise_on", "pink", "bus_on"})
+BOOL_FIELDS = frozenset({"valid", "eq_first", "noise_on", "pink", "bus_on", "on", "negative"})
 
 
 def raw_batch(audio: tf.Tensor, scales: tf.Tensor, valid: tf.Tensor, params: EffectParams,
-              realism: RealismParams | None) -> dict[str, Any]:
+              realism: RealismParams | None,
+              ambience: AmbienceParams | None = None) -> dict[str, Any]:
     """The used rows ``audio`` int16 ``[M, T_in]`` and ``scales`` [M] (example-major, the order
     of ``valid [B, N]``'s true slots) scattered back to every slot, with the parameters
     ``[B, N]``: a dict :func:`mix_raw_batch` mixes. Parameter records travel as dicts (plain
@@ -105,6 +112,8 @@ def raw_batch(audio: tf.Tensor, scales: tf.Tensor, valid: tf.Tensor, params: Eff
            "valid": tf.cast(valid, tf.uint8), "params": _bools_as_uint8(params._asdict())}
     if realism is not None:
         raw["realism"] = _bools_as_uint8(realism._asdict())
+    if ambience is not None:  # per mix: fields [B]
+        raw["ambience"] = _bools_as_uint8(ambience._asdict())
     return raw
 
 
@@ -116,6 +125,10 @@ def mix_raw_batch(raw: dict[str, Any], *, out_samples: int, sample_rate: int,
     realism = raw.get("realism")
     if realism is not None:
         realism = used_rows(valid, _uint8_as_bools(realism, RealismParams))[1]  # fields [M]
+    ambience = raw.get("ambience")
+    if ambience is not None:
+        ambience = _uint8_as_bools(ambience, AmbienceParams)
     return mix_sources(raw["audio"], raw["scales"], _uint8_as_bools(raw["params"], EffectParams),
                        valid, out_samples=out_samples, sample_rate=sample_rate,
-                       peak_normalize=peak_normalize, random_effects=True, realism=realism)
+                       peak_normalize=peak_normalize, random_effects=True, realism=realism,
+                       ambience=ambience)

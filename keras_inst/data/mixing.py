@@ -20,6 +20,9 @@ the chunk covers are active (frame RMS within ``activity_threshold_db`` of the s
 frame, :meth:`AudioCache.active_frames`). A time-stretched source (rate r) plays
 ``r * chunk`` samples of its stem, so W = ceil(r * chunk / hop) for it. Labels are the union of
 the (hierarchy-closed) classes of the audible sources; a silent source contributes nothing.
+A *negative* training example (beyond the paper, ``effects.ambience.negative_probability``,
+:mod:`keras_inst.augment.ambience`) is its recipe with every source removed (``n = 0``): its
+labels are then 0 by the same rule, and the pipeline lays an ambience bed in its place.
 
 The structure of a recipe is drawn in NumPy (:class:`RecipeSampler`); effect parameters
 (:func:`keras_inst.augment.effects.sample_effect_params`, stateless, seeded per recipe) and labels,
@@ -48,6 +51,7 @@ logger = logging.getLogger("keras_inst.data.mixing")
 
 STREAM_TRAIN = 0
 STREAM_EVAL = 1
+STREAM_NEGATIVE = 2  # effects.ambience.negative_probability: its own stream, so the others stay put
 PAD = -1  # stem index of an unused source slot
 
 
@@ -265,7 +269,15 @@ class RecipeSampler:
                              np.int32)
             starts = np.array([self._position(rng, stems[i: i + 1]) for i in range(stems.size)],
                               np.int64) * t.hop
+        if self._negative(index):  # beyond the paper: no source, an ambience bed only
+            stems, starts = np.zeros(0, np.int32), np.zeros(0, np.int64)
         return Structure(int(index), d, musical, stems, starts, effects_seed)
+
+    def _negative(self, index: int) -> bool:
+        """Whether training example ``index`` is a negative (``effects.ambience``): drawn on
+        its own stream, so every other example is the one the stream without negatives has."""
+        p = self.effects.ambience.negative_probability
+        return p > 0 and bool(_rng(self.seed, STREAM_NEGATIVE, index).random() < p)
 
     def draw_eval(self, song: int, chunk: int, *, index: int = 0) -> Structure:
         """Evaluation recipe: chunk ``chunk`` of song ``song`` (musical, N as in training)."""

@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from keras_inst.augment.ambience import draw_ambience
 from keras_inst.augment.effects import required_input_samples
 from keras_inst.augment.realism import draw_realism
 from keras_inst.config.schema import EFFECTS_IN, ExperimentConfig
@@ -244,14 +245,19 @@ def training_dataset(cfg: ExperimentConfig, sampler: RecipeSampler, *, start_exa
         # Realism effects (beyond the paper): None, and no graph, when all are off.
         realism = draw_realism(rec["effects_seed"], sampler.n_max, sampler.effects,
                                classes=rec["classes"]) if random_effects else None
+        # Ambience beds per mix (beyond the paper; negatives have n = 0): None when off.
+        ambience = draw_ambience(rec["effects_seed"], rec["n"], sampler.effects.ambience
+                                 ) if random_effects else None
         if effects_in == "train_step":  # the recipe draws stop here; the device mixes
-            raw = raw_batch(drawn.audio, drawn.scales, rec["valid"], rec["params"], realism)
+            raw = raw_batch(drawn.audio, drawn.scales, rec["valid"], rec["params"], realism,
+                            ambience)
             return _output(rec, raw, with_recipe)
         rows, flat_params = used_rows(rec["valid"], rec["params"])  # draw_batch's rows
         mix = mix_rows(drawn.audio, drawn.scales, flat_params, rows // sampler.n_max, batch=b,
                        out_samples=t_out, sample_rate=cfg.audio.sample_rate,
                        peak_normalize=cfg.mixing.peak_normalize, random_effects=random_effects,
-                       realism=None if realism is None else used_rows(rec["valid"], realism)[1])
+                       realism=None if realism is None else used_rows(rec["valid"], realism)[1],
+                       ambience=ambience)
         mix.set_shape((b, t_out))
         return _output(rec, mix, with_recipe)
 
