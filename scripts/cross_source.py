@@ -4,7 +4,7 @@ out, judge in-domain and on other songs made only of it (keras_inst.training.cro
     python scripts/cross_source.py --config demo --family timgm6mb --songs 30 \
         --run-dir runs/cross_source/fluidr3
     python scripts/cross_source.py --style electronic --songs 10 --set training.epochs=3
-    python scripts/cross_source.py --engine builtin_synth --songs 10 --set training.epochs=3
+    python scripts/cross_source.py --engine builtin_synth drum_machine --songs 10 --set training.epochs=3
 
 Reduced scale: --songs sets the held-out songs; --set data.render_songs=... / training.epochs=...
 shrink the training side (a style or engine needs another training corpus: its own
@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--family", default=None, choices=sorted(FAMILIES),
                       help="source family to hold out (default: the config's data.held_out_*)")
     what.add_argument("--style", default=None, choices=SONG_STYLES, help="generated-song style to hold out")
-    what.add_argument("--engine", default=None, choices=HELD_OUT_ENGINES, help="opt-in sound engine to hold out")
+    what.add_argument("--engine", default=None, nargs="+", choices=HELD_OUT_ENGINES,
+                      help="opt-in sound engine(s) to hold out; held-out songs are played by them alone, so name "
+                           "engines that cover melodies and drums: builtin_synth drum_machine")
     p.add_argument("--songs", type=int, default=20, help="held-out songs to render (with --family, --style or --engine)")
     p.add_argument("--seed", type=int, default=None, help="held-out render seed (default: data.render_seed + 1)")
     p.add_argument("--run-dir", default=None, help="default: runs/cross_source/<config>-<family>")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        held = args.family or (args.style and f"style-{args.style}") or (args.engine and f"engine-{args.engine}") or "config"
+        held = args.family or (args.style and f"style-{args.style}") or (args.engine and "engine-" + "+".join(args.engine)) or "config"
         run_dir = Path(args.run_dir or Path("runs") / "cross_source" / f"{cfg.name}-{held}")
         s = run_cross_source(cfg, run_dir, family=args.family, style=args.style, engine=args.engine, songs=args.songs,
                              seed=args.seed, overwrite=args.overwrite)

@@ -17,6 +17,7 @@ does the model know a synth in electronic songs it never heard?) or an opt-in so
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from keras_inst import atomic
@@ -39,12 +40,14 @@ def family_sources(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | None = None, engine: str | None = None,
+def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | None = None,
+             engine: str | Sequence[str] | None = None,
              songs: int, seed: int | None = None) -> ExperimentConfig:
-    """``cfg`` with a source ``family``, a generated-song ``style`` or an opt-in sound ``engine`` held
+    """``cfg`` with a source ``family``, a generated-song ``style`` or opt-in sound engines held
     out: left out of the training render and rendered alone for the held-out split. A style
     switches the training render's generated songs on (every other style) if the config has
-    none; an engine switches ``render_modern`` on, so the other engine still trains."""
+    none; engines switch ``render_modern`` on, so any other engine still trains. Engines that
+    play a held-out song alone must cover its parts: ``("builtin_synth", "drum_machine")``."""
     from keras_inst.config.schema import HELD_OUT_ENGINES, SONG_STYLES
 
     if (family, style, engine).count(None) != 2:
@@ -60,14 +63,18 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | N
             raise ValueError(f"unknown style {style!r}; known: {', '.join(SONG_STYLES)}")
         changes |= {"held_out_styles": (style,), "render_styles": d.render_styles or SONG_STYLES}
     else:
-        if engine not in HELD_OUT_ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; known: {', '.join(HELD_OUT_ENGINES)}")
-        changes |= {"held_out_engines": (engine,), "render_modern": True}
+        # Several engines at once: a held-out song is played by them alone, so they must cover its
+        # parts (the synthesizer has no drums, the drum machine no melodies: hold out both).
+        engines = (engine,) if isinstance(engine, str) else tuple(engine)
+        for e in engines:
+            if e not in HELD_OUT_ENGINES:
+                raise ValueError(f"unknown engine {e!r}; known: {', '.join(HELD_OUT_ENGINES)}")
+        changes |= {"held_out_engines": engines, "render_modern": True}
     return cfg.replace(data=dataclasses.replace(d, **changes))
 
 
 def run_cross_source(cfg: ExperimentConfig, run_dir: str | Path, *, family: str | None = None, style: str | None = None,
-                     engine: str | None = None, songs: int = 20, seed: int | None = None, overwrite: bool = False,
+                     engine: str | Sequence[str] | None = None, songs: int = 20, seed: int | None = None, overwrite: bool = False,
                      verbose: int | str = "auto") -> dict:
     """Train ``cfg`` with ``family``, ``style`` or ``engine`` held out (all None: the config's own
     ``data.held_out_*``), judge it in-domain and on the held-out corpus, write cross_source.json /

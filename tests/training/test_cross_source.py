@@ -60,6 +60,9 @@ def test_hold_out_a_style_or_an_engine_instead_of_a_family():
     engine = X.hold_out(demo, engine="drum_machine", songs=2).data
     assert engine.render_modern and engine.held_out_engines == ("drum_machine",) and not engine.held_out_sources
     assert "drum_machine" in engine.training_exclude_sources()
+    both = X.hold_out(demo, engine=["builtin_synth", "drum_machine"], songs=2).data
+    assert both.held_out_engines == ("builtin_synth", "drum_machine")
+    assert {"builtin_synth", "drum_machine"} <= set(both.training_exclude_sources())
     with pytest.raises(ValueError, match="exactly one"):
         X.hold_out(demo, "fluidr3", style="jazz", songs=2)
     with pytest.raises(ValueError, match="unknown engine 'fluidr3_gm'"):
