@@ -73,3 +73,15 @@ def write_toy_run(run_dir: Path) -> tuple[keras.Model, object]:
 def run_without_tf(code: str, *, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``code`` as the TFLite-only install would (TensorFlow and Keras unimportable)."""
     return run_python(code, tf_free=True, cwd=cwd, timeout=300)
+
+
+def export_toy_run(base: Path) -> Path:
+    """A toy run written into ``base/run`` and exported as float32 TFLite into ``base/export``
+    (its checks must pass); returns the export folder."""
+    from keras_inst.deploy import export as E
+
+    write_toy_run(base / "run")
+    manifest = E.export_model(keras.saving.load_model(base / "run" / "model.keras", compile=False), base / "export",
+                              formats=["tflite"], thresholds=TOY_THRESHOLDS)
+    assert manifest["all_checks_passed"]
+    return base / "export"
