@@ -9,8 +9,9 @@ import numpy as np
 import soundfile as sf
 
 from keras_inst.data.cache.build import CacheReport, build_cache
-from keras_inst.data.cache.store import AudioCache, CacheEntry
+from keras_inst.data.cache.store import AudioCache, CacheEntry, open_cache
 from keras_inst.data.datasets.base import Song, Stem
+from keras_inst.data.mixing import SourceTable
 
 SR = 16000
 GOOD = ("wav44", "flac16", "wav22", "mp3")
@@ -67,3 +68,25 @@ def build(songs, cache_dir, **kw) -> CacheReport:
     """build_cache at SR, serial, without progress bar (unless ``kw`` says otherwise)."""
     kw.setdefault("sample_rate", SR)
     return build_cache(songs, cache_dir, workers=kw.pop("workers", 1), progress=False, **kw)
+
+
+def tone_table(root: Path, *, seconds: float, noise: float) -> SourceTable:
+    """4 songs x 3 stems (electric guitar, piano, violin; a 0.2-amplitude tone at 200 + 50 k Hz in
+    white noise of RMS ``noise``), cached at SR: the source table of 1-s chunks that the realism
+    and ambience stream tests mix."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SR)) / SR
+    songs = []
+    for s in range(4):
+        stems = []
+        for j, cls in enumerate(("electric_guitar", "piano", "violin")):
+            x = noise * rng.standard_normal(t.size) + 0.2 * np.sin(2 * np.pi * (200 + 50 * (3 * s + j)) * t)
+            path = root / f"song{s}" / f"stem{j}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, x.astype(np.float32), SR, subtype="PCM_16")
+            stems.append(Stem(f"song{s}/stem{j}", path, (cls,), frozenset({cls})))
+        songs.append(Song("slakh", f"song{s}", tuple(stems)))
+    build_cache(songs, root / "cache", sample_rate=SR, workers=1, progress=False)
+    return SourceTable(open_cache(root / "cache", songs, sample_rate=SR), songs,
+                       datasets=("slakh",), chunk_samples=SR, activity_threshold_db=-40.0,
+                       min_active_fraction=0.1)

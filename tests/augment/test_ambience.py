@@ -13,6 +13,7 @@ import pytest
 import scipy.ndimage
 import scipy.signal
 import tensorflow as tf
+from cache_corpus import tone_table  # tests/ is on sys.path under pytest
 
 from keras_inst.augment import ambience as A
 from keras_inst.augment.effects import uniform_in
@@ -210,29 +211,7 @@ def test_a_batch_of_negatives_only_mixes_to_beds_with_realism_on() -> None:
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory):
-    import soundfile as sf
-
-    from keras_inst.data.cache.store import build_cache, open_cache
-    from keras_inst.data.datasets.base import Song, Stem
-    from keras_inst.data.mixing import SourceTable
-
-    root = tmp_path_factory.mktemp("ambience")
-    rng = np.random.default_rng(0)
-    songs = []
-    for s in range(4):
-        stems = []
-        for j, cls in enumerate(("electric_guitar", "piano", "violin")):
-            t = np.arange(3 * SR) / SR
-            x = 0.05 * rng.standard_normal(t.size) + 0.2 * np.sin(2 * np.pi * (200 + 50 * (3 * s + j)) * t)
-            path = root / f"song{s}" / f"stem{j}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, x.astype(np.float32), SR, subtype="PCM_16")
-            stems.append(Stem(f"song{s}/stem{j}", path, (cls,), frozenset({cls})))
-        songs.append(Song("slakh", f"song{s}", tuple(stems)))
-    build_cache(songs, root / "cache", sample_rate=SR, workers=1, progress=False)
-    return SourceTable(open_cache(root / "cache", songs, sample_rate=SR), songs,
-                       datasets=("slakh",), chunk_samples=SR, activity_threshold_db=-40.0,
-                       min_active_fraction=0.1)
+    return tone_table(tmp_path_factory.mktemp("ambience"), seconds=3, noise=0.05)
 
 
 def _sampler(table, ambience: AmbienceConfig):

@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
+from cache_corpus import tone_table  # tests/ is on sys.path under pytest
 
 from keras_inst.augment import acoustics as A
 from keras_inst.augment import realism as R
@@ -294,29 +295,7 @@ def test_source_realism_is_deterministic_and_batch_independent() -> None:
 
 @pytest.fixture(scope="module")
 def source_table(tmp_path_factory: pytest.TempPathFactory):
-    import soundfile as sf
-
-    from keras_inst.data.cache.store import build_cache, open_cache
-    from keras_inst.data.datasets.base import Song, Stem
-    from keras_inst.data.mixing import SourceTable
-
-    root = tmp_path_factory.mktemp("realism")
-    rng = np.random.default_rng(0)
-    classes = ("electric_guitar", "piano", "violin")
-    songs = []
-    for s in range(4):
-        stems = []
-        for j, cls in enumerate(classes):
-            x = 0.1 * rng.standard_normal(6 * SR) + sine(200 + 50 * (3 * s + j), 6 * SR, 0.2)
-            path = root / f"song{s}" / f"stem{j}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, x.astype(np.float32), SR, subtype="PCM_16")
-            stems.append(Stem(f"song{s}/stem{j}", path, (cls,), frozenset({cls})))
-        songs.append(Song("slakh", f"song{s}", tuple(stems)))
-    build_cache(songs, root / "cache", sample_rate=SR, workers=1, progress=False)
-    return SourceTable(open_cache(root / "cache", songs, sample_rate=SR), songs,
-                       datasets=("slakh",), chunk_samples=SR, activity_threshold_db=-40.0,
-                       min_active_fraction=0.1)
+    return tone_table(tmp_path_factory.mktemp("realism"), seconds=6, noise=0.1)
 
 
 def _stream(table, effects: EffectsConfig, *, start: int = 0, batches: int = 2) -> list:
