@@ -1,10 +1,10 @@
 """Cross-source evaluation: train with one sample-source family, song style or sound engine held
-out, judge in-domain and on other songs made only of it (keras_inst.training.cross_source).
+out, judge in-domain and on other songs made of it (keras_inst.training.cross_source).
 
     python scripts/cross_source.py --config demo --family timgm6mb --songs 30 \
         --run-dir runs/cross_source/fluidr3
     python scripts/cross_source.py --style electronic --songs 10 --set training.epochs=3
-    python scripts/cross_source.py --engine builtin_synth drum_machine --songs 10 --set training.epochs=3
+    python scripts/cross_source.py --engine builtin_synth --songs 10 --set training.epochs=3
 
 Reduced scale: --songs sets the held-out songs; --set data.render_songs=... / training.epochs=...
 shrink the training side (a style or engine needs another training corpus: its own
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="source family to hold out (default: the config's data.held_out_*)")
     what.add_argument("--style", default=None, choices=SONG_STYLES, help="generated-song style to hold out")
     what.add_argument("--engine", default=None, nargs="+", choices=HELD_OUT_ENGINES,
-                      help="opt-in sound engine(s) to hold out; held-out songs are played by them alone, so name "
-                           "engines that cover melodies and drums: builtin_synth drum_machine")
+                      help="opt-in sound engine(s) to hold out; in the held-out songs they play every stem they "
+                           "can, the training sources the rest")
     p.add_argument("--songs", type=int, default=20, help="held-out songs to render (with --family, --style or --engine)")
     p.add_argument("--seed", type=int, default=None, help="held-out render seed (default: data.render_seed + 1)")
     p.add_argument("--run-dir", default=None, help="default: runs/cross_source/<config>-<family>")

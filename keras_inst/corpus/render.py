@@ -143,6 +143,18 @@ def _discover(soundfont: str | None, sources, exclude_sources, modern: bool = Fa
     return discover(registry=(own,))
 
 
+def _prefer(names: str | tuple[str, ...] | list[str], found: Discovery) -> tuple[str, ...]:
+    """The ``prefer_sources`` of a render, each one a source it plays (ValueError naming the option)."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    prefer = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
+    have = [s.name for s in found.available]
+    bad = [n for n in prefer if n not in have]
+    if bad:
+        raise ValueError(f"prefer_sources: {bad} not among the render's available sample sources ({', '.join(have)}); "
+                         "select them (sources / modern) and install them")
+    return prefer
+
+
 def _check_existing(out: Path, params: dict, songs: int) -> dict | None:
     path = out / CORPUS_FILE
     if not path.is_file():
@@ -176,6 +188,7 @@ def render_corpus(
     modern: bool = False,
     styles: tuple[str, ...] | list[str] = (),
     generated_share: float = 0.5,
+    prefer_sources: str | tuple[str, ...] | list[str] = (),
 ) -> RenderReport:
     """Render tracks 1..songs into ``out_dir`` (Slakh layout); finished tracks are kept.
 
@@ -189,7 +202,10 @@ def render_corpus(
     rendered before it existed stay valid). ``styles`` (opt-in, beyond the paper): a seeded
     ``generated_share`` of the songs are generated in these styles
     (:mod:`keras_inst.corpus.songwriter`) instead of arranged scores; part of the identity
-    (``generated_songs``, absent when off).
+    (``generated_songs``, absent when off). ``prefer_sources`` (opt-in): these sources play every
+    stem they can (:func:`keras_inst.corpus.sources.draw_source`), the others the rest: a held-out
+    engine beside the training sources (:func:`keras_inst.data.rendered.held_out_render_args`);
+    part of the identity (``prefer_sources``, absent when empty).
     """
     t0 = time.perf_counter()
     if songs < 1:
@@ -201,6 +217,7 @@ def render_corpus(
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     found = _discover(soundfont, sources, exclude_sources, modern)
+    prefer = _prefer(prefer_sources, found)
     for line in found.report():
         logger.warning(line)
     out = Path(out_dir).expanduser()
@@ -208,6 +225,8 @@ def render_corpus(
     params = _params(seed, found, sample_rate, float(max_seconds))
     if modern:  # only when on: older corpus.json files hold no such key and must still match
         params["render_modern"] = True
+    if prefer:  # likewise only when on
+        params["prefer_sources"] = list(prefer)
     if styles:  # likewise only when on
         params["generated_songs"] = {"styles": list(styles), "share": float(generated_share),
                                      "songwriter_version": SONGWRITER_VERSION}
@@ -282,7 +301,8 @@ def _readme(desc: dict) -> str:
         "on sample sources drawn per stem (see 'sources'). Regenerate with:",
         f"  python -m keras_inst.data render --out DIR --songs {desc['songs']} --seed {desc['seed']}"
         f" --sample-rate {desc['sample_rate']} " + _source_args(desc) + (" --modern" if desc.get("render_modern") else "")
-        + _styles_args(desc.get("generated_songs")),
+        + _styles_args(desc.get("generated_songs"))
+        + (f" --prefer-sources {','.join(desc['prefer_sources'])}" if desc.get("prefer_sources") else ""),
         "",
     ]
     return "\n".join(lines + [f"{k}: {v}" for k, v in sorted(desc.items())]) + "\n"
@@ -298,6 +318,7 @@ def run_render_cli(args) -> int:
         modern=bool(getattr(args, "modern", False)),
         styles=tuple(getattr(args, "styles", None) or ()),
         generated_share=getattr(args, "generated_share", None) or 0.5,
+        prefer_sources=getattr(args, "prefer_sources", None) or (),
     )
     for line in (*rep.missing_sources, *(f"track left out: {f}" for f in rep.failed)):
         print(line, file=sys.stderr)

@@ -243,16 +243,21 @@ def candidates(found: Discovery, program: int, drum_keys: set[int] | None = None
 
 def draw_source(
     found: Discovery, *, track_seed: int, stem_index: int, program: int, drum_keys: set[int] | None = None,
+    prefer: tuple[str, ...] | list[str] = (),
 ) -> SampleSource:
     """The source of one stem among :func:`candidates` (by ``weight``), seeded by (track seed, stem index).
 
     Presets the level measurement dropped (:func:`keras_inst.corpus.gains.dropped`) are left out
-    unless no other source can play the stem.
+    unless no other source can play the stem. ``prefer``: source names that play the stem
+    whenever one of them can (the draw is among those only; a held-out engine beside the
+    training sources, :func:`keras_inst.data.rendered.held_out_render_args`); empty, the draw is
+    the one renders made before it existed got.
     """
     from keras_inst.corpus.gains import dropped
 
     able = candidates(found, program, drum_keys)
     pool = [s for s in able if (s.name, program) not in dropped()] or able  # dropped: only if nothing else
+    pool = [s for s in pool if s.name in prefer] or pool  # same rng below: unchanged draws without prefer
     if not pool:
         names = [s.name for s in found.available]
         raise ValueError(f"no selected sample source plays GM program {program} keys {sorted(drum_keys or ())} ({names})")

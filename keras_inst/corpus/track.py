@@ -83,11 +83,12 @@ class RenderedStem(NamedTuple):
 
 
 def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: int,
-                  unplayable: list[int], *, modern: bool = False) -> list[RenderedStem]:
+                  unplayable: list[int], *, modern: bool = False, prefer: tuple[str, ...] = ()) -> list[RenderedStem]:
     """(stem plan, notes, normalised audio, "source:preset", raw LUFS, source name) per audible
     stem. A part that no selected source can play (a partial General-MIDI set such as freepats
     rendering alone) is left out and its GM program appended to ``unplayable`` (128: drums).
-    ``modern``: electric guitars may go through an amp (:func:`~keras_inst.corpus.sources.amp_for`)."""
+    ``modern``: electric guitars may go through an amp (:func:`~keras_inst.corpus.sources.amp_for`);
+    ``prefer``: sources that play every stem they can (:func:`~keras_inst.corpus.sources.draw_source`)."""
     stems = []
     for i, sp in enumerate(plan.stems):
         notes = song.parts.get(sp.name, [])
@@ -97,7 +98,7 @@ def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: i
         if not candidates(found, sp.program, keys):
             unplayable.append(int(sp.program))
             continue
-        src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys)
+        src = draw_source(found, track_seed=plan.seed, stem_index=i, program=sp.program, drum_keys=keys, prefer=prefer)
         seed = (plan.seed * 131 + i) % 2**63
         audio, preset = play(src, found.paths[src.name], notes, program=sp.program, sample_rate=sr,
                              n_samples=n_samples, seed=seed, velocity_gains=velocity_gains(src.name, sp.program),
@@ -170,7 +171,8 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
     source = score.source if score is not None else f"songwriter/{plan.style}"
     n_samples = int(np.ceil((song.seconds + TAIL_SECONDS) * sr))
     unplayable: list[int] = []
-    stems = _render_stems(plan, song, found, sr, n_samples, unplayable, modern=params.get("render_modern", False))
+    stems = _render_stems(plan, song, found, sr, n_samples, unplayable, modern=params.get("render_modern", False),
+                          prefer=tuple(params.get("prefer_sources", ())))
     if not stems:
         raise ValueError(f"{plan.name}: no audible stem from {source}"
                          + (f" (GM programs {unplayable}: no selected source plays them)" if unplayable else ""))

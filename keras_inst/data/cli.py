@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="opt-in: generate a share of the songs in these styles (pop,rock,electronic,funk,jazz)")
     p.add_argument("--generated-share", type=float, default=0.5,
                    help="share of generated songs when --styles is given (default 0.5)")
+    p.add_argument("--prefer-sources", default=None,
+                   help="comma-separated sample sources that play every stem they can, the others the rest "
+                        "(a held-out engine beside the training sources)")
 
     p = sub.add_parser("preview", help="write example training mixes as WAV + PNG with their labels")
     p.add_argument("--config", default="demo")

@@ -161,7 +161,7 @@ def draw_batch_specs(sampler: RecipeSampler, size: int, length: int) -> BatchDra
 
 
 _RECIPE_KEYS = ("index", "dataset", "musical", "n", "stems", "starts", "valid", "params",
-                "audible", "labels")
+                "audible", "labels", "effects_seed")
 
 
 def _output(rec: dict[str, Any], mix: Any, with_recipe: bool) -> tuple:

@@ -5,7 +5,9 @@ to ``training.seed`` they are exactly the run's first training examples), made b
 pipeline itself (:func:`keras_inst.data.pipeline.training_dataset`, so what you hear is what the
 model is trained on): per example a 16-bit WAV, a log-mel PNG (the model's own front end) and a
 JSON sidecar with the labels and every source (dataset, song, stem, raw labels, chunk start,
-audible or not, effects and their parameters); ``index.md`` lists them all.
+audible or not, effects and their parameters) and the ambience bed under the mix, if any
+(``effects.ambience``: texture, SNR; a *negative* example is a bed alone, every label 0);
+``index.md`` lists them all.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from keras_inst import atomic
-from keras_inst.config.schema import ExperimentConfig
+from keras_inst.config.schema import AMBIENCE_TEXTURES, ExperimentConfig
 from keras_inst.taxonomy import CLASSES
 
 
@@ -47,6 +49,23 @@ def describe_effects(params: Any, i: int, j: int) -> dict[str, Any]:
     return fx
 
 
+def describe_ambience(amb: Any, i: int) -> dict[str, Any] | None:
+    """The bed under example ``i`` (``amb``: numpy :class:`~keras_inst.augment.ambience.AmbienceParams`
+    fields ``[B]``, or None when ambience is off): texture and SNR, or a negative's bed level."""
+    if amb is None or not bool(amb.on[i]):
+        return None
+    bed = {"texture": AMBIENCE_TEXTURES[int(amb.kind[i])]}
+    if bool(amb.negative[i]):  # no source: the bed alone, at an RMS level before the peak normalisation
+        return bed | {"negative": True, "level_dbfs": round(float(amb.level_db[i]), 2)}
+    return bed | {"negative": False, "snr_db": round(float(amb.snr_db[i]), 2)}
+
+
+def _mixing(musical: bool, bed: dict[str, Any] | None) -> str:
+    if bed is not None and bed["negative"]:
+        return "negative (ambience only)"
+    return "musical" if musical else "non-musical"
+
+
 def _mel_png(path: Path, mel: np.ndarray, *, title: str, cfg: ExperimentConfig) -> None:
     import matplotlib
 
@@ -71,6 +90,7 @@ def write_preview(cfg: ExperimentConfig, out_dir: str | Path, *, n: int = 8, see
     """Write ``n`` training examples of seed ``seed`` into ``out_dir``; returns the sidecars."""
     import soundfile as sf
 
+    from keras_inst.augment.ambience import draw_ambience
     from keras_inst.data.cache.store import ensure_cache
     from keras_inst.data.mixing import RecipeSampler
     from keras_inst.data.pipeline import read_datasets, source_table, training_dataset
@@ -90,6 +110,9 @@ def write_preview(cfg: ExperimentConfig, out_dir: str | Path, *, n: int = 8, see
     x, y, rec = next(iter(training_dataset(cfg, sampler, batch_size=n, with_recipe=True)))
     x, y = x.numpy(), y.numpy()
     params = type(rec["params"])(*(p.numpy() for p in rec["params"]))
+    # the beds the stream laid: drawn again from the same seeds (draw_ambience is a pure function)
+    amb = draw_ambience(rec["effects_seed"], rec["n"], cfg.effects.ambience)
+    amb = None if amb is None else type(amb)(*(np.asarray(f) for f in amb))
     rec = {k: v.numpy() for k, v in rec.items() if k != "params"}
     mel = log_mel_from_config(cfg.features, cfg.audio)(x).numpy()  # [n, n_mels, frames]
     sr = cfg.audio.sample_rate
@@ -107,9 +130,10 @@ def write_preview(cfg: ExperimentConfig, out_dir: str | Path, *, n: int = 8, see
                 "start_seconds": round(int(rec["starts"][i, j]) / sr, 4),
                 "audible": bool(rec["audible"][i, j]), "effects": describe_effects(params, i, j),
             })
+        bed = describe_ambience(amb, i)
         side = {
             "example": int(rec["index"][i]), "seed": seed,
-            "mixing": "musical" if rec["musical"][i] else "non-musical",
+            "mixing": _mixing(bool(rec["musical"][i]), bed), "ambience": bed,
             "dataset": sampler.table.datasets[int(rec["dataset"][i])],
             "labels": labels, "peak": round(float(np.abs(x[i]).max()), 4),
             "sources": sources, "wav": f"{name}.wav", "png": f"{name}.png",
@@ -117,7 +141,7 @@ def write_preview(cfg: ExperimentConfig, out_dir: str | Path, *, n: int = 8, see
         atomic.write_with(out / side["wav"],
                           lambda tmp, i=i: sf.write(tmp, x[i], sr, subtype="PCM_16"))
         _mel_png(out / side["png"], mel[i], cfg=cfg,
-                 title=f"{name} ({side['mixing']}): {', '.join(labels) or 'no label'}")
+                 title=f"{name} ({side['mixing']}): {', '.join(labels) or 'no instrument'}{_bed_text(bed, ', ')}")
         atomic.write_json(out / f"{name}.json", side, indent=1)
         sidecars.append(side)
     atomic.write_text(out / "index.md", _index(cfg, sidecars))
@@ -138,6 +162,14 @@ def _fx_text(name: str, value: Any) -> str:
     return f"{name} {' '.join(parts)}"
 
 
+def _bed_text(bed: Mapping[str, Any] | None, sep: str) -> str:
+    """``, rain bed at 12.5 dB SNR`` / ``, surf bed at -23.1 dBFS`` / ``""``."""
+    if bed is None:
+        return ""
+    level = f"{bed['level_dbfs']} dBFS" if bed["negative"] else f"{bed['snr_db']} dB SNR"
+    return f"{sep}{bed['texture']} bed at {level}"
+
+
 def _index(cfg: ExperimentConfig, sidecars: list[Mapping[str, Any]]) -> str:
     lines = [f"# Training-mix preview ({cfg.name})", "",
              f"{len(sidecars)} examples of the training stream of seed {sidecars[0]['seed']} "
@@ -146,7 +178,7 @@ def _index(cfg: ExperimentConfig, sidecars: list[Mapping[str, Any]]) -> str:
     for s in sidecars:
         lines += [f"## Example {s['example']}: {s['mixing']}, {s['dataset']}", "",
                   f"[{s['wav']}]({s['wav']}) · labels: **{', '.join(s['labels']) or 'none'}** "
-                  f"· peak {s['peak']}", "", f"![mel]({s['png']})", "",
+                  f"· peak {s['peak']}{_bed_text(s['ambience'], ' · ')}", "", f"![mel]({s['png']})", "",
                   "| song | stem | raw labels | start (s) | audible | effects |",
                   "|---|---|---|---|---|---|"]
         for src in s["sources"]:
@@ -168,6 +200,6 @@ def run_preview_cli(args: Any) -> int:
     sidecars = write_preview(cfg, args.out, n=args.n, seed=args.seed)
     for s in sidecars:
         print(f"{s['wav']}: {s['mixing']:<11} {len(s['sources'])} sources -> "
-              f"{', '.join(s['labels']) or '(no label)'}")
+              f"{', '.join(s['labels']) or '(no instrument)'}{_bed_text(s['ambience'], '; ')}")
     print(f"Preview: {Path(args.out) / 'index.md'}")
     return 0

@@ -5,9 +5,11 @@ Both are rendered once by :func:`keras_inst.corpus.render.render_corpus` and reu
 The held-out corpus (beyond the paper, see :mod:`keras_inst.training.cross_source`) holds
 ``data.held_out_songs`` OTHER songs (render seed ``data.held_out_seed``) made of what the training
 render leaves out, one mechanism for three kinds of "out" (:func:`held_out_render_args`):
-sample sources (``held_out_sources``, which the training render must exclude), generated-song
-styles (``held_out_styles``, dropped from the training render's ``render_styles``) and opt-in
-sound engines (``held_out_engines``, excluded from the training render). :func:`keras_inst.data.pipeline.build_data`
+sample sources (``held_out_sources``, which the training render must exclude; they alone play
+the held-out songs), generated-song styles (``held_out_styles``, dropped from the training
+render's ``render_styles``) and opt-in sound engines (``held_out_engines``, excluded from the
+training render; they play beside the training sources, every stem they can play, in generated
+songs). :func:`keras_inst.data.pipeline.build_data`
 reads it as the run's ``held_out`` split. Rendering stays out of the pipeline module, so that
 what only reads data (export's calibration, prediction) never imports the renderers.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keras_inst.config.schema import DataConfig, ExperimentConfig
+from keras_inst.config.schema import SONG_STYLES, DataConfig, ExperimentConfig
 
 
 def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
@@ -41,18 +43,42 @@ def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
 def held_out_render_args(d: DataConfig) -> dict[str, Any]:
     """The :func:`~keras_inst.corpus.render.render_corpus` arguments of the held-out corpus.
 
-    Held-out sources and engines are the only sources played; without either, the training
-    render's sources (and ``render_modern``) play. Held-out styles make every song a generated
-    one in those styles (share 1); without them the songs are arranged scores, as the held-out
-    corpora made before styles existed (their ``corpus.json`` still matches).
+    Held-out sources are the only sources played (with any held-out engines), as before engines
+    existed. Held-out engines alone play beside the training render's sources
+    (:func:`_engines_beside_training`). Without either, the training render's sources (and
+    ``render_modern``) play. Held-out styles make every song a generated one in those styles
+    (share 1); without them (and engines) the songs are arranged scores, as the held-out corpora
+    made before styles existed (their ``corpus.json`` still matches).
     """
     held = [*d.held_out_sources, *d.held_out_engines]
-    args: dict[str, Any] = {"sources": held or list(d.render_sources) or None,
-                            "exclude_sources": None if held else list(d.training_exclude_sources()) or None,
-                            "modern": False if held else d.render_modern}
+    if d.held_out_engines and not d.held_out_sources:
+        args = _engines_beside_training(d)
+    else:
+        args = {"sources": held or list(d.render_sources) or None,
+                "exclude_sources": None if held else list(d.training_exclude_sources()) or None,
+                "modern": False if held else d.render_modern}
     if d.held_out_styles:
         args |= {"styles": tuple(d.held_out_styles), "generated_share": 1.0}
     return args
+
+
+def _engines_beside_training(d: DataConfig) -> dict[str, Any]:
+    """Held-out engines beside the training render's sources: the same sources plus the engines,
+    which play every stem they can (``prefer_sources``; the synthesizer its synth programs, the
+    drum machine the drum parts its kit covers, the organ the organs), the training sources every
+    other stem. The songs are generated (the training render's styles, every style if it has
+    none), so synth and drum parts occur in every song: arranged scores seldom have synths."""
+    engines = list(d.held_out_engines)
+    exclude = [s for s in d.training_exclude_sources() if s not in engines]
+    if d.render_modern:  # the training render's opt-in sources: all that are not excluded
+        sources = list(d.render_sources) or None
+    else:  # none but those it names: name the rest (amps stay off, as in training)
+        from keras_inst.corpus.sources import REGISTRY
+
+        base = list(d.render_sources) or [s.name for s in REGISTRY if not s.opt_in]
+        sources = [*base, *(e for e in engines if e not in base)]
+    return {"sources": sources, "exclude_sources": exclude or None, "modern": d.render_modern,
+            "prefer_sources": engines, "styles": tuple(d.render_styles or SONG_STYLES), "generated_share": 1.0}
 
 
 def held_out_description(d: DataConfig) -> str:

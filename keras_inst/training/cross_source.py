@@ -11,7 +11,8 @@ data layer renders and reads it as one more split (:mod:`keras_inst.data.rendere
 ``cross_source.json`` / ``cross_source.md`` into the run directory; ``scripts/cross_source.py``
 is its command line. The same machinery holds out a generated-song style (``data.held_out_styles``:
 does the model know a synth in electronic songs it never heard?) or an opt-in sound engine
-(``data.held_out_engines``: the built-in synthesizer or drum machine): :func:`hold_out`.
+(``data.held_out_engines``: the built-in synthesizer, drum machine or organ, which play every
+stem they can of generated songs beside the training render's sources): :func:`hold_out`.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | N
              engine: str | Sequence[str] | None = None,
              songs: int, seed: int | None = None) -> ExperimentConfig:
     """``cfg`` with a source ``family``, a generated-song ``style`` or opt-in sound engines held
-    out: left out of the training render and rendered alone for the held-out split. A style
-    switches the training render's generated songs on (every other style) if the config has
-    none; engines switch ``render_modern`` on, so any other engine still trains. Engines that
-    play a held-out song alone must cover its parts: ``("builtin_synth", "drum_machine")``."""
+    out: left out of the training render and rendered for the held-out split (a family alone, a
+    style as every held-out song). A style switches the training render's generated songs on
+    (every other style) if the config has none; engines switch ``render_modern`` on, so any other
+    engine still trains. Held-out engines play every stem of the held-out songs they can, the
+    training sources the rest (:func:`keras_inst.data.rendered.held_out_render_args`): one engine
+    alone (``builtin_synth``: no drums) is enough."""
     from keras_inst.config.schema import HELD_OUT_ENGINES, SONG_STYLES
 
     if (family, style, engine).count(None) != 2:
@@ -63,8 +66,6 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | N
             raise ValueError(f"unknown style {style!r}; known: {', '.join(SONG_STYLES)}")
         changes |= {"held_out_styles": (style,), "render_styles": d.render_styles or SONG_STYLES}
     else:
-        # Several engines at once: a held-out song is played by them alone, so they must cover its
-        # parts (the synthesizer has no drums, the drum machine no melodies: hold out both).
         engines = (engine,) if isinstance(engine, str) else tuple(engine)
         for e in engines:
             if e not in HELD_OUT_ENGINES:

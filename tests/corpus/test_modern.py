@@ -82,6 +82,30 @@ def test_render_with_the_opt_in_plays_and_records_the_modern_sources(tmp_path, s
     assert report.counts == {} and len(songs) == 4
 
 
+def test_preferred_source_plays_every_stem_it_can_and_is_part_of_the_identity(tmp_path, capsys):
+    from keras_inst.data.cli import main
+
+    out = tmp_path / "p"
+    args = ["render", "--out", str(out), "--songs", "2", "--seed", "1", "--workers", "1", "--max-seconds", "4",
+            "--sources", SOURCES, "--modern", "--styles", "electronic", "--generated-share", "1.0"]
+    assert main([*args, "--prefer-sources", "builtin_synth"]) == 0
+    desc = json.loads((out / "corpus.json").read_text())
+    assert desc["prefer_sources"] == ["builtin_synth"] and "builtin_synth" in desc["sources"]
+    assert (out / "README.txt").read_text().splitlines()[3].endswith(
+        " --modern --styles electronic --generated-share 1.0 --prefer-sources builtin_synth")
+    stems = _stems(out)
+    synth = [extra["source"] for st, extra in stems if st["program_num"] in S.get("builtin_synth").programs]
+    others = {extra["source"] for st, extra in stems if st["program_num"] not in S.get("builtin_synth").programs}
+    # electronic songs: synth bass, pads, arps and leads all on the synthesizer; drums, keys, voice elsewhere
+    assert len(synth) >= 3 and set(synth) == {"builtin_synth"} and others and "builtin_synth" not in others
+    capsys.readouterr()
+    assert main(args) == 2 and "prefer_sources: ['builtin_synth'] != None" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"prefer_sources: \['builtin_synth'\] not among the render's available"):
+        _render(tmp_path / "q", prefer_sources=("builtin_synth",))  # not selected: no modern
+    with pytest.raises(ValueError, match=r"prefer_sources: \['nope'\] not among"):
+        _render(tmp_path / "q", modern=True, prefer_sources="builtin_synth,nope")
+
+
 def test_recorded_draws_are_what_the_engines_played():
     notes = [(0.05, 0.4, 40, 100), (0.5, 0.4, 43, 70)]
     drums = [(0.05, 0.1, 36, 100), (0.3, 0.1, 37, 90), (0.5, 0.1, 42, 80)]  # 37 (side stick) -> snare

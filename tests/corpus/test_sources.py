@@ -117,6 +117,29 @@ def test_draw_is_seeded_per_stem_and_covers_the_candidates():
         assert key not in names if others else names == {s.name for s in S.candidates(found, prog)}
 
 
+def test_preferred_sources_play_every_stem_they_can_and_nothing_changes_without():
+    found = S.discover("timgm6mb,sung_vowels,builtin_synth,drum_machine")  # installed everywhere
+    kit = {36, 38, 42}
+
+    def draws(program, keys=None, **kw):
+        return [S.draw_source(found, track_seed=t, stem_index=t % 3, program=program, drum_keys=keys, **kw).name
+                for t in range(10)]
+
+    # pinned with the code before ``prefer`` existed: no preference, the same draws
+    table = ["builtin_synth", "timgm6mb", "builtin_synth", "timgm6mb", "builtin_synth", "timgm6mb",
+             "builtin_synth", "builtin_synth", "timgm6mb", "builtin_synth"]
+    assert draws(38) == draws(38, prefer=()) == table
+    assert draws(S.DRUMS, kit) == [n.replace("builtin_synth", "drum_machine") for n in table]
+    # a preferred source that can play the stem always does; the others' stems draw as before
+    assert draws(38, prefer=("builtin_synth",)) == draws(81, prefer=["builtin_synth"]) == ["builtin_synth"] * 10
+    assert draws(0, prefer=("builtin_synth",)) == draws(0) == ["timgm6mb"] * 10
+    assert draws(S.DRUMS, kit, prefer=("builtin_synth",)) == draws(S.DRUMS, kit)
+    assert draws(53, prefer=("builtin_synth",)) == draws(53) != ["timgm6mb"] * 10
+    both = ("builtin_synth", "drum_machine")
+    assert set(draws(S.DRUMS, kit, prefer=both)) == {"drum_machine"}
+    assert set(draws(S.DRUMS, {36, 71}, prefer=both)) == {"timgm6mb"}  # 71 (whistle): not in the machine's kit
+
+
 def test_drum_draw_respects_kit_coverage():
     if not _installed("h2_bja_pacific"):
         pytest.skip("hydrogen-drumkits not installed (scripts/setup_sample_sets.sh)")

@@ -206,6 +206,7 @@ def test_eval_sets_musical_deterministic_and_complete(tree: Path, bundle) -> Non
     assert n_val == 2 * len(bundle.splits["validation"])
 
 
+@pytest.mark.slow  # 21-28 s in CI; test_mixing's determinism test stays in the default suite
 def test_same_seed_same_stream_with_parallel_calls(tree: Path, bundle) -> None:
     cfg = make_config(tree)
     from keras_inst.data.mixing import RecipeSampler

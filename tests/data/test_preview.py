@@ -65,3 +65,49 @@ def test_preview_writes_what_training_uses(tmp_path: Path) -> None:
         width, height = struct.unpack(">II", png[16:24])
         assert width > 300 and height > 150
         assert side["wav"] in index and side["png"] in index
+
+
+def test_preview_names_the_ambience_bed_and_the_negatives(tmp_path: Path) -> None:
+    root = write_slakh_tree(tmp_path / "rendered", n_songs=6, seed=2)
+    songs, _ = read_dataset("rendered", root)
+    build_cache(songs, tmp_path / "cache", sample_rate=16000, workers=1, progress=False)
+    overrides = ["data.datasets=[rendered]", f"data.roots.rendered={root}",
+                 f"data.cache_dir={tmp_path / 'cache'}", "training.transfer=scratch",
+                 "training.pretrained=null", "effects.ambience.probability=1.0",
+                 "effects.ambience.negative_probability=0.5", "effects.ambience.snr_db=[5.0,25.0]"]
+    out = tmp_path / "preview"
+    argv = ["preview", "--config", "paper", "--n", "8", "--out", str(out), "--seed", "3"]
+    for o in overrides:
+        argv += ["--set", o]
+    assert data_main(argv) == 0
+
+    cfg = load_config("paper", overrides)
+    split = load_or_make_split(cfg, read_datasets(cfg)[0])
+    from keras_inst.data.cache.store import open_cache
+
+    cache = open_cache(cfg.data.cache_dir, split["train"], sample_rate=16000)
+    sampler = RecipeSampler(source_table(cfg, cache, split["train"]), cfg.mixing, cfg.effects, seed=3)
+    x, y = next(iter(training_dataset(cfg, sampler, batch_size=8)))
+    sides = [json.loads((out / f"example_{i:05d}.json").read_text()) for i in range(8)]
+    negatives = [s for s in sides if s["ambience"]["negative"]]
+    assert 0 < len(negatives) < 8  # 8 draws at p 0.5 (seed 3): both kinds occur
+    index = (out / "index.md").read_text()
+    for i, side in enumerate(sides):
+        bed = side["ambience"]
+        assert bed["texture"] in ("rain", "surf", "wind", "rumble")  # every mix has a bed at p 1
+        np.testing.assert_allclose(sf.read(out / side["wav"], dtype="float32")[0], x[i].numpy(),
+                                   atol=1.0 / 32767 + 1e-6)  # the bed is in what training hears
+        if bed["negative"]:
+            assert side["mixing"] == "negative (ambience only)" and side["sources"] == []
+            assert side["labels"] == [] and not y[i].numpy().any()
+            assert -40.0 <= bed["level_dbfs"] <= -10.0  # negative_level_db's default range
+            rms_db = 20 * np.log10(np.sqrt(np.mean(x[i].numpy() ** 2)))
+            if np.abs(x[i].numpy()).max() < 0.999 * cfg.mixing.peak_normalize:
+                assert abs(rms_db - bed["level_dbfs"]) < 0.5  # the level the sidecar names
+            else:  # a peaky bed (rain: crest 20-26 dB) was brought down by the peak normalisation
+                assert rms_db < bed["level_dbfs"]
+            assert f"{bed['texture']} bed at {bed['level_dbfs']} dBFS" in index
+        else:
+            assert side["mixing"] in ("musical", "non-musical") and side["sources"]
+            assert 5.0 <= bed["snr_db"] <= 25.0 and "snr_db" in bed
+            assert f"{bed['texture']} bed at {bed['snr_db']} dB SNR" in index

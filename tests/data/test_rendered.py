@@ -4,6 +4,7 @@ split refusing a corpus that was never rendered (rendering itself: tests/trainin
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from keras_inst.config.io import load_config
 from keras_inst.data.pipeline import held_out_split
@@ -36,6 +37,10 @@ def _meta(root) -> list[dict]:
 
 
 def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path):
+    import dataclasses
+
+    from keras_inst.config.schema import SONG_STYLES
+    from keras_inst.corpus.sources import REGISTRY
     from keras_inst.data.rendered import held_out_description, held_out_render_args
 
     base = [f"data.roots.rendered={tmp_path / 'rendered'}", "data.held_out_sources=[]", "data.held_out_songs=2"]
@@ -48,11 +53,35 @@ def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path)
                                        "modern": False, "styles": ("electronic",), "generated_share": 1.0}
     engine = load_config("demo", [*base, "data.render_modern=true", "data.held_out_engines=[builtin_synth]"]).data
     assert engine.training_exclude_sources() == ("fluidr3_gm", "fluidr3mono_gm", "builtin_synth")
-    assert held_out_render_args(engine) == {"sources": ["builtin_synth"], "exclude_sources": None, "modern": False}
+    # the engine beside the training sources (demo's, the engine back in), preferred where it can
+    # play, in generated songs of every style (the training render has none)
+    assert held_out_render_args(engine) == {
+        "sources": None, "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"], "modern": True,
+        "prefer_sources": ["builtin_synth"], "styles": ("pop", "rock", "electronic", "funk", "jazz"), "generated_share": 1.0}
     assert held_out_description(engine) == "engines builtin_synth" and engine.held_out_tag() == "engine-builtin_synth"
-    # the sources-only corpus keeps its old folder and render arguments (existing renders stay valid)
+    # the training render's styles; a held-out style as well: only it
+    styled = load_config("demo", [*base, "data.render_modern=true", "data.held_out_engines=[drum_machine,builtin_synth]",
+                                  "data.render_styles=[funk,electronic]", "data.render_exclude_sources=[builtin_synth]"]).data
+    assert held_out_render_args(styled) == {
+        "sources": None, "exclude_sources": None, "modern": True, "prefer_sources": ["drum_machine", "builtin_synth"],
+        "styles": ("funk", "electronic"), "generated_share": 1.0}
+    both = dataclasses.replace(styled, held_out_styles=("electronic",))
+    assert held_out_render_args(both)["styles"] == ("electronic",) and held_out_render_args(both)["prefer_sources"]
+    # a training render without the opt-in: its sources named, no other engine, no amps
+    plain = load_config("demo", [*base, "data.render_sources=[timgm6mb,freepats]", "data.held_out_engines=[builtin_synth]"]).data
+    assert held_out_render_args(plain) == {
+        "sources": ["timgm6mb", "freepats", "builtin_synth"], "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"],
+        "modern": False, "prefer_sources": ["builtin_synth"], "styles": SONG_STYLES, "generated_share": 1.0}
+    default = dataclasses.replace(plain, render_sources=())
+    assert held_out_render_args(default)["sources"] == [
+        *(s.name for s in REGISTRY if not s.opt_in), "builtin_synth"]
+    # the sources-only corpus keeps its old folder and render arguments (existing renders stay valid),
+    # and so do held-out sources with engines: they alone play
     demo = load_config("demo").data
     assert held_out_render_args(demo) == {"sources": ["fluidr3_gm", "fluidr3mono_gm"], "exclude_sources": None, "modern": False}
+    mixed = dataclasses.replace(demo, held_out_engines=("drum_machine",))
+    assert held_out_render_args(mixed) == {"sources": ["fluidr3_gm", "fluidr3mono_gm", "drum_machine"],
+                                           "exclude_sources": None, "modern": False}
     with pytest.raises(ValueError, match="config key 'data.held_out_styles': unknown or repeated style"):
         load_config("demo", ["data.held_out_styles=[polka]"])
     with pytest.raises(ValueError, match="config key 'data.held_out_engines': unknown or repeated engine"):
@@ -83,3 +112,35 @@ def test_tiny_held_out_style_corpus_holds_only_that_style_and_training_none(tmp_
     train, held = _meta(tmp_path / "rendered"), _meta(cfg.data.held_out_corpus_dir())
     assert len(train) == 3 and len(held) == 2
     assert {m["style"] for m in train} == {"funk"} and {m["style"] for m in held} == {"electronic"}
+
+
+def test_tiny_held_out_engine_corpus_plays_the_engine_beside_the_training_sources(tmp_path, monkeypatch):
+    """The held-out corpus of a run holding out the synthesizer alone (its render call, shortened):
+    every synth-program stem on the synthesizer, every other stem on a training source."""
+    import functools
+    import json
+
+    import keras_inst.corpus.render as R
+    from keras_inst.corpus.sources import discover, get
+    from keras_inst.data.rendered import render_held_out
+
+    monkeypatch.setattr(R, "render_corpus", functools.partial(R.render_corpus, max_seconds=4.0, workers=1))
+    cfg = load_config("demo", [f"data.roots.rendered={tmp_path / 'rendered'}", "data.render_modern=true",
+                               "data.render_sources=[timgm6mb,sung_vowels]", "data.render_styles=[electronic]",
+                               "data.held_out_sources=[]", "data.held_out_engines=[builtin_synth]", "data.held_out_songs=3"])
+    root = render_held_out(cfg, progress=False)
+    desc = json.loads((root / "corpus.json").read_text())
+    assert desc["prefer_sources"] == ["builtin_synth"] and desc["render_modern"] is True
+    assert desc["generated_songs"]["styles"] == ["electronic"] and "builtin_synth" in desc["sources"]
+    d = cfg.data  # the training render's sources (ensure_rendered_corpus's arguments), the engine back in
+    training = {s.name for s in discover(list(d.render_sources), list(d.training_exclude_sources()), modern=True).available}
+    assert set(desc["sources"]) == training | {"builtin_synth"} and "builtin_synth" not in training
+    assert {"timgm6mb", "sung_vowels", "drum_machine"} <= training
+    synth, others = [], []
+    for p in sorted(root.glob("Track*/metadata.yaml")):
+        meta = yaml.safe_load(p.read_text())
+        for sid, st in meta["stems"].items():
+            src = meta["keras_inst"]["stems"][sid]["source"]
+            (synth if st["program_num"] in get("builtin_synth").programs else others).append(src)
+    assert len(synth) >= 3 and set(synth) == {"builtin_synth"}
+    assert others and set(others) <= training

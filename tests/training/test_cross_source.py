@@ -13,6 +13,7 @@ from tiny import tiny_overrides
 
 from keras_inst.config.io import load_config
 from keras_inst.corpus.render import render_corpus
+from keras_inst.data.rendered import held_out_render_args
 from keras_inst.taxonomy import CLASSES
 from keras_inst.training import cross_source as X
 
@@ -63,6 +64,10 @@ def test_hold_out_a_style_or_an_engine_instead_of_a_family():
     both = X.hold_out(demo, engine=["builtin_synth", "drum_machine"], songs=2).data
     assert both.held_out_engines == ("builtin_synth", "drum_machine")
     assert {"builtin_synth", "drum_machine"} <= set(both.training_exclude_sources())
+    # one engine alone: it plays beside the training sources, preferred where it can play
+    alone = held_out_render_args(X.hold_out(demo, engine="builtin_synth", songs=2).data)
+    assert alone["prefer_sources"] == ["builtin_synth"] and alone["modern"] and alone["generated_share"] == 1.0
+    assert alone["exclude_sources"] == list(demo.data.render_exclude_sources) and alone["sources"] is None
     with pytest.raises(ValueError, match="exactly one"):
         X.hold_out(demo, "fluidr3", style="jazz", songs=2)
     with pytest.raises(ValueError, match="unknown engine 'fluidr3_gm'"):
@@ -111,3 +116,38 @@ def test_cross_source_run_end_to_end(corpus, tmp_path):
     # report.md: the test split's tables, then the comparison
     md = (run / "report.md").read_text()
     assert md.index("| class | level |") < md.index("## In-domain vs held-out (sources")
+
+
+@pytest.mark.slow
+def test_one_engine_held_out_alone_end_to_end(tmp_path, monkeypatch, capsys):
+    """``scripts/cross_source.py --engine builtin_synth``: the synthesizer alone held out (no drums
+    of its own), both renders shortened; the held-out songs play it beside the training sources."""
+    import functools
+    import importlib.util
+
+    import keras_inst.corpus.render as R
+    from keras_inst.corpus.sources import get
+
+    monkeypatch.setattr(R, "render_corpus", functools.partial(R.render_corpus, max_seconds=4.0, workers=1))
+    spec = importlib.util.spec_from_file_location("cross_source_script", Path(__file__).parents[2] / "scripts" / "cross_source.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "run"
+    sets = [*TINY, f"data.roots.rendered={tmp_path / 'rendered'}", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.render_songs=6", "data.render_sources=[timgm6mb,sung_vowels]", "data.render_styles=[electronic,pop]",
+            "data.render_generated_share=1.0"]
+    argv = ["--engine", "builtin_synth", "--songs", "3", "--run-dir", str(run)]
+    assert script.main([*argv, *(x for kv in sets for x in ("--set", kv))]) == 0
+    out = capsys.readouterr().out  # training's progress, then the summary
+    printed = json.loads(out[out.rindex('{\n  "run_dir"'):].split("Table:")[0])
+    assert printed["held_out_engines"] == ["builtin_synth"] and printed["held_out"]["examples"] == 3 * 2
+    played = []  # (source, GM program) of every held-out stem
+    for meta_file in sorted((tmp_path / "rendered_heldout_engine-builtin_synth_seed1").glob("Track*/metadata.yaml")):
+        meta = yaml.safe_load(meta_file.read_text())
+        played += [(meta["keras_inst"]["stems"][sid]["source"], st["program_num"]) for sid, st in meta["stems"].items()]
+    synth = get("builtin_synth").programs
+    assert any(p in synth for _, p in played) and any(p not in synth for _, p in played)
+    assert all((s == "builtin_synth") == (p in synth) for s, p in played)
+    train = _stems(tmp_path / "rendered")
+    assert "builtin_synth" not in {s["source"] for k in train.values() for s in k["stems"].values()}
+    assert json.loads((run / "cross_source.json").read_text())["held_out_engines"] == ["builtin_synth"]

@@ -106,6 +106,7 @@ def epochs_in_history(run: Path) -> list[str]:
     return [r.split(",")[0] for r in (run / "history.csv").read_text().strip().splitlines()[1:]]
 
 
+@pytest.mark.slow  # 35-53 s in CI (see pyproject's markers); run with -m slow
 @pytest.mark.loopback  # 24 s on 2 quiet cores
 def test_two_workers_train_and_only_the_chief_writes_the_run(corpus, tmp_path):
     run = tmp_path / "run"
@@ -125,6 +126,7 @@ def test_two_workers_train_and_only_the_chief_writes_the_run(corpus, tmp_path):
     assert list((tmp_path / "tmp1").iterdir()) == []
 
 
+@pytest.mark.slow  # 32 s in CI; the one-step equality test below stays in the default suite
 def test_worker_streams_split_every_global_batch_of_the_single_process_stream(corpus):
     """Example indices, labels and mixes: worker 0's and worker 1's step-s batches, one after
     the other, are the single-process step-s batch (effects and all), so no mix is drawn twice."""

@@ -93,6 +93,7 @@ def test_nan_loss_stops_with_a_clear_message(corpus, tmp_path):
         train(cfg, tmp_path / "run", verbose=0)
 
 
+@pytest.mark.slow  # 52-56 s in CI; resume stays covered by test_run_dir's killed-run and test_optimizers' resumed==uninterrupted
 def test_sigkilled_run_resumes_from_its_last_epoch(corpus, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "keras_inst.train", "--config", "demo", "--run-dir", str(run)]
