@@ -243,6 +243,10 @@ class TrainingConfig:
     """Transfer-learning mode (paper §2.4) and the fit loop."""
 
     transfer: str = "finetune"  # scratch | frozen | finetune
+    # [open] beyond the paper, opt-in: with transfer=finetune, train only the backbone's last n
+    # blocks (and the head); the earlier ones stay frozen, batch norm in inference mode.
+    # Blocks per backbone: keras_inst.models.blocks. None: the whole backbone (the paper's).
+    trainable_blocks: int | None = None
     pretrained: str | None = None  # None | a name of keras_inst.config.registry.PRETRAINED
     pretrained_path: str | None = None  # weights file / checkpoint folder; None: default location
     epochs: int = 100
@@ -265,6 +269,10 @@ class TrainingConfig:
         if self.pretrained is not None:
             PRETRAINED.check(self.pretrained, k + "pretrained")
         _check(self.transfer == "scratch" or self.pretrained is not None, k + "pretrained", f"transfer={self.transfer!r} needs a pretrained backbone; set training.pretrained or use transfer=scratch")
+        _check(self.trainable_blocks is None or self.trainable_blocks >= 1, k + "trainable_blocks",
+               f"must be null or >= 1 (0 trainable blocks is training.transfer=frozen), got {self.trainable_blocks}")
+        _check(self.trainable_blocks is None or self.transfer == "finetune", k + "trainable_blocks",
+               f"only applies to training.transfer=finetune (got {self.transfer!r}); set it to null")
         _check(self.epochs >= 1, k + "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.steps_per_epoch >= 1, k + "steps_per_epoch", f"must be >= 1, got {self.steps_per_epoch}")
         _check(self.batch_size >= 1, k + "batch_size", f"must be >= 1, got {self.batch_size}")

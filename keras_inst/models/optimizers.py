@@ -184,7 +184,9 @@ def build_optimizer(cfg: ExperimentConfig, model: keras.Model, *, steps_per_epoc
 
     scratch: backbone and head both at ``head_learning_rate`` (paper §3.1: "the same learning
     rate was used for the backbone"); finetune: backbone at ``backbone_learning_rate``;
-    frozen: the backbone is not trainable, so only the head group receives updates.
+    frozen: the backbone is not trainable, so only the head group receives updates;
+    ``training.trainable_blocks``: the frozen blocks' variables are not trainable, so the
+    backbone group holds only the last blocks' (:mod:`keras_inst.models.blocks`).
     """
     o = cfg.optimizer
     spe = steps_per_epoch or cfg.training.steps_per_epoch

@@ -37,7 +37,8 @@ def prepare_run_dir(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bo
 
 
 def build_compiled_model(cfg: ExperimentConfig):
-    """Model with a new head, the pre-trained backbone loaded and frozen as the mode says, compiled."""
+    """Model with a new head, the pre-trained backbone loaded and frozen as the mode says (all of
+    it, or the blocks before the last ``training.trainable_blocks``), compiled."""
     import keras
 
     from keras_inst.models.optimizers import build_optimizer
@@ -53,6 +54,10 @@ def build_compiled_model(cfg: ExperimentConfig):
         # trainable=False also puts Keras 3 BatchNormalization into inference mode, so the
         # frozen backbone's moving statistics do not drift either.
         model.get_layer("backbone").trainable = False
+    if cfg.training.trainable_blocks is not None:  # [open] partly frozen: only the last n blocks train
+        from keras_inst.models.blocks import freeze_leading_blocks
+
+        freeze_leading_blocks(model.get_layer("backbone"), cfg)
     model.compile(
         optimizer=build_optimizer(cfg, model),
         loss=keras.losses.BinaryCrossentropy(),
@@ -158,10 +163,12 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, overwrite: bool = False
     :class:`~keras_inst.training.run_dir.RunDir`). A killed cluster resumes from the last
     finished epoch when every process is started again (Keras' BackupAndRestore semantics).
     """
+    from keras_inst.models.blocks import check_trainable_blocks
     from keras_inst.training import distribute as dist
     from keras_inst.training.extras import check_evaluation_inputs
 
     check_evaluation_inputs(cfg)  # a missing probe file fails here, before any training
+    check_trainable_blocks(cfg)  # likewise more trainable blocks than the backbone has
     cluster = dist.cluster_spec(cfg.training.strategy)
     return execute_run(cfg, run_dir, _steps(cfg, cluster), is_chief=cluster.is_chief if is_chief is None else is_chief,
                        overwrite=overwrite, verbose=verbose)

@@ -31,6 +31,22 @@ def test_overrides_are_typed_and_nested():
     assert c.training.mixed_precision is None
 
 
+def test_trainable_blocks_round_trips_through_yaml_and_set(tmp_path):
+    import argparse
+
+    from keras_inst.config.io import add_config_arguments, save_config
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, default="demo")
+    args = parser.parse_args(["--set", "training.trainable_blocks=2"])
+    c = load_config(args.config, args.overrides)
+    assert c.training.trainable_blocks == 2
+    assert "trainable_blocks: 2" in dump_config(c)
+    save_config(c, tmp_path / "run.yaml")
+    assert load_config(tmp_path / "run.yaml") == c
+    assert load_config(tmp_path / "run.yaml", ["training.trainable_blocks=null"]).training.trainable_blocks is None
+
+
 def test_base_chain_and_loops(tmp_path):
     (tmp_path / "a.yaml").write_text("base: paper.yaml\nmixing: {p_musical: 0.7}\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\ntraining: {epochs: 3}\n")

@@ -75,6 +75,25 @@ def test_frozen_scratch_needs_no_pretrained_but_frozen_does():
     assert load_config("paper", ["training.transfer=scratch", "training.pretrained=null"]).training.pretrained is None
 
 
+@pytest.mark.parametrize("sets", [
+    ["training.trainable_blocks=-1"],
+    ["training.trainable_blocks=0"],  # that is transfer=frozen
+    ["training.trainable_blocks=2.5"],
+    ["training.trainable_blocks=true"],
+    ["training.trainable_blocks=2", "training.transfer=frozen"],
+    ["training.trainable_blocks=2", "training.transfer=scratch", "training.pretrained=null"],
+])
+def test_bad_trainable_blocks_name_the_key(sets):
+    with pytest.raises(ValueError, match=r"training\.trainable_blocks"):
+        load_config("paper", sets)
+
+
+def test_trainable_blocks_is_off_in_the_shipped_configs():
+    assert load_config("paper").training.trainable_blocks is None
+    assert load_config("demo").training.trainable_blocks is None
+    assert load_config("paper", ["training.trainable_blocks=3"]).training.trainable_blocks == 3
+
+
 def test_slakh_problem_stems_reach_only_the_slakh_reader():
     cfg = load_config("paper", ["data.slakh_problem_stems=/d/slakh-utils/splits/problem_stems.json"])
     assert cfg.data.problem_stems_for("slakh") == "/d/slakh-utils/splits/problem_stems.json"

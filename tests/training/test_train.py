@@ -149,3 +149,46 @@ def test_evaluate_cli_reproduces_the_runs_test_numbers(corpus, tmp_path):
     rc = evaluate_main(["--model", str(tmp_path / "run"), "--dataset", "rendered", "--root", str(corpus), "--split", "all", "--json", str(out_json)])
     assert rc == 0 and json.loads(out_json.read_text())["meta"]["songs"] == 16
     assert evaluate_main(["--model", str(tmp_path / "nope"), "--dataset", "rendered", "--root", str(corpus)]) == 2
+
+
+def _partly_frozen_cfg(tmp_path: Path, n: int):
+    """The tiny model fine-tuned (4 blocks) from a short-chunk weights file, last ``n`` blocks trained."""
+    from tiny import TINY_MODEL
+
+    from keras_inst.models.short_chunk import build_backbone
+
+    weights = tmp_path / "pretrained.weights.h5"
+    sets = [s for s in TINY_MODEL if not s.startswith(("training.transfer", "training.pretrained"))] + [
+        "training.transfer=finetune", "training.pretrained=short_chunk_cnn", f"training.pretrained_path={weights}",
+        f"training.trainable_blocks={n}"]
+    cfg = load_config("demo", sets)
+    if not weights.exists():
+        build_backbone(cfg).save_weights(weights)
+    return cfg, weights
+
+
+def test_partly_frozen_finetune_loads_then_freezes_the_first_blocks(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_inst.models.short_chunk import build_backbone
+    from keras_inst.training.train import build_compiled_model
+
+    cfg, weights = _partly_frozen_cfg(tmp_path, 1)
+    keras.utils.set_random_seed(7)  # the model's own init differs from the file's
+    model = build_compiled_model(cfg)
+    backbone = model.get_layer("backbone")
+    source = build_backbone(cfg)
+    source.load_weights(weights)
+    for a, b in zip(source.weights, backbone.weights, strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))  # loaded, frozen ones included
+    assert {v.path.split("/")[0] for v in model.trainable_variables} == {"layer4_conv", "layer4_bn", "dense1", "bn", "dense2"}
+
+
+def test_more_trainable_blocks_than_the_backbone_has_fail_before_the_run(tmp_path):
+    from keras_inst.training.train import train
+
+    cfg, _ = _partly_frozen_cfg(tmp_path, 5)
+    with pytest.raises(ValueError, match=r"training\.trainable_blocks.*more than the 4 blocks"):
+        train(cfg, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
