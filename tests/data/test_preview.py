@@ -20,28 +20,34 @@ from keras_inst.data.splits import load_or_make_split
 from keras_inst.taxonomy import CLASSES, close
 
 
-def test_preview_writes_what_training_uses(tmp_path: Path) -> None:
+def preview_and_stream(tmp_path: Path, *extra: str, n: int, seed: int):
+    """(preview folder, config, mixes, labels): ``n`` examples of seed ``seed`` written by the
+    preview CLI on a 6-song tree, and the same examples through the training pipeline."""
     root = write_slakh_tree(tmp_path / "rendered", n_songs=6, seed=2)
     songs, _ = read_dataset("rendered", root)
     build_cache(songs, tmp_path / "cache", sample_rate=16000, workers=1, progress=False)
     overrides = ["data.datasets=[rendered]", f"data.roots.rendered={root}",
                  f"data.cache_dir={tmp_path / 'cache'}", "training.transfer=scratch",
-                 "training.pretrained=null"]
+                 "training.pretrained=null", *extra]
     out = tmp_path / "preview"
-    argv = ["preview", "--config", "paper", "--n", "3", "--out", str(out), "--seed", "7"]
+    argv = ["preview", "--config", "paper", "--n", str(n), "--out", str(out), "--seed", str(seed)]
     for o in overrides:
         argv += ["--set", o]
     assert data_main(argv) == 0
 
     cfg = load_config("paper", overrides)
-    # the same examples through the training pipeline: seed 7, examples 0..2
     split = load_or_make_split(cfg, read_datasets(cfg)[0])
     from keras_inst.data.cache.store import open_cache
 
     cache = open_cache(cfg.data.cache_dir, split["train"], sample_rate=16000)
-    sampler = RecipeSampler(source_table(cfg, cache, split["train"]), cfg.mixing, cfg.effects,
-                            seed=7)
-    x, y = next(iter(training_dataset(cfg, sampler, batch_size=3)))
+    sampler = RecipeSampler(source_table(cfg, cache, split["train"]), cfg.mixing, cfg.effects, seed=seed)
+    x, y = next(iter(training_dataset(cfg, sampler, batch_size=n)))
+    return out, cfg, x, y
+
+
+def test_preview_writes_what_training_uses(tmp_path: Path) -> None:
+    # the same examples through the training pipeline: seed 7, examples 0..2
+    out, cfg, x, y = preview_and_stream(tmp_path, n=3, seed=7)
     index = (out / "index.md").read_text()
     for i in range(3):
         side = json.loads((out / f"example_{i:05d}.json").read_text())
@@ -68,26 +74,9 @@ def test_preview_writes_what_training_uses(tmp_path: Path) -> None:
 
 
 def test_preview_names_the_ambience_bed_and_the_negatives(tmp_path: Path) -> None:
-    root = write_slakh_tree(tmp_path / "rendered", n_songs=6, seed=2)
-    songs, _ = read_dataset("rendered", root)
-    build_cache(songs, tmp_path / "cache", sample_rate=16000, workers=1, progress=False)
-    overrides = ["data.datasets=[rendered]", f"data.roots.rendered={root}",
-                 f"data.cache_dir={tmp_path / 'cache'}", "training.transfer=scratch",
-                 "training.pretrained=null", "effects.ambience.probability=1.0",
-                 "effects.ambience.negative_probability=0.5", "effects.ambience.snr_db=[5.0,25.0]"]
-    out = tmp_path / "preview"
-    argv = ["preview", "--config", "paper", "--n", "8", "--out", str(out), "--seed", "3"]
-    for o in overrides:
-        argv += ["--set", o]
-    assert data_main(argv) == 0
-
-    cfg = load_config("paper", overrides)
-    split = load_or_make_split(cfg, read_datasets(cfg)[0])
-    from keras_inst.data.cache.store import open_cache
-
-    cache = open_cache(cfg.data.cache_dir, split["train"], sample_rate=16000)
-    sampler = RecipeSampler(source_table(cfg, cache, split["train"]), cfg.mixing, cfg.effects, seed=3)
-    x, y = next(iter(training_dataset(cfg, sampler, batch_size=8)))
+    out, cfg, x, y = preview_and_stream(
+        tmp_path, "effects.ambience.probability=1.0", "effects.ambience.negative_probability=0.5",
+        "effects.ambience.snr_db=[5.0,25.0]", n=8, seed=3)
     sides = [json.loads((out / f"example_{i:05d}.json").read_text()) for i in range(8)]
     negatives = [s for s in sides if s["ambience"]["negative"]]
     assert 0 < len(negatives) < 8  # 8 draws at p 0.5 (seed 3): both kinds occur
