@@ -62,6 +62,7 @@ from keras_inst.runtime.shipped import default_model, is_shipped_dir
 
 EXIT_OK, EXIT_NONE_ANALYSED, EXIT_BAD_ARGUMENTS, EXIT_INTERRUPTED = 0, 1, 2, 130
 AGGREGATES = ("presence", "mean", "max")  # the first is the default
+FORMATS = ("table", "json", "csv")  # --format; also what an --output suffix may name
 
 
 def resolve_thresholds(clf: Artifact, spec: str) -> tuple[np.ndarray, str]:
@@ -162,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "windows (the model's calibrated rule, else k = 2 or 10 %% of a shorter file); mean or max: "
                         "threshold the mean or max of the window probabilities")
     p.add_argument("--threshold", default="auto", help="auto (tuned if the model has them, else 0.5), tuned, or a number")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="table, json or csv (default: from --output's suffix, .json or .csv, else table)")
     p.add_argument("--timeline", action="store_true", help="also output every window's probabilities")
     p.add_argument("--output", default=None, help="write the results to this file (its folder is created) instead of stdout")
     p.add_argument("--plot", default=None, metavar="FILE.png",
@@ -323,11 +325,20 @@ def _setup(args: argparse.Namespace) -> tuple[Artifact, np.ndarray, str, list[Pa
         print(f"note: {note}", file=sys.stderr)
     clf = load_artifact(args.model, variant=args.variant, num_threads=args.threads, batch_size=args.batch_size, sample_rate=args.sample_rate)
     thresholds, t_source = resolve_thresholds(clf, args.threshold)
+    args.format = output_format(args.format, args.output)
     suffix = {"table": "txt"}.get(args.format, args.format)
     for option, path, example in (("--output", args.output, f"predictions.{suffix}"), ("--plot", args.plot, "timeline.png")):
         if path is not None:  # after the model loaded, so a bad --model leaves no new folder
             prepare_output(path, option=option, example=example)
     return clf, thresholds, t_source, files, skipped
+
+
+def output_format(fmt: str | None, output: str | None) -> str:
+    """``--format``, else the one ``--output``'s suffix names (``x.json`` -> json), else table."""
+    if fmt is not None:
+        return fmt
+    suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+    return suffix if suffix in FORMATS else "table"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -147,6 +147,21 @@ def test_csv_and_table_formats(toy, audio_dir, tmp_path, capsys):
     assert "analysed 3 of 3 files" in cap.err
 
 
+def test_the_output_suffix_picks_the_format_unless_format_is_given(toy, audio_dir, tmp_path):
+    sub = str(audio_dir / "sub")
+    common = ["--model", str(toy[1]), "--threshold", "0.5", "--no-progress"]
+    assert P.main([sub, *common, "--output", str(tmp_path / "o.JSON")]) == 0
+    assert len(json.loads((tmp_path / "o.JSON").read_text())["files"]) == 3
+    assert P.main([sub, *common, "--output", str(tmp_path / "o.csv")]) == 0
+    assert next(csv.reader((tmp_path / "o.csv").open()))[:2] == ["path", "row"]
+    for name in ("o.txt", "o"):  # any other suffix, or none: the table
+        assert P.main([sub, *common, "--output", str(tmp_path / name)]) == 0
+        assert "short_tone.wav  [0.5 s, 1 window]" in (tmp_path / name).read_text()
+    assert P.main([sub, *common, "--format", "table", "--output", str(tmp_path / "t.json")]) == 0  # --format wins
+    assert "short_tone.wav  [0.5 s, 1 window]" in (tmp_path / "t.json").read_text()
+    assert [P.output_format(f, o) for f, o in ((None, None), (None, "a.b/x"), ("csv", "x.json"))] == ["table", "table", "csv"]
+
+
 def test_tflite_path_runs_without_tensorflow_or_keras(toy, audio_dir, keras_json, tmp_path):
     _, export_dir = toy
     code = f"""
