@@ -88,7 +88,7 @@ def model_card(meta: Mapping[str, Any]) -> str:
         out += [f"Whole songs ({songs['songs']} test songs, presence rule: {songs['rule']}): micro precision "
                 f"{_f(m['precision'])}, recall {_f(m['recall'])}, F1 {_f(m['f1'])}.", ""]
     if fig.get("probe"):
-        out += [f"Real-recording probe: macro ROC-AUC over clips {fig['probe'].get('macro_roc_auc')}.", ""]
+        out += [*_probe_lines(fig["probe"]), ""]
     ex = meta.get("export", {}).get("artifacts", {})
     if ex:
         out += ["Shipped forms against the Keras model on the check data: " + "; ".join(
@@ -96,6 +96,21 @@ def model_card(meta: Mapping[str, Any]) -> str:
             for v, a in ex.items()) + ".", ""]
     out += ["## Training data", "", *_data_lines(meta), "", *_limits(meta)]
     return "\n".join(out) + "\n"
+
+
+def _probe_lines(probe: Mapping[str, Any]) -> list[str]:
+    """Real recordings: per-class ROC-AUC over clips, and the decisions' hits and false alarms."""
+    per = probe.get("per_class_roc_auc") or {}
+    lines = [f"Real recordings ({probe.get('clips_scored', '?')} labelled clips of `{probe.get('labels', 'a probe')}`; "
+             "`keras-inst predict`'s default answer): macro ROC-AUC over "
+             f"clips **{_f(probe.get('macro_roc_auc'))}**"]
+    if "found" in probe:
+        lines[0] += (f"; {probe['found']} of {probe['positives']} certain positives found, {probe['false_alarms']} false "
+                     f"alarms in {probe['negatives']} certain negatives")
+    lines[0] += ". Too few clips to rank close models; it shows how the model fails on real audio."
+    if per:
+        lines += ["", "| " + " | ".join(per) + " |", "|---" * len(per) + "|", "| " + " | ".join(_f(v) for v in per.values()) + " |"]
+    return lines
 
 
 def _held_words(held: Mapping[str, Any]) -> str:

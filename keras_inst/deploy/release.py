@@ -22,7 +22,10 @@
 ``--held-out`` trains the held-out twin instead (``configs/release_heldout.yaml``: one sample
 source family and one style left out of training and judged on); its ``report.json`` is where
 the release's ``held_out`` figures come from (``--held-out-run``, default ``runs/release_heldout``).
-``--card`` only re-writes the model card from an existing shipped folder.
+``--card`` only re-writes the model card from an existing shipped folder; with ``--probe
+LABELS.json`` it first scores that folder on labelled real recordings (``predict``'s default
+answer, :func:`probe_figures`) and records them in its ``metadata.json``, so the card shows how
+the shipped model does on real audio beside the rendered figures.
 """
 
 from __future__ import annotations
@@ -285,9 +288,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the held-out twin (configs/release_heldout.yaml) whose held-out figures the release carries")
     p.add_argument("--held-out-run", default=None, help="the held-out twin's run directory (default: runs/release_heldout)")
     p.add_argument("--card", action="store_true", help="only (re)write the model card from a shipped folder (--out, else the installed one)")
+    p.add_argument("--probe", default=None, metavar="LABELS.json",
+                   help="with --card: first score the shipped folder on labelled real recordings (e.g. "
+                        "../shared/real_dev/labels.json) and record the figures in its metadata.json and card")
     p.add_argument("--card-file", default=None, help="where the model card goes (default: docs/model_card.md with --install "
                    "or --card, else <run dir>/model_card.md)")
     return p
+
+
+def probe_figures(folder: Path, labels: str | Path) -> dict[str, Any]:
+    """The shipped folder's scores on a real-recording probe (``../shared/real_dev/labels.json``):
+    its float16 TFLite model run on each clip as ``predict`` runs a file (thresholds, presence
+    rule), per-class and macro ROC-AUC over clips, and the certain positives found / false alarms."""
+    from keras_inst.runtime.loader import load_artifact
+    from keras_inst.training.evaluate import probe_entry
+    from keras_inst.training.probe import read_probe_labels
+
+    report = probe_entry(load_artifact(folder, variant="tflite_fp16"), labels)
+    truth = read_probe_labels(labels, key="--probe")
+    clips = report["clips"]
+    positives = sum(len(truth[k]["positive"]) for k in clips)
+    return {"labels": Path(labels).name, "clips_scored": report["clips_scored"], "macro_roc_auc": report["macro_roc_auc"],
+            "per_class_roc_auc": report["per_class_roc_auc"], "positives": positives,
+            "found": positives - sum(len(c["missed"]) for c in clips.values()),
+            "negatives": sum(len(truth[k]["negative"]) for k in clips),
+            "false_alarms": sum(len(c["false"]) for c in clips.values()), "clips": clips}
 
 
 def _card_only(args: argparse.Namespace) -> int:
@@ -295,6 +320,9 @@ def _card_only(args: argparse.Namespace) -> int:
 
     folder = Path(args.out).expanduser() if args.out else shipped_dir()
     meta = read_shipped(folder)
+    if args.probe:  # metadata.json is not among the hashed files: recording figures in it keeps the folder valid
+        meta["figures"]["probe"] = probe_figures(folder, args.probe)
+        atomic.write_json(folder / SHIPPED_METADATA, meta)
     card = Path(args.card_file) if args.card_file else default_card_file(install=True, run_dir=folder)
     write_model_card(meta, card)
     print(f"Model card of {folder}: {card}")
@@ -306,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if args.probe and not args.card:
+            raise ValueError("--probe scores a shipped folder for its model card: use it with --card")
         if args.card:
             return _card_only(args)
         cfg = release_config(args.config, args.overrides, held_out=args.held_out)

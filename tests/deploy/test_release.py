@@ -327,3 +327,37 @@ def test_the_model_card_is_written_from_the_metadata(tiny, tmp_path):
     # --card re-writes the same card from the shipped folder alone
     assert R.main(["--card", "--out", str(shipped), "--card-file", str(tmp_path / "card.md")]) == 0
     assert (tmp_path / "card.md").read_text() == text
+
+
+def test_card_probe_records_real_recording_figures_in_the_metadata(tiny, tmp_path, capsys):
+    """--card --probe: the shipped folder scored as predict answers each clip, kept in metadata.json
+    (the folder still verifies) and shown in the card; --probe alone is refused."""
+    from keras_inst.deploy.predict import main as predict
+    from keras_inst.training.probe import score_clips
+
+    folder = tmp_path / "shipped"
+    shutil.copytree(tiny[2], folder)
+    truth = {"a": (["drums"], ["brass", "synth"]), "b": (["brass"], ["drums"]), "c": ([], ["drums", "brass", "synth"])}
+    probe = tmp_path / "probe"  # clips are named by their files' stems, as in ../shared/real_dev
+    probe.mkdir()
+    rendered = sorted((tiny[0] / "rendered").glob("*/mix.flac"))[:3]
+    mixes = [Path(shutil.copy(m, probe / f"{n}.flac")) for n, m in zip(truth, rendered, strict=True)]
+    labels = {n: {"file": f"{n}.flac", "positive": pos, "negative": neg} for n, (pos, neg) in truth.items()}
+    labels_file = probe / "labels.json"
+    labels_file.write_text(json.dumps(labels))
+    assert R.main(["--probe", str(labels_file), "--out", str(folder)]) == 2
+    assert "use it with --card" in capsys.readouterr().err
+    assert R.main(["--card", "--out", str(folder), "--probe", str(labels_file), "--card-file", str(tmp_path / "card.md")]) == 0
+    got = read_shipped(folder)["figures"]["probe"]  # hashes still verify: metadata.json is not a hashed file
+    out = tmp_path / "p.json"
+    assert predict([*map(str, mixes), "--model", str(folder), "--output", str(out), "--no-progress"]) == 0
+    want = score_clips(json.loads(out.read_text())["files"], labels)
+    assert got["per_class_roc_auc"] == want["per_class_roc_auc"] and got["macro_roc_auc"] == want["macro_roc_auc"]
+    assert set(got["per_class_roc_auc"]) == {"drums", "brass"}  # synth: no positive clip, not scored
+    assert (got["labels"], got["clips_scored"], got["positives"], got["negatives"]) == ("labels.json", 3, 2, 6)
+    assert got["found"] == 2 - sum(len(c["missed"]) for c in want["clips"].values())
+    assert got["false_alarms"] == sum(len(c["false"]) for c in want["clips"].values())
+    text = (tmp_path / "card.md").read_text()
+    assert ("Real recordings (3 labelled clips of `labels.json`; `keras-inst predict`" in text
+            and f"clips **{got['macro_roc_auc']:.3f}**; {got['found']} of 2 certain positives found, "
+                f"{got['false_alarms']} false alarms in 6 certain negatives" in text)
