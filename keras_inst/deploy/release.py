@@ -308,7 +308,8 @@ def probe_figures(folder: Path, labels: str | Path) -> dict[str, Any]:
     truth = read_probe_labels(labels, key="--probe")
     clips = report["clips"]
     positives = sum(len(truth[k]["positive"]) for k in clips)
-    return {"labels": Path(labels).name, "clips_scored": report["clips_scored"], "macro_roc_auc": report["macro_roc_auc"],
+    where = "/".join(Path(labels).resolve().parts[-2:])  # e.g. real_dev/labels.json
+    return {"labels": where, "clips_scored": report["clips_scored"], "macro_roc_auc": report["macro_roc_auc"],
             "per_class_roc_auc": report["per_class_roc_auc"], "positives": positives,
             "found": positives - sum(len(c["missed"]) for c in clips.values()),
             "negatives": sum(len(truth[k]["negative"]) for k in clips),

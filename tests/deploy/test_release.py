@@ -354,10 +354,10 @@ def test_card_probe_records_real_recording_figures_in_the_metadata(tiny, tmp_pat
     want = score_clips(json.loads(out.read_text())["files"], labels)
     assert got["per_class_roc_auc"] == want["per_class_roc_auc"] and got["macro_roc_auc"] == want["macro_roc_auc"]
     assert set(got["per_class_roc_auc"]) == {"drums", "brass"}  # synth: no positive clip, not scored
-    assert (got["labels"], got["clips_scored"], got["positives"], got["negatives"]) == ("labels.json", 3, 2, 6)
+    assert (got["labels"], got["clips_scored"], got["positives"], got["negatives"]) == ("probe/labels.json", 3, 2, 6)
     assert got["found"] == 2 - sum(len(c["missed"]) for c in want["clips"].values())
     assert got["false_alarms"] == sum(len(c["false"]) for c in want["clips"].values())
     text = (tmp_path / "card.md").read_text()
-    assert ("Real recordings (3 labelled clips of `labels.json`; `keras-inst predict`" in text
+    assert ("Real recordings (3 labelled clips of `probe/labels.json`; `keras-inst predict`" in text
             and f"clips **{got['macro_roc_auc']:.3f}**; {got['found']} of 2 certain positives found, "
                 f"{got['false_alarms']} false alarms in 6 certain negatives" in text)
