@@ -29,6 +29,7 @@ from keras_inst.config.registry import BACKBONES, PRETRAINED
 TRANSFER_MODES = ("scratch", "frozen", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # keras_inst.training.distribute
 EFFECTS_IN = ("pipeline", "train_step")  # keras_inst.training.step_effects
+FUSION_SPACES = ("probability", "logit")  # model.fusion_space: keras_inst.models.fusion_layers.TagFusion
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,17 @@ class ModelConfig:
     # model.keras and exports are those of the fused model.
     fusion_tagger: str | None = None
     fusion_weight: float = 0.5
+    # [open] where the two are averaged: "probability" (p = (1-w) p_model + w p_tagger) or "logit"
+    # (the fused logit is the weighted mean of the two logits: neither model's scale dominates)
+    fusion_space: str = "probability"
 
     def __post_init__(self) -> None:
         k = "model."
         if self.fusion_tagger is not None:
             PRETRAINED.check(self.fusion_tagger, k + "fusion_tagger")
         _check(0.0 < self.fusion_weight <= 1.0, k + "fusion_weight", f"must be in (0, 1], got {self.fusion_weight}")
+        _check(self.fusion_space in FUSION_SPACES, k + "fusion_space",
+               f"must be one of {', '.join(FUSION_SPACES)}, got {self.fusion_space!r}")
         BACKBONES.check(self.architecture, k + "architecture")
         _check(len(self.channels) >= 1 and all(c > 0 for c in self.channels), k + "channels", f"must be positive ints, got {list(self.channels)}")
         _check(self.width_multiplier > 0, k + "width_multiplier", f"must be > 0, got {self.width_multiplier}")

@@ -63,7 +63,8 @@ def model_card(meta: Mapping[str, Any]) -> str:
     arch = meta.get("config", {}).get("model", {}).get("architecture", "?")
     pre = meta.get("config", {}).get("training", {}).get("pretrained")
     model_cfg = meta.get("config", {}).get("model", {})
-    fusion = (f", averaged (weight {model_cfg.get('fusion_weight', 0.5):g}) with musicnn's `{model_cfg['fusion_tagger']}` "
+    space = " in logit space" if model_cfg.get("fusion_space") == "logit" else ""
+    fusion = (f", averaged (weight {model_cfg.get('fusion_weight', 0.5):g}{space}) with musicnn's `{model_cfg['fusion_tagger']}` "
               "tagger read zero-shot where its tags name a class") if model_cfg.get("fusion_tagger") else ""
     out = [
         "# Model card: the shipped instrument recogniser", "",

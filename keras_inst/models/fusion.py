@@ -9,7 +9,8 @@ wraps a trained classifier into one model that averages the two where the tagger
     p[c] = p_model[c]                               for the others (e.g. brass with MTT tags)
 
 ``w`` is ``model.fusion_weight`` (0.5 by default: an even average, chosen before any
-measurement, not tuned on real recordings). The tagger
+measurement, not tuned on real recordings). ``model.fusion_space: logit`` averages the two
+logits instead (:class:`~keras_inst.models.fusion_layers.TagFusion`). The tagger
 (:func:`keras_inst.models.tagger.zero_shot_classifier`, frozen) reads the centre
 ``TAGGER_SAMPLES`` (3 s) of each window, its own input length. The fused model keeps the
 classifier's sub-models (``frontend`` -> ``backbone`` -> ``head``) and its sigmoid
@@ -45,10 +46,11 @@ def evidence_mask(tagger: str) -> list[bool]:
     return [c not in missing for c in CLASSES]
 
 
-def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5,
+def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5, space: str = "probability",
                      path: str | Path | None = None, share_frontend: bool = False) -> keras.Model:
     """``model`` (waveform ``[B, N]`` -> 15 probabilities) fused with the zero-shot ``tagger``.
 
+    ``space``: average probabilities or logits (:class:`TagFusion`).
     ``path``: where musicnn's checkpoints are (default: the cache, else PyPI).
     ``share_frontend``: the model's front end is musicnn's (:func:`frontend_is_taggers`), so the
     tagger reads the centre 187 frames of the model's own log-mel instead of computing its own
@@ -87,7 +89,7 @@ def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5,
         body, crop, crop_in = zero_shot, CentreCrop(TAGGER_SAMPLES, name=CROP_LAYER), wav
         body.name = TAGGER_LAYER  # a nested model is a layer found by its name
     body.trainable = False
-    fused = TagFusion(weight, evidence_mask(tagger), name=FUSION_LAYER)([logits, body(crop(crop_in))])  # [B, C]
+    fused = TagFusion(weight, evidence_mask(tagger), space, name=FUSION_LAYER)([logits, body(crop(crop_in))])  # [B, C]
     return keras.Model(wav, model.get_layer("probabilities")(fused), name=model.name)
 
 

@@ -14,34 +14,50 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_inst.config.schema import FUSION_SPACES
+
 FUSION_LAYER, TAGGER_LAYER, CROP_LAYER = "fusion", "tagger", "tagger_crop"
 _EPS = 1e-6  # probabilities clipped to [eps, 1 - eps] before the logit: finite in float16 too
 
 
 @keras.saving.register_keras_serializable(package="keras_inst")
 class TagFusion(keras.layers.Layer):
-    """``[model logits [B, C], tagger probabilities [B, C]]`` -> fused logits ``[B, C]`` (module doc)."""
+    """``[model logits [B, C], tagger probabilities [B, C]]`` -> fused logits ``[B, C]`` (module doc).
 
-    def __init__(self, weight: float, evidence: Sequence[bool], **kwargs: Any) -> None:
+    ``space`` "probability": the logit of ``(1 - w) p_model + w p_tagger``; "logit":
+    ``(1 - w) logit_model + w logit(p_tagger)``. In probability space the less confident model
+    cannot move the ranking of a confident one's near-0 probabilities; in logit space each counts
+    by its log-odds (a weighted geometric mean of the odds)."""
+
+    def __init__(self, weight: float, evidence: Sequence[bool], space: str = "probability", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= float(weight) <= 1.0:
             raise ValueError(f"TagFusion: weight must be in [0, 1], got {weight}")
+        if space not in FUSION_SPACES:
+            raise ValueError(f"TagFusion: space must be one of {', '.join(FUSION_SPACES)}, got {space!r}")
         self.fusion_weight = float(weight)
         self.evidence = [bool(e) for e in evidence]
+        self.space = space
 
     def call(self, inputs: Sequence[Any]) -> Any:
         logits, tag_probs = inputs
-        p_model = ops.sigmoid(ops.cast(logits, "float32"))  # [B, C]
+        logits, tag_probs = ops.cast(logits, "float32"), ops.cast(tag_probs, "float32")  # [B, C] each
         w = ops.convert_to_tensor(np.where(self.evidence, self.fusion_weight, 0.0).astype(np.float32))  # [C]
-        p = (1.0 - w) * p_model + w * ops.cast(tag_probs, "float32")  # [B, C]
-        p = ops.clip(p, _EPS, 1.0 - _EPS)
-        return ops.log(p) - ops.log1p(-p)  # the logit of the fused probability
+        if self.space == "logit":
+            return (1.0 - w) * logits + w * _logit(tag_probs)
+        return _logit((1.0 - w) * ops.sigmoid(logits) + w * tag_probs)  # the logit of the fused probability
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape[0]
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight": self.fusion_weight, "evidence": list(self.evidence)}
+        return {**super().get_config(), "weight": self.fusion_weight, "evidence": list(self.evidence), "space": self.space}
+
+
+def _logit(p: Any) -> Any:
+    """``log(p / (1 - p))`` of probabilities clipped to [eps, 1 - eps]: finite in float16 too."""
+    p = ops.clip(p, _EPS, 1.0 - _EPS)
+    return ops.log(p) - ops.log1p(-p)
 
 
 @keras.saving.register_keras_serializable(package="keras_inst")

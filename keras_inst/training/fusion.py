@@ -49,10 +49,11 @@ def fuse_run_model(cfg: ExperimentConfig, model: Any, data: Any, rd: Any) -> tup
 
     plain = plain_figures(cfg, model, data)
     tagger = cfg.model.fusion_tagger
-    fused = fuse_with_tagger(model, tagger, weight=cfg.model.fusion_weight, path=cfg.training.pretrained_path,
+    fused = fuse_with_tagger(model, tagger, weight=cfg.model.fusion_weight, space=cfg.model.fusion_space,
+                             path=cfg.training.pretrained_path,
                              share_frontend=frontend_is_taggers(cfg, tagger))
     rd.save_model(RUN_MODEL, fused)
-    return fused, {"tagger": cfg.model.fusion_tagger, "weight": cfg.model.fusion_weight, **plain}
+    return fused, {"tagger": cfg.model.fusion_tagger, "weight": cfg.model.fusion_weight, "space": cfg.model.fusion_space, **plain}
 
 
 def fusion_markdown(report: dict[str, Any]) -> str:
@@ -60,7 +61,7 @@ def fusion_markdown(report: dict[str, Any]) -> str:
     plain = report.get("without_fusion")
     if not plain:
         return ""
-    rows = ["", f"## Fusion with the tagger ({plain['tagger']}, weight {plain['weight']})", "",
+    rows = ["", f"## Fusion with the tagger ({plain['tagger']}, weight {plain['weight']}, {plain.get('space', 'probability')} space)", "",
             "| split | fused | classifier alone |", "|---|---|---|"]
     for split in ("test", "held_out"):
         if split in plain and split in report:

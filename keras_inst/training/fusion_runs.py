@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 
-def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float = 0.5,
-                      probe: str | None = None) -> dict[str, Any]:
+def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float = 0.5, space: str = "probability",
+                      probe: str | None = None, model_file: str = "model.keras") -> dict[str, Any]:
     """A complete run's model fused after the fact: ``out_dir`` gets the run's split and data
-    locations, its config with ``model.fusion_tagger``/``fusion_weight`` set, the fused
-    model.keras and a new report (thresholds retuned on the same validation split); ``probe``:
-    also set ``evaluation.probe``. Returns the report."""
+    locations, its config with ``model.fusion_tagger``/``fusion_weight``/``fusion_space`` set, the
+    fused model.keras and a new report (thresholds retuned on the same validation split); ``probe``:
+    also set ``evaluation.probe``. ``model_file`` (in the run): the classifier to fuse -- a fused
+    run's plain classifier is its ``checkpoints/best.keras``. Returns the report."""
     import dataclasses
     import shutil
     from pathlib import Path
 
     from keras_inst.config.io import load_config, save_config
     from keras_inst.data.pipeline import build_data
+    from keras_inst.models.fusion_layers import is_fused
     from keras_inst.models.short_chunk import load_model
     from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_REPORT
     from keras_inst.training.run_dir import RunDir, start_keras
@@ -33,12 +35,19 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     if out.exists():
         raise ValueError(f"{out}: exists; choose a new folder")
     cfg = load_config(src / RUN_CONFIG)
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_tagger=tagger, fusion_weight=weight))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_tagger=tagger, fusion_weight=weight,
+                                                             fusion_space=space))
     if probe is not None:
         cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, probe=probe))
+    if not (src / model_file).is_file():
+        raise ValueError(f"{src / model_file}: no such model file in the run")
+    start_keras(cfg.training)
+    model = load_model(src / model_file, compile=False)
+    if is_fused(model):
+        raise ValueError(f"{src / model_file} is fused already; fuse the run's plain classifier (model_file "
+                         "checkpoints/best.keras)")
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", RUN_REPORT, "report.md"))
     save_config(cfg, out / RUN_CONFIG)
-    start_keras(cfg.training)
     with RunDir(out) as rd:
         data = build_data(cfg, run_dir=rd.split_dir(), held_out=True)
-        return evaluate_run(cfg, load_model(out / "model.keras", compile=False), data, rd, train_seconds=0.0)
+        return evaluate_run(cfg, model, data, rd, train_seconds=0.0)

@@ -48,6 +48,31 @@ def test_tag_fusion_averages_where_the_tagger_has_evidence():
         TagFusion(1.5, evidence)
 
 
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
+
+
+def test_tag_fusion_in_logit_space_averages_log_odds():
+    layer = TagFusion(0.25, [True, False, True], "logit")
+    logits = np.array([[-4.0, 2.0, 1.0]], np.float32)
+    tags = np.array([[0.9, 0.0, 0.2]], np.float32)
+    got = np.asarray(layer([logits, tags]))[0]
+    want = [0.75 * -4.0 + 0.25 * _logit(0.9), 2.0, 0.75 * 1.0 + 0.25 * _logit(0.2)]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # Where probability averaging lets the tagger's scale decide, log-odds keep a confident
+    # classifier's order: classifier 0.009 vs 0.0001, tagger 0.075 vs 0.35 (issue K's piano clip
+    # and trumpet).
+    pair = np.array([[_logit(0.009)], [_logit(0.0001)]], np.float32), np.array([[0.075], [0.35]], np.float32)
+    for space, first_wins in (("probability", False), ("logit", True)):
+        z = np.asarray(TagFusion(0.5, [True], space)(list(pair)))[:, 0]
+        assert bool(z[0] > z[1]) == first_wins, space
+    assert np.isfinite(np.asarray(layer([logits, np.ones_like(tags)]))).all()
+    assert TagFusion.from_config(layer.get_config()).space == "logit"
+    assert TagFusion.from_config({"weight": 0.5, "evidence": [True]}).space == "probability"  # saved before the key
+    with pytest.raises(ValueError, match="space must be one of probability, logit"):
+        TagFusion(0.5, [True], "odds")
+
+
 def test_centre_crop_takes_the_middle():
     x = np.arange(20, dtype=np.float32)[None]
     np.testing.assert_array_equal(np.asarray(CentreCrop(6)(x))[0], np.arange(7, 13))
@@ -103,7 +128,25 @@ def test_short_windows_are_refused():
         F.fuse_with_tagger(build_model(cfg), TAGGER, path=ASSETS)
 
 
+def test_a_logit_space_fusion_saves_and_loads(classifier, tmp_path):
+    fused = F.fuse_with_tagger(classifier, TAGGER, weight=0.5, space="logit", path=ASSETS)
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal((2, classifier.input.shape[-1]))).astype(np.float32)
+    p_model = np.asarray(classifier(x, training=False))
+    start = (x.shape[1] - TAGGER_SAMPLES) // 2
+    p_tag = np.asarray(zero_shot_classifier(TAGGER, path=ASSETS)(x[:, start:start + TAGGER_SAMPLES], training=False))
+    mask = np.array([c in EVIDENCE for c in CLASSES])
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    want = np.where(mask, _sigmoid(0.5 * logit(p_model) + 0.5 * logit(np.clip(p_tag, 1e-6, 1 - 1e-6))), p_model)
+    got = np.asarray(fused(x, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    fused.save(tmp_path / "fused.keras")
+    np.testing.assert_allclose(np.asarray(load_model(tmp_path / "fused.keras", compile=False)(x, training=False)), got, atol=1e-6)
+
+
 def test_config_checks_the_fusion_keys():
+    with pytest.raises(ValueError, match="model.fusion_space"):
+        ModelConfig(fusion_tagger=TAGGER, fusion_space="odds")
     with pytest.raises(ValueError, match="model.fusion_weight"):
         ModelConfig(fusion_tagger=TAGGER, fusion_weight=0.0)
     with pytest.raises(ValueError, match="model.fusion_tagger"):

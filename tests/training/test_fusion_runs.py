@@ -46,7 +46,7 @@ def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     assert wf["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
     assert is_fused(load_model(tmp_path / "fused" / "model.keras", compile=False))
     assert not is_fused(load_model(tmp_path / "plain" / "model.keras", compile=False))
-    assert "## Fusion with the tagger (musicnn_msd_vgg, weight 0.5)" in (tmp_path / "fused" / "report.md").read_text()
+    assert "## Fusion with the tagger (musicnn_msd_vgg, weight 0.5, probability space)" in (tmp_path / "fused" / "report.md").read_text()
     # Fusing the plain run afterwards gives the fused run's figures and thresholds.
     after = fuse_existing_run(str(tmp_path / "plain"), str(tmp_path / "after"), tagger="musicnn_msd_vgg")
     assert after["test"]["roc_auc"] == pytest.approx(fused_report["test"]["roc_auc"], abs=1e-6)
@@ -57,3 +57,11 @@ def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     assert "fusion_tagger: musicnn_msd_vgg" in (tmp_path / "after" / "config.yaml").read_text()
     with pytest.raises(ValueError, match="exists"):
         fuse_existing_run(str(tmp_path / "plain"), str(tmp_path / "after"), tagger="musicnn_msd_vgg")
+    # A fused run's model.keras is refused; its plain classifier (best checkpoint) fuses in logit space.
+    with pytest.raises(ValueError, match="fused already"):
+        fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "again"), tagger="musicnn_msd_vgg")
+    logit = fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "logit"), tagger="musicnn_msd_vgg", space="logit",
+                              model_file="checkpoints/best.keras")
+    assert logit["without_fusion"]["space"] == "logit" and "fusion_space: logit" in (tmp_path / "logit" / "config.yaml").read_text()
+    assert logit["without_fusion"]["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
+    assert logit["test"]["roc_auc"] != pytest.approx(fused_report["test"]["roc_auc"], abs=1e-6)
