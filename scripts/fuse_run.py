@@ -23,7 +23,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--tagger", default="musicnn_mtt_musicnn")
     ap.add_argument("--weight", type=float, default=0.5)
-    ap.add_argument("--space", choices=FUSION_SPACES, default="probability", help="average probabilities or logits")
+    ap.add_argument("--space", choices=FUSION_SPACES, default=None,
+                    help="average probabilities or logits (default: the run config's model.fusion_space)")
     ap.add_argument("--model", default="model.keras", help="the classifier in RUN_DIR to fuse (a fused run's plain one: "
                     "checkpoints/best.keras)")
     ap.add_argument("--probe", help="also score a real-recording probe (labels.json)")

@@ -46,7 +46,7 @@ def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     assert wf["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
     assert is_fused(load_model(tmp_path / "fused" / "model.keras", compile=False))
     assert not is_fused(load_model(tmp_path / "plain" / "model.keras", compile=False))
-    assert "## Fusion with the tagger (musicnn_msd_vgg, weight 0.5, probability space)" in (tmp_path / "fused" / "report.md").read_text()
+    assert "## Fusion with the tagger (musicnn_msd_vgg, weight 0.5, logit space)" in (tmp_path / "fused" / "report.md").read_text()
     # Fusing the plain run afterwards gives the fused run's figures and thresholds.
     after = fuse_existing_run(str(tmp_path / "plain"), str(tmp_path / "after"), tagger="musicnn_msd_vgg")
     assert after["test"]["roc_auc"] == pytest.approx(fused_report["test"]["roc_auc"], abs=1e-6)
@@ -57,11 +57,15 @@ def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     assert "fusion_tagger: musicnn_msd_vgg" in (tmp_path / "after" / "config.yaml").read_text()
     with pytest.raises(ValueError, match="exists"):
         fuse_existing_run(str(tmp_path / "plain"), str(tmp_path / "after"), tagger="musicnn_msd_vgg")
-    # A fused run's model.keras is refused; its plain classifier (best checkpoint) fuses in logit space.
+    # A fused run's model.keras is refused; its plain classifier (best checkpoint) fuses in probability space too.
     with pytest.raises(ValueError, match="fused already"):
         fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "again"), tagger="musicnn_msd_vgg")
-    logit = fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "logit"), tagger="musicnn_msd_vgg", space="logit",
-                              model_file="checkpoints/best.keras")
-    assert logit["without_fusion"]["space"] == "logit" and "fusion_space: logit" in (tmp_path / "logit" / "config.yaml").read_text()
-    assert logit["without_fusion"]["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
-    assert logit["test"]["roc_auc"] != pytest.approx(fused_report["test"]["roc_auc"], abs=1e-6)
+    prob = fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "prob"), tagger="musicnn_msd_vgg", space="probability",
+                             model_file="checkpoints/best.keras")
+    assert prob["without_fusion"]["space"] == "probability"
+    assert "fusion_space: probability" in (tmp_path / "prob" / "config.yaml").read_text()
+    assert prob["without_fusion"]["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
+    models = [load_model(tmp_path / r / "model.keras", compile=False) for r in ("fused", "prob")]
+    assert [m.get_layer("fusion").space for m in models] == ["logit", "probability"]
+    x = (0.1 * np.random.default_rng(0).standard_normal((2, models[0].input.shape[-1]))).astype(np.float32)
+    assert np.abs(np.asarray(models[0](x)) - np.asarray(models[1](x))).max() > 1e-4  # the same classifier, fused otherwise
