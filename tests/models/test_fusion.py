@@ -48,8 +48,8 @@ def test_tag_fusion_averages_where_the_tagger_has_evidence():
         TagFusion(1.5, evidence)
 
 
-def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
+def _logit(p: float | np.ndarray) -> float | np.ndarray:
+    return np.log(p) - np.log1p(-p)
 
 
 def test_tag_fusion_in_logit_space_averages_log_odds():
@@ -136,8 +136,7 @@ def test_a_logit_space_fusion_saves_and_loads(classifier, tmp_path):
     start = (x.shape[1] - TAGGER_SAMPLES) // 2
     p_tag = np.asarray(zero_shot_classifier(TAGGER, path=ASSETS)(x[:, start:start + TAGGER_SAMPLES], training=False))
     mask = np.array([c in EVIDENCE for c in CLASSES])
-    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
-    want = np.where(mask, _sigmoid(0.5 * logit(p_model) + 0.5 * logit(np.clip(p_tag, 1e-6, 1 - 1e-6))), p_model)
+    want = np.where(mask, _sigmoid(0.5 * _logit(p_model) + 0.5 * _logit(np.clip(p_tag, 1e-6, 1 - 1e-6))), p_model)
     got = np.asarray(fused(x, training=False))
     np.testing.assert_allclose(got, want, atol=1e-5)
     fused.save(tmp_path / "fused.keras")
