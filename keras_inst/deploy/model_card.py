@@ -79,7 +79,7 @@ def model_card(meta: Mapping[str, Any]) -> str:
         f"; {meta['embedding_dim']}-d embedding. Shipped as float16 and int8 TFLite (no TensorFlow needed) and `.keras`.",
         "", "## Figures", "",
         f"In-domain: the recipe's test split ({test.get('examples', '?')} musical mixes of held-back songs of the same "
-        "corpus). Held-out: " + (f"songs whose {_held_words(held)} training never met ({held.get('songs', '?')} songs), "
+        "corpus). Held-out: " + (f"songs made only of what training never met ({_held_words(held)}; {held.get('songs', '?')} songs), "
                                  + fig.get("held_out_note", "the run's own held-out split") + "."
                                  if held else fig.get("held_out_note", "not measured.")), "",
         *_figures_table(meta), "",

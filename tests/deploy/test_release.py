@@ -70,7 +70,9 @@ def tiny(tmp_path_factory):
     shipped, card = base / "installed", base / "model_card.md"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(RELEASE_ENV, str(shipped))
-        rc = R.main([*set_args(tiny_sets(base)), "--run-dir", str(base / "run"), "--install", "--card-file", str(card)])
+        # --held-out-run: a twin that does not exist, whatever runs/release_heldout holds in the cwd
+        rc = R.main([*set_args(tiny_sets(base)), "--run-dir", str(base / "run"), "--install", "--card-file", str(card),
+                     "--held-out-run", str(base / "no_twin")])
     assert rc == 0
     return base, base / "run", shipped, card
 
@@ -163,6 +165,31 @@ def test_a_completed_release_run_is_not_retrained(tiny, tmp_path, capsys):
     a, b = (read_shipped(p) for p in (tiny[2], tmp_path / "again"))
     assert a["recorded_outputs"] == b["recorded_outputs"] and a["config_sha256"] == b["config_sha256"]
     assert (run / "model_card.md").is_file()  # without --install the card goes into the run directory
+
+
+def test_the_held_out_twins_figures_go_into_the_metadata_and_card(tiny, tmp_path):
+    """A finished twin (its report.json with a held_out split) is what the release's held-out
+    column shows; the in-domain column stays the shipped run's own."""
+    from keras_inst.atomic import read_json_object, write_json
+
+    base, run, _, _ = tiny
+    report = read_json_object(run / "report.json")
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    held = dict(report["test"], songs=40, sources=["fluidr3_gm", "fluidr3mono_gm"], styles=["jazz"], roc_auc=0.8123)
+    write_json(twin / "report.json", {"meta": {"config": "release_heldout"}, "test": report["test"], "held_out": held})
+    out = tmp_path / "shipped"
+    assert R.main([*set_args(tiny_sets(base)), "--run-dir", str(run), "--out", str(out), "--held-out-run", str(twin),
+                   "--card-file", str(tmp_path / "card.md")]) == 0
+    fig = read_shipped(out)["figures"]
+    assert fig["held_out"]["roc_auc"] == 0.8123 and fig["test"]["roc_auc"] == report["test"]["roc_auc"]
+    assert fig["held_out"]["styles"] == ["jazz"] and fig["held_out_in_domain"]["roc_auc"] == report["test"]["roc_auc"]
+    assert str(twin) in fig["held_out_note"]
+    text = (tmp_path / "card.md").read_text()
+    assert ("songs made only of what training never met (sources fluidr3_gm, fluidr3mono_gm; styles jazz; 40 songs)"
+            in text)
+    voice_row = next(line for line in text.splitlines() if line.startswith("| voice |"))
+    assert "**0.812**" in text and "n/a" not in voice_row
 
 
 def test_too_large_or_failed_releases_are_refused_and_nothing_is_written(tiny, tmp_path, monkeypatch):
