@@ -30,6 +30,7 @@ TRANSFER_MODES = ("scratch", "frozen", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # keras_inst.training.distribute
 EFFECTS_IN = ("pipeline", "train_step")  # keras_inst.training.step_effects
 FUSION_SPACES = ("probability", "logit")  # model.fusion_space: keras_inst.models.fusion_layers.TagFusion
+DEFAULT_FUSION_SPACE = "probability"  # also what runs fused before model.fusion_space existed used
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class ModelConfig:
     fusion_weight: float = 0.5
     # [open] where the two are averaged: "probability" (p = (1-w) p_model + w p_tagger) or "logit"
     # (the fused logit is the weighted mean of the two logits: neither model's scale dominates)
-    fusion_space: str = "probability"
+    fusion_space: str = DEFAULT_FUSION_SPACE
 
     def __post_init__(self) -> None:
         k = "model."

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_inst import atomic
+from keras_inst.training.report import held_out_words
 
 
 def _f(v: Any) -> str:
@@ -79,7 +80,7 @@ def model_card(meta: Mapping[str, Any]) -> str:
         f"; {meta['embedding_dim']}-d embedding. Shipped as float16 and int8 TFLite (no TensorFlow needed) and `.keras`.",
         "", "## Figures", "",
         f"In-domain: the recipe's test split ({test.get('examples', '?')} musical mixes of held-back songs of the same "
-        "corpus). Held-out: " + (f"songs made only of what training never met ({_held_words(held)}; {held.get('songs', '?')} songs), "
+        "corpus). Held-out: " + (f"songs made only of what training never met ({held_out_words(held) or 'held-out material'}; {held.get('songs', '?')} songs), "
                                  + fig.get("held_out_note", "the run's own held-out split") + "."
                                  if held else fig.get("held_out_note", "not measured.")), "",
         *_figures_table(meta), "",
@@ -112,11 +113,6 @@ def _probe_lines(probe: Mapping[str, Any]) -> list[str]:
     if per:
         lines += ["", "| " + " | ".join(per) + " |", "|---" * len(per) + "|", "| " + " | ".join(_f(v) for v in per.values()) + " |"]
     return lines
-
-
-def _held_words(held: Mapping[str, Any]) -> str:
-    parts = [f"{k} {', '.join(held[k])}" for k in ("sources", "styles", "engines") if held.get(k)]
-    return "; ".join(parts) or "held-out material"
 
 
 def _limits(meta: Mapping[str, Any]) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import keras
 
-from keras_inst.config.schema import ExperimentConfig
+from keras_inst.config.schema import DEFAULT_FUSION_SPACE, ExperimentConfig
 from keras_inst.models.fusion_layers import (
     CROP_LAYER,
     FUSION_LAYER,
@@ -46,7 +46,7 @@ def evidence_mask(tagger: str) -> list[bool]:
     return [c not in missing for c in CLASSES]
 
 
-def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5, space: str = "probability",
+def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5, space: str = DEFAULT_FUSION_SPACE,
                      path: str | Path | None = None, share_frontend: bool = False) -> keras.Model:
     """``model`` (waveform ``[B, N]`` -> 15 probabilities) fused with the zero-shot ``tagger``.
 

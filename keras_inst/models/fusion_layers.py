@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_inst.config.schema import FUSION_SPACES
+from keras_inst.config.schema import DEFAULT_FUSION_SPACE, FUSION_SPACES
 
 FUSION_LAYER, TAGGER_LAYER, CROP_LAYER = "fusion", "tagger", "tagger_crop"
 _EPS = 1e-6  # probabilities clipped to [eps, 1 - eps] before the logit: finite in float16 too
@@ -29,7 +29,7 @@ class TagFusion(keras.layers.Layer):
     cannot move the ranking of a confident one's near-0 probabilities; in logit space each counts
     by its log-odds (a weighted geometric mean of the odds)."""
 
-    def __init__(self, weight: float, evidence: Sequence[bool], space: str = "probability", **kwargs: Any) -> None:
+    def __init__(self, weight: float, evidence: Sequence[bool], space: str = DEFAULT_FUSION_SPACE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= float(weight) <= 1.0:
             raise ValueError(f"TagFusion: weight must be in [0, 1], got {weight}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_inst.config.schema import ExperimentConfig
+from keras_inst.config.schema import DEFAULT_FUSION_SPACE, ExperimentConfig
 from keras_inst.runtime.artifacts import RUN_MODEL
 
 
@@ -61,7 +61,7 @@ def fusion_markdown(report: dict[str, Any]) -> str:
     plain = report.get("without_fusion")
     if not plain:
         return ""
-    rows = ["", f"## Fusion with the tagger ({plain['tagger']}, weight {plain['weight']}, {plain.get('space', 'probability')} space)", "",
+    rows = ["", f"## Fusion with the tagger ({plain['tagger']}, weight {plain['weight']}, {plain.get('space', DEFAULT_FUSION_SPACE)} space)", "",
             "| split | fused | classifier alone |", "|---|---|---|"]
     for split in ("test", "held_out"):
         if split in plain and split in report:

@@ -15,8 +15,9 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     """A complete run's model fused after the fact: ``out_dir`` gets the run's split and data
     locations, its config with ``model.fusion_tagger``/``fusion_weight``/``fusion_space`` set, the
     fused model.keras and a new report (thresholds retuned on the same validation split); ``probe``:
-    also set ``evaluation.probe``. ``space``: None keeps the run config's ``model.fusion_space``. ``model_file`` (in the run): the classifier to fuse -- a fused
-    run's plain classifier is its ``checkpoints/best.keras``. Returns the report."""
+    also set ``evaluation.probe``; ``space``: None keeps the run config's ``model.fusion_space``;
+    ``model_file`` (in the run): the classifier to fuse -- a fused run's plain classifier is its
+    ``checkpoints/best.keras``. Returns the report."""
     import dataclasses
     import shutil
     from pathlib import Path

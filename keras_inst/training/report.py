@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from keras_inst import atomic
 from keras_inst.runtime.artifacts import RUN_REPORT
@@ -56,11 +58,9 @@ def _macro_table(report: dict) -> list[str]:
             f"{_fmt(a['loss'])} | {_fmt(a['f1@0.5'])} | |"]
 
 
-def held_out_words(h: dict) -> str:
+def held_out_words(h: Mapping[str, Any]) -> str:
     """What a held-out split holds out, in words (old reports: sources only)."""
-    parts = [f"{kind} {', '.join(h.get(key, ()))}" for kind, key in
-             (("sources", "sources"), ("engines", "engines"), ("styles", "styles")) if h.get(key)]
-    return "; ".join(parts)
+    return "; ".join(f"{key} {', '.join(h[key])}" for key in ("sources", "engines", "styles") if h.get(key))
 
 
 def comparison_table(report: dict) -> str:
