@@ -3,7 +3,7 @@ out, judge in-domain and on other songs made of it (keras_inst.training.cross_so
 
     python scripts/cross_source.py --config demo --family timgm6mb --songs 30 \
         --run-dir runs/cross_source/fluidr3
-    python scripts/cross_source.py --style electronic --songs 10 --set training.epochs=3
+    python scripts/cross_source.py --style electronic electropop --songs 10 --set training.epochs=3
     python scripts/cross_source.py --engine builtin_synth --songs 10 --set training.epochs=3
 
 Reduced scale: --songs sets the held-out songs; --set data.render_songs=... / training.epochs=...
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--family", default=None, choices=sorted(FAMILIES),
                       help="source family to hold out (default: the config's data.held_out_*)")
-    what.add_argument("--style", default=None, choices=SONG_STYLES, help="generated-song style to hold out")
+    what.add_argument("--style", default=None, nargs="+", choices=SONG_STYLES,
+                      help="generated-song style(s) to hold out (e.g. electronic electropop: both electronic styles)")
     what.add_argument("--engine", default=None, nargs="+", choices=HELD_OUT_ENGINES,
                       help="opt-in sound engine(s) to hold out; in the held-out songs they play every stem they "
                            "can, the training sources the rest")
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        held = args.family or (args.style and f"style-{args.style}") or (args.engine and "engine-" + "+".join(args.engine)) or "config"
+        held = args.family or (args.style and "style-" + "+".join(args.style)) or (args.engine and "engine-" + "+".join(args.engine)) or "config"
         run_dir = Path(args.run_dir or Path("runs") / "cross_source" / f"{cfg.name}-{held}")
         s = run_cross_source(cfg, run_dir, family=args.family, style=args.style, engine=args.engine, songs=args.songs,
                              seed=args.seed, overwrite=args.overwrite)

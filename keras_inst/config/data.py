@@ -38,8 +38,8 @@ class DataConfig:
     # (its own roots.rendered). They also join when named in render_sources.
     render_modern: bool = False
     # [open] beyond the paper, opt-in: a seeded render_generated_share of the rendered songs are
-    # generated in these styles (keras_inst.corpus.songwriter: pop, rock, electronic, funk, jazz
-    # arrangements with part-time instruments) instead of arranged music21 scores; () = none.
+    # generated in these styles (keras_inst.corpus.songwriter: pop, rock, electronic, funk, jazz,
+    # electropop arrangements with part-time instruments) instead of arranged music21 scores; () = none.
     # Another value is another corpus (its own roots.rendered).
     render_styles: tuple[str, ...] = ()
     render_generated_share: float = 0.5
@@ -122,7 +122,7 @@ class DataConfig:
 
 # The styles of generated songs (their tables: keras_inst.corpus.songstyles.STYLES); named here
 # because the config package must not import the corpus.
-SONG_STYLES = ("pop", "rock", "electronic", "funk", "jazz")
+SONG_STYLES = ("pop", "rock", "electronic", "funk", "jazz", "electropop")
 
 
 # The opt-in sound sources (built-in engines, the recorded organ) a held-out corpus may hold out (keras_inst.corpus.sources

@@ -59,6 +59,11 @@ class SongContext:
     def chord_at(self, t: float) -> SongChord:
         return next((c for c in self.chords if c.t0 <= t + 1e-6 < c.t1), self.chords[-1])
 
+    @property
+    def idiom(self) -> str:
+        """How the parts are written: the style's own name, or the style it borrows them from."""
+        return STYLES[self.style].idiom or self.style
+
     def scale(self) -> set[int]:
         return {(self.tonic + d) % 12 for d in _SCALES[self.mode]}
 
@@ -125,7 +130,7 @@ def _bass_walk(ctx: SongContext) -> list[NoteQ]:
 def _bass(ctx: SongContext, program: int) -> list[NoteQ]:
     """Root-fifth (pop), driving eighths (rock), offbeat/octave synth bass (electronic),
     syncopated sixteenths (funk), walking quarters (jazz)."""
-    st, rng, b = ctx.style, ctx.rng, ctx.beat_q
+    st, rng, b = ctx.idiom, ctx.rng, ctx.beat_q
     if st == "jazz":
         return _bass_walk(ctx)
     out: list[NoteQ] = []
@@ -187,7 +192,7 @@ def _strum(ctx: SongContext, program: int) -> list[NoteQ]:
 def _keys(ctx: SongContext, program: int) -> list[NoteQ]:
     """Jazz rootless comping, funk clavinet sixteenths, organ pads (rock), offbeat synth stabs
     (electronic), pop piano: left-hand root and right-hand chords."""
-    rng, b, st, out = ctx.rng, ctx.beat_q, ctx.style, []
+    rng, b, st, out = ctx.rng, ctx.beat_q, ctx.idiom, []
     pattern = [(0.0,), (0.0, 1.5), (1.5,), (0.5, 2.5)] if st == "jazz" else [(0.0, 2.0), (0.0, 1.5, 2.0, 3.5)]
     clav = [k == 0 or rng.random() < 0.45 for k in range(16)]
     pop_hits = pattern[int(rng.integers(len(pattern)))]
@@ -295,8 +300,8 @@ def _vocal(ctx: SongContext, program: int) -> list[NoteQ]:
 
 def _lead(ctx: SongContext, program: int) -> list[NoteQ]:
     lo, hi = program_range(program)
-    mid = (lo + hi) // 2 + (4 if ctx.style == "electronic" else 0)
-    sub = 0.25 if ctx.style == "electronic" else 0.5
+    mid = (lo + hi) // 2 + (4 if ctx.idiom == "electronic" else 0)
+    sub = 0.25 if ctx.idiom == "electronic" else 0.5
     return melody(ctx, max(lo, mid - 9), min(hi, mid + 9), density=0.55, sub=sub)
 
 

@@ -1,10 +1,12 @@
-"""Styles of the generated songs (pop, rock, electronic, funk, jazz) and their track plans.
+"""Styles of the generated songs (pop, rock, electronic, funk, jazz, electropop) and their track plans.
 
 The evaluation on real produced songs showed a model trained on arranged classical and folk
 scores does not know modern produced music (synths, drum machines, pop arrangements, parts that
 enter and leave). :data:`STYLES` is that music as data: per style a tempo range, metres, chord
 progressions in Roman numerals (one chord per bar; ``a/b`` splits a bar), song forms, and the
-stems with their roles, GM programs, probability and the sections they play in.
+stems with their roles, GM programs, probability and the sections they play in. A style may
+borrow another's part writing (``idiom``: electropop writes its bass, keys and leads as electronic
+does, in a sung verse / chorus form).
 :func:`plan_generated` draws one song's plan (a :class:`~keras_inst.corpus.ensembles.TrackPlan`
 with ``source_kind == "generated"``); :mod:`keras_inst.corpus.songwriter` writes its notes.
 Pure and fast, like :mod:`keras_inst.corpus.ensembles`.
@@ -45,6 +47,7 @@ class SongStyle:
     forms: tuple[tuple[str, ...], ...]
     stems: tuple[_Stem, ...]
     swing: bool = False
+    idiom: str = ""  # the style whose part writing (bass, keys, lead patterns) it borrows; "": its own
 
 
 def _st(role: str, programs: tuple[int, ...] | range, p: float, sections: str) -> _Stem:
@@ -56,6 +59,9 @@ _ROCK_FORM = ("intro", "verse", "chorus", "verse", "chorus", "solo", "chorus", "
 _EDM_FORM = ("intro", "build", "drop", "breakdown", "build", "drop", "outro")
 _FUNK_FORM = ("intro", "groove", "chorus", "groove", "break", "chorus", "outro")
 _JAZZ_FORM = ("intro", "head", "solo", "solo", "head", "outro")
+# Electronic pop as on the radio: verses and choruses sung over synths and a drum machine, where
+# the electronic style's intro / build / drop sings in its drops alone (23 % of a 30-s excerpt).
+_EPOP_FORM = ("intro", "verse", "pre", "chorus", "verse", "pre", "chorus", "breakdown", "chorus", "outro")
 _ALL_POP = "intro verse pre chorus bridge outro"
 
 STYLES: dict[str, SongStyle] = {s.name: s for s in (
@@ -106,6 +112,16 @@ STYLES: dict[str, SongStyle] = {s.name: s for s in (
         _st("keys", (0, 1, 4), 1.0, "intro head solo outro"),
         _st("lead", (65, 66, 56, 57, 26, 71), 0.9, "head solo outro"),
         _st("vocal", (53,), 0.35, "head")), swing=True),
+    SongStyle("electropop", "pop", (96.0, 128.0), ((4.0, 1.0),),
+              ("vi IV I V", "I V vi IV", "IV I V vi", "i bVI bIII bVII", "i iv bVI bVII", "i bVII bVI bVII"),
+              (_EPOP_FORM, _EPOP_FORM[:2] + _EPOP_FORM[3:5] + _EPOP_FORM[6:]), (
+        _st("drums", (128,), 0.95, "verse pre chorus outro"),
+        _st("bass", (38, 39), 1.0, "verse pre chorus breakdown outro"),
+        _st("pad", range(88, 96), 0.8, "intro pre chorus breakdown outro"),
+        _st("arp", range(80, 88), 0.6, "intro verse breakdown"),
+        _st("lead", range(80, 88), 0.6, "intro chorus outro"),
+        _st("keys", (4, 5, 81, 90), 0.5, "verse chorus"),
+        _st("vocal", (53,), 0.95, "verse pre chorus breakdown")), idiom="electronic"),
 )}
 
 # Roman numeral -> semitones above the tonic; suffix -> intervals above the chord root

@@ -1,4 +1,4 @@
-"""Generated songs in produced-music styles (pop, rock, electronic, funk, jazz) for the corpus.
+"""Generated songs in produced-music styles (pop, rock, electronic, funk, jazz, electropop) for the corpus.
 
 A generated track's plan (:func:`keras_inst.corpus.songstyles.plan_generated`) names its style
 and stems; :func:`compose` draws a tempo and metre in the style's ranges, a key, a chord

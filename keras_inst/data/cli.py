@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modern", action="store_true",
                    help="opt-in: built-in synthesizer and drum machine join the draw, electric guitars get amps")
     p.add_argument("--styles", type=lambda s: tuple(x for x in s.split(",") if x), default=(),
-                   help="opt-in: generate a share of the songs in these styles (pop,rock,electronic,funk,jazz)")
+                   help="opt-in: generate a share of the songs in these styles (pop,rock,electronic,funk,jazz,electropop)")
     p.add_argument("--generated-share", type=float, default=0.5,
                    help="share of generated songs when --styles is given (default 0.5)")
     p.add_argument("--prefer-sources", default=None,

@@ -41,12 +41,13 @@ def family_sources(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | None = None,
+def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | Sequence[str] | None = None,
              engine: str | Sequence[str] | None = None,
              songs: int, seed: int | None = None) -> ExperimentConfig:
     """``cfg`` with a source ``family``, a generated-song ``style`` or opt-in sound engines held
-    out: left out of the training render and rendered for the held-out split (a family alone, a
-    style as every held-out song). A style switches the training render's generated songs on
+    out: left out of the training render and rendered for the held-out split (a family alone,
+    styles as every held-out song: several, e.g. electronic and electropop, hold out a family of
+    styles). A style switches the training render's generated songs on
     (every other style) if the config has none; engines switch ``render_modern`` on, so any other
     engine still trains. Held-out engines play every stem of the held-out songs they can, the
     training sources the rest (:func:`keras_inst.data.rendered.held_out_render_args`): one engine
@@ -62,9 +63,11 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | N
         held = family_sources(family)
         changes |= {"render_exclude_sources": tuple(dict.fromkeys([*d.render_exclude_sources, *held])), "held_out_sources": held}
     elif style is not None:
-        if style not in SONG_STYLES:
-            raise ValueError(f"unknown style {style!r}; known: {', '.join(SONG_STYLES)}")
-        changes |= {"held_out_styles": (style,), "render_styles": d.render_styles or SONG_STYLES}
+        styles = (style,) if isinstance(style, str) else tuple(style)
+        for s in styles:
+            if s not in SONG_STYLES:
+                raise ValueError(f"unknown style {s!r}; known: {', '.join(SONG_STYLES)}")
+        changes |= {"held_out_styles": styles, "render_styles": d.render_styles or SONG_STYLES}
     else:
         engines = (engine,) if isinstance(engine, str) else tuple(engine)
         for e in engines:
@@ -74,7 +77,8 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | N
     return cfg.replace(data=dataclasses.replace(d, **changes))
 
 
-def run_cross_source(cfg: ExperimentConfig, run_dir: str | Path, *, family: str | None = None, style: str | None = None,
+def run_cross_source(cfg: ExperimentConfig, run_dir: str | Path, *, family: str | None = None,
+                     style: str | Sequence[str] | None = None,
                      engine: str | Sequence[str] | None = None, songs: int = 20, seed: int | None = None, overwrite: bool = False,
                      verbose: int | str = "auto") -> dict:
     """Train ``cfg`` with ``family``, ``style`` or ``engine`` held out (all None: the config's own

@@ -104,12 +104,44 @@ def test_funk_bass_is_syncopated_sixteenths_and_rock_bass_eighths():
         assert np.mean(np.isclose(np.diff(t), 0.5)) > 0.9
 
 
-def test_electronic_songs_use_synth_programs():
-    for plan, _ in _songs("electronic", seeds=range(10), seconds=10):
+@pytest.mark.parametrize("style", ["electronic", "electropop"])
+def test_electronic_songs_use_synth_programs(style):
+    for plan, _ in _songs(style, seeds=range(10), seconds=10):
         melodic = [sp.program for sp in plan.stems if not sp.is_drum and sp.role != "vocal"]
         synth = [p for p in melodic if 80 <= p <= 95 or p in (38, 39)]
         assert len(synth) >= len(melodic) - 1  # keys may be an electric piano
         assert _stem(plan, "bass").program in (38, 39)
+
+
+def _vocal_share(style: str, seeds=range(40), seconds: float = 30.0) -> float:
+    """Mean share of a ``seconds`` excerpt's bars in which the song's vocal sings (songs with one)."""
+    shares = []
+    for s in seeds:
+        plan = plan_generated(s + 1, 0, (style,))
+        voc = _stem(plan, "vocal")
+        if voc is None:
+            continue
+        comp = compose(plan, rng=np.random.default_rng(s), max_seconds=seconds)
+        bars = np.arange(0.0, comp.length_q - 1e-6, comp.bar_q)
+        sung = {int(t // comp.bar_q) for t, *_ in comp.parts[voc.name]}
+        shares.append(len(sung) / len(bars))
+    return float(np.mean(shares))
+
+
+def test_electropop_sings_verses_and_choruses_where_electronic_sings_in_the_drop():
+    st = STYLES["electropop"]
+    assert st.idiom == "electronic" and all(s.idiom in ("", *STYLES) for s in STYLES.values())
+    assert all(f[1] == "verse" and "chorus" in f and "drop" not in f for f in st.forms)
+    vocal = next(s for s in st.stems if s.role == "vocal")
+    assert {"verse", "chorus"} <= vocal.sections and vocal.p >= 0.9
+    # measured on 30-s excerpts (the corpus's length): the electronic style's vocal sings in
+    # under a third of the bars, electropop's in most
+    pop, edm = _vocal_share("electropop"), _vocal_share("electronic")
+    assert pop >= 0.7 and edm < 0.45 and pop > edm + 0.3, (pop, edm)  # 0.82 vs 0.34
+    # its bass, keys and leads are written as electronic's: a synth bass on every eighth or off-beat
+    for plan, comp in _songs("electropop", seeds=range(4)):
+        t, _ = _onsets(comp.parts[_stem(plan, "bass").name])
+        assert np.allclose(t * 2, np.round(t * 2))  # on the eighth grid, no walking or sixteenths
 
 
 @pytest.mark.parametrize("style", SONG_STYLES)
@@ -232,3 +264,24 @@ def test_render_with_styles_writes_slakh_layout_with_the_style(tmp_path):
             assert stem["inst_class"] and stem["program_num"] in range(129)
     with pytest.raises(ValueError, match="generated_songs"):  # another setting is another corpus
         render_corpus(out, songs=2, seed=0, workers=1, progress=False, max_seconds=4.0)
+
+
+def test_electropop_renders_with_its_style_and_a_synth_bass(tmp_path):
+    import yaml
+
+    from keras_inst.corpus.render import render_corpus
+
+    out = tmp_path / "epop"
+    rep = render_corpus(out, songs=2, seed=0, workers=1, progress=False, max_seconds=20.0,
+                        styles=("electropop",), generated_share=1.0)
+    assert rep.rendered == 2 and not rep.failed
+    for track in sorted(out.glob("Track*")):
+        meta = yaml.safe_load((track / "metadata.yaml").read_text())
+        ki = meta["keras_inst"]
+        assert ki["style"] == "electropop" and {s[0] for s in ki["form"]} <= set(STYLES["electropop"].forms[0])
+        assert "verse" in {s[0] for s in ki["form"]}  # 20 s reach past the 4-bar intro
+        roles = {ki["stems"][sid]["role"]: stem for sid, stem in meta["stems"].items()}
+        assert "vocal" in roles and classes_for("slakh", roles["vocal"]["program_num"]) >= {"singer", "voice"}
+        bass = [roles["bass"]]
+        assert len(bass) == 1 and "synth" in classes_for("slakh", bass[0]["program_num"])
+        assert "electric_bass" not in classes_for("slakh", bass[0]["program_num"])  # a synth bass is synth
