@@ -194,9 +194,26 @@ def _export_summary(manifest: dict) -> dict[str, Any]:
             "artifacts": {f: {k: a.get(k) for k in keep} for f, a in manifest["artifacts"].items()}}
 
 
+def same_keras_model(a: Path, b: Path) -> bool:
+    """Whether two ``.keras`` files hold the same config and weights (byte for byte); they differ
+    only in Keras' save metadata (a date) when one model is saved twice."""
+    import zipfile
+
+    if not (a.is_file() and b.is_file()):
+        return False
+    try:
+        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+            names = set(za.namelist()) - {"metadata.json"}
+            return names == set(zb.namelist()) - {"metadata.json"} and all(za.read(n) == zb.read(n) for n in names)
+    except zipfile.BadZipFile:
+        return False
+
+
 def assemble(tmp: Path, *, cfg: Any, src: Any, manifest: dict, report: dict, figures: dict,
-             max_bytes: int = MAX_SHIPPED_BYTES) -> dict[str, Any]:
+             max_bytes: int = MAX_SHIPPED_BYTES, previous: Path | None = None) -> dict[str, Any]:
     """Write the shipped files and metadata.json into the empty folder ``tmp``; its metadata.
+    ``previous``: the shipped folder being replaced, whose model.keras is kept as it is when it
+    holds the same model (no new bytes in version control for a re-assembled release).
     ReleaseError when they come to more than ``max_bytes``."""
     import keras_inst
     from keras_inst.models.short_chunk import load_model
@@ -206,6 +223,8 @@ def assemble(tmp: Path, *, cfg: Any, src: Any, manifest: dict, report: dict, fig
         shutil.copyfile(export_dir / SHIPPED_FILES[v], tmp / SHIPPED_FILES[v])
     # Weights only, no optimizer slots: a third of the size, and fine-tuning builds its own.
     load_model(src.path, compile=False).save(tmp / SHIPPED_FILES["keras"])
+    if previous is not None and same_keras_model(tmp / SHIPPED_FILES["keras"], previous / SHIPPED_FILES["keras"]):
+        shutil.copyfile(previous / SHIPPED_FILES["keras"], tmp / SHIPPED_FILES["keras"])
     atomic.write_text(tmp / SHIPPED_FILES["labels"], "\n".join(src.class_names) + "\n")
     from keras_inst.config.io import to_dict
 
@@ -258,7 +277,8 @@ def make_release(cfg: Any, run_dir: Path, *, dest: Path, held_out_run: Path | No
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
-        meta = assemble(tmp, cfg=cfg, src=src, manifest=manifest, report=report, figures=figures, max_bytes=max_bytes)
+        meta = assemble(tmp, cfg=cfg, src=src, manifest=manifest, report=report, figures=figures, max_bytes=max_bytes,
+                        previous=dest)
         read_shipped(tmp)  # what a loader will check, checked once before publishing
         atomic.publish_dir(tmp, dest, if_exists="replace")
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,12 +160,33 @@ def test_the_recorded_outputs_are_what_the_shipped_files_give(tiny):
 def test_a_completed_release_run_is_not_retrained(tiny, tmp_path, capsys):
     base, run, _, _ = tiny
     mtime = (run / "model.keras").stat().st_mtime_ns
+    shutil.copytree(tiny[2], tmp_path / "again")  # re-assembled over a copy of the installed folder
+    time.sleep(1.1)  # Keras stamps the save time in seconds: a new save would differ from the old file
     rc = R.main([*set_args(tiny_sets(base)), "--run-dir", str(run), "--out", str(tmp_path / "again")])
     assert rc == 0 and (run / "model.keras").stat().st_mtime_ns == mtime
     assert "already complete" in capsys.readouterr().out
     a, b = (read_shipped(p) for p in (tiny[2], tmp_path / "again"))
     assert a["recorded_outputs"] == b["recorded_outputs"] and a["config_sha256"] == b["config_sha256"]
+    # the same model: the old model.keras is kept byte for byte (no churn in version control)
+    assert (tmp_path / "again" / "model.keras").read_bytes() == (tiny[2] / "model.keras").read_bytes()
     assert (run / "model_card.md").is_file()  # without --install the card goes into the run directory
+
+
+def test_same_keras_model_ignores_only_the_save_metadata(tmp_path):
+    import zipfile
+
+    def write(name, weights, date):
+        with zipfile.ZipFile(tmp_path / name, "w") as z:
+            z.writestr("metadata.json", date)
+            z.writestr("config.json", "{}")
+            z.writestr("model.weights.h5", weights)
+        return tmp_path / name
+
+    a, b, c = write("a.keras", b"w1", "2026-12-06"), write("b.keras", b"w1", "2026-12-07"), write("c.keras", b"w2", "x")
+    assert R.same_keras_model(a, b) and not R.same_keras_model(a, c)
+    assert not R.same_keras_model(a, tmp_path / "missing.keras")
+    (tmp_path / "bad.keras").write_text("not a zip")
+    assert not R.same_keras_model(a, tmp_path / "bad.keras")
 
 
 def test_the_held_out_twins_figures_go_into_the_metadata_and_card(tiny, tmp_path):
