@@ -15,7 +15,7 @@ from typing import Any
 from keras_inst.config.checks import check as _check
 from keras_inst.config.checks import check_prob as _check_prob
 from keras_inst.config.checks import check_range as _check_range
-from keras_inst.config.data import HELD_OUT_ENGINES, SONG_STYLES, DataConfig  # noqa: F401 (re-exported)
+from keras_inst.config.data import DEFAULT_SONG_STYLES, HELD_OUT_ENGINES, SONG_STYLES, DataConfig  # noqa: F401 (re-exported)
 from keras_inst.config.realism import (
     BandLimitConfig,
     CompressorConfig,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keras_inst.config.schema import SONG_STYLES, DataConfig, ExperimentConfig
+from keras_inst.config.schema import DEFAULT_SONG_STYLES, DataConfig, ExperimentConfig
 
 
 def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
@@ -78,7 +78,7 @@ def _engines_beside_training(d: DataConfig) -> dict[str, Any]:
         base = list(d.render_sources) or [s.name for s in REGISTRY if not s.opt_in]
         sources = [*base, *(e for e in engines if e not in base)]
     return {"sources": sources, "exclude_sources": exclude or None, "modern": d.render_modern,
-            "prefer_sources": engines, "styles": tuple(d.render_styles or SONG_STYLES), "generated_share": 1.0}
+            "prefer_sources": engines, "styles": tuple(d.render_styles or DEFAULT_SONG_STYLES), "generated_share": 1.0}
 
 
 def held_out_description(d: DataConfig) -> str:

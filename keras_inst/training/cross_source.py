@@ -52,7 +52,7 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | S
     engine still trains. Held-out engines play every stem of the held-out songs they can, the
     training sources the rest (:func:`keras_inst.data.rendered.held_out_render_args`): one engine
     alone (``builtin_synth``: no drums) is enough."""
-    from keras_inst.config.schema import HELD_OUT_ENGINES, SONG_STYLES
+    from keras_inst.config.schema import DEFAULT_SONG_STYLES, HELD_OUT_ENGINES, SONG_STYLES
 
     if (family, style, engine).count(None) != 2:
         raise ValueError("hold out exactly one of a source family, a style or an engine")
@@ -67,7 +67,7 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | S
         for s in styles:
             if s not in SONG_STYLES:
                 raise ValueError(f"unknown style {s!r}; known: {', '.join(SONG_STYLES)}")
-        changes |= {"held_out_styles": styles, "render_styles": d.render_styles or SONG_STYLES}
+        changes |= {"held_out_styles": styles, "render_styles": d.render_styles or DEFAULT_SONG_STYLES}
     else:
         engines = (engine,) if isinstance(engine, str) else tuple(engine)
         for e in engines:

@@ -39,7 +39,7 @@ def _meta(root) -> list[dict]:
 def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path):
     import dataclasses
 
-    from keras_inst.config.schema import SONG_STYLES
+    from keras_inst.config.schema import DEFAULT_SONG_STYLES
     from keras_inst.corpus.sources import REGISTRY
     from keras_inst.data.rendered import held_out_description, held_out_render_args
 
@@ -71,7 +71,7 @@ def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path)
     plain = load_config("demo", [*base, "data.render_sources=[timgm6mb,freepats]", "data.held_out_engines=[builtin_synth]"]).data
     assert held_out_render_args(plain) == {
         "sources": ["timgm6mb", "freepats", "builtin_synth"], "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"],
-        "modern": False, "prefer_sources": ["builtin_synth"], "styles": SONG_STYLES, "generated_share": 1.0}
+        "modern": False, "prefer_sources": ["builtin_synth"], "styles": DEFAULT_SONG_STYLES, "generated_share": 1.0}
     default = dataclasses.replace(plain, render_sources=())
     assert held_out_render_args(default)["sources"] == [
         *(s.name for s in REGISTRY if not s.opt_in), "builtin_synth"]
