@@ -83,6 +83,7 @@ class HeldOutSplit:
     render_seed: int
     engines: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
+    by_style: dict[str, tf.data.Dataset] = dataclasses.field(default_factory=dict)  # several styles held out: each alone
 
     def describe(self) -> dict[str, Any]:
         """What a report says about the split besides its metrics (``sources``: the held-out
@@ -366,9 +367,17 @@ def held_out_split(cfg: ExperimentConfig) -> HeldOutSplit | None:
                          "keras_inst.data.rendered.render_held_out; training does)")
     hcfg = cfg.replace(data=dataclasses.replace(d, cache_dir=str(d.held_out_cache_dir())))
     cache = ensure_cache(hcfg, songs, progress=False)
-    ds = musical_eval_dataset(hcfg, cache, songs, seed=0, batch_size=cfg.training.batch_size)
-    return HeldOutSplit(ds, len(songs), tuple(d.held_out_sources), root, d.held_out_seed,
-                        engines=tuple(d.held_out_engines), styles=tuple(d.held_out_styles))
+    b = cfg.training.batch_size
+    by_style = {}
+    if len(d.held_out_styles) > 1:  # a family of styles: each judged alone too (the same songs)
+        from keras_inst.data.rendered import song_styles
+
+        style_of = song_styles(root, [s.song_id for s in songs])
+        by_style = {st: musical_eval_dataset(hcfg, cache, [s for s in songs if style_of[s.song_id] == st], seed=0, batch_size=b)
+                    for st in d.held_out_styles if st in style_of.values()}
+    return HeldOutSplit(musical_eval_dataset(hcfg, cache, songs, seed=0, batch_size=b), len(songs), tuple(d.held_out_sources),
+                        root, d.held_out_seed, engines=tuple(d.held_out_engines), styles=tuple(d.held_out_styles),
+                        by_style=by_style)
 
 
 def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,

@@ -101,7 +101,8 @@ def run_cross_source(cfg: ExperimentConfig, run_dir: str | Path, *, family: str 
         "held_out_styles": list(d.held_out_styles), "held_out_engines": list(d.held_out_engines),
         "training_sources_excluded": list(d.training_exclude_sources()), "training_styles": list(d.training_styles()),
         "in_domain": {k: report["test"][k] for k in ("examples", "roc_auc", "pr_auc", "per_class")},
-        "held_out": {k: report["held_out"][k] for k in held},
+        "held_out": {k: report["held_out"][k] for k in held}
+        | ({"by_style": report["held_out"]["by_style"]} if "by_style" in report["held_out"] else {}),
     }
     if "tagger" in report:  # evaluation.tagger_row: the tagger alone on the same two splits
         summary["tagger"] = {k: {m: report["tagger"][k][m] for m in ("roc_auc", "pr_auc")}

@@ -91,6 +91,14 @@ def comparison_table(report: dict) -> str:
     for c in CLASSES:
         a, b = t["per_class"][c], h["per_class"][c]
         lines.append(f"| {c} | {_fmt(a['roc_auc'])} | {_fmt(b['roc_auc'])} | {_fmt(a['pr_auc'])} | {_fmt(b['pr_auc'])} | {b['positives']} |")
+    if h.get("by_style"):  # several styles held out: each one's songs alone
+        lines += ["", "Held-out songs by style (the same mixes, per style):", "",
+                  "| style | mixes | ROC-AUC | PR-AUC | weakest class (ROC-AUC) |", "|---|---|---|---|---|"]
+        for style, e in h["by_style"].items():
+            defined = {c: v["roc_auc"] for c, v in e["per_class"].items() if v["roc_auc"] is not None}
+            low = min(defined, key=defined.get) if defined else None
+            lines.append(f"| {style} | {e['examples']} | {_fmt(e['roc_auc'])} | {_fmt(e['pr_auc'])} | "
+                         f"{f'{low} ({defined[low]:.3f})' if low else 'n/a'} |")
     return "\n".join(lines) + "\n"
 
 

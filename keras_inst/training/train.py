@@ -99,6 +99,9 @@ def evaluate_run(cfg: ExperimentConfig, model, data, rd: RunDir, *, train_second
     if data.held_out is not None:  # data.held_out_* [open]: sources, engines or styles held out
         yh, ph = predict_dataset(model, data.held_out.dataset)
         report["held_out"] = {**evaluate_predictions(yh, ph, thresholds=thresholds), **data.held_out.describe()}
+        for style, ds in data.held_out.by_style.items():  # several styles held out: each alone
+            ys, ps = predict_dataset(model, ds)
+            report["held_out"].setdefault("by_style", {})[style] = evaluate_predictions(ys, ps, thresholds=thresholds)
     report |= extra_entries(cfg, model, data, report, tagger=tagger)  # evaluation.probe / tagger_row [open]
     if plain is not None:
         report["without_fusion"] = plain

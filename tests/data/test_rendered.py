@@ -144,3 +144,49 @@ def test_tiny_held_out_engine_corpus_plays_the_engine_beside_the_training_source
             (synth if st["program_num"] in get("builtin_synth").programs else others).append(src)
     assert len(synth) >= 3 and set(synth) == {"builtin_synth"}
     assert others and set(others) <= training
+
+
+def test_a_family_of_held_out_styles_is_also_judged_style_by_style(tmp_path, monkeypatch):
+    """Two styles held out: the held-out split keeps every song, and per style a split of its own
+    songs (styles read from each track's metadata.yaml); the comparison table lists them."""
+    import functools
+
+    import numpy as np
+
+    import keras_inst.corpus.render as R
+    from keras_inst.data.rendered import song_styles
+    from keras_inst.taxonomy import CLASSES
+    from keras_inst.training.report import comparison_table
+
+    monkeypatch.setattr(R, "render_corpus", functools.partial(R.render_corpus, max_seconds=8.0, workers=1))
+    cfg = load_config("demo", [f"data.roots.rendered={tmp_path / 'rendered'}", f"data.cache_dir={tmp_path / 'cache'}",
+                               "data.render_styles=[pop,electronic,electropop]", "data.held_out_sources=[]",
+                               "data.held_out_styles=[electronic,electropop]", "data.held_out_songs=6",
+                               "mixing.eval_chunks_per_song=2", "audio.chunk_seconds=1.0", "training.batch_size=4"])
+    root = render_held_out(cfg, progress=False)
+    ids = sorted(p.name for p in root.glob("Track*"))
+    style_of = song_styles(root, ids)
+    assert set(style_of.values()) == {"electronic", "electropop"}  # 6 songs drawn among both (seeded)
+    split = held_out_split(cfg)
+    assert list(split.by_style) == ["electronic", "electropop"]
+
+    def count(ds):
+        return sum(int(y.shape[0]) for _, y in ds)
+
+    whole = count(split.dataset)
+    per = {st: count(ds) for st, ds in split.by_style.items()}
+    assert per == {st: 2 * list(style_of.values()).count(st) for st in per} and sum(per.values()) == whole
+    (root / ids[0] / "metadata.yaml").write_text("stems: {}\n")
+    with pytest.raises(ValueError, match=f"{ids[0]}/metadata.yaml: no keras_inst.style"):
+        song_styles(root, ids)
+    # the table: one row per style with its weakest class
+    cls = {c: {"roc_auc": None, "pr_auc": None, "positives": 0} for c in CLASSES}
+    e = {"examples": 16, "roc_auc": 0.93, "pr_auc": 0.88, "per_class": cls | {"voice": {"roc_auc": 0.825, "pr_auc": 0.6, "positives": 3},
+                                                                                 "drums": {"roc_auc": 1.0, "pr_auc": 1.0, "positives": 9}}}
+    report = {"test": {"examples": 8, "roc_auc": 0.9, "pr_auc": 0.8, "per_class": cls},
+              "held_out": {"songs": 6, "render_seed": 1, "examples": 32, "roc_auc": 0.91, "pr_auc": 0.8, "per_class": cls,
+                           "sources": [], "engines": [], "styles": ["electronic", "electropop"],
+                           "by_style": {"electronic": e | {"roc_auc": np.float64(0.898)}, "electropop": e}}}
+    md = comparison_table(report)
+    assert "| electronic | 16 | 0.8980 | 0.8800 | voice (0.825) |" in md
+    assert "| electropop | 16 | 0.9300 | 0.8800 | voice (0.825) |" in md
