@@ -60,7 +60,7 @@ _EDM_FORM = ("intro", "build", "drop", "breakdown", "build", "drop", "outro")
 _FUNK_FORM = ("intro", "groove", "chorus", "groove", "break", "chorus", "outro")
 _JAZZ_FORM = ("intro", "head", "solo", "solo", "head", "outro")
 # Electronic pop as on the radio: verses and choruses sung over synths and a drum machine, where
-# the electronic style's intro / build / drop sings in its drops alone (23 % of a 30-s excerpt).
+# the electronic style's intro / build / drop sings in its drops alone (a third of a 30-s excerpt's bars).
 _EPOP_FORM = ("intro", "verse", "pre", "chorus", "verse", "pre", "chorus", "breakdown", "chorus", "outro")
 _ALL_POP = "intro verse pre chorus bridge outro"
 

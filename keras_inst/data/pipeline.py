@@ -370,9 +370,10 @@ def held_out_split(cfg: ExperimentConfig) -> HeldOutSplit | None:
     b = cfg.training.batch_size
     by_style = {}
     if len(d.held_out_styles) > 1:  # a family of styles: each judged alone too (the same songs)
-        from keras_inst.data.rendered import song_styles
+        # the reader, not keras_inst.data.rendered: what only reads data never imports the renderers
+        from keras_inst.data.datasets.slakh import track_styles
 
-        style_of = song_styles(root, [s.song_id for s in songs])
+        style_of = track_styles(root, [s.song_id for s in songs])
         by_style = {st: musical_eval_dataset(hcfg, cache, [s for s in songs if style_of[s.song_id] == st], seed=0, batch_size=b)
                     for st in d.held_out_styles if st in style_of.values()}
     return HeldOutSplit(musical_eval_dataset(hcfg, cache, songs, seed=0, batch_size=b), len(songs), tuple(d.held_out_sources),

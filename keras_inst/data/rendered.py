@@ -81,22 +81,6 @@ def _engines_beside_training(d: DataConfig) -> dict[str, Any]:
             "prefer_sources": engines, "styles": tuple(d.render_styles or DEFAULT_SONG_STYLES), "generated_share": 1.0}
 
 
-def song_styles(root: str | Path, song_ids: list[str]) -> dict[str, str]:
-    """Each song's generated style from its ``metadata.yaml`` (``keras_inst.style``; arranged
-    scores: their ensemble's style) in a rendered corpus at ``root``; ValueError naming the file
-    when one has none."""
-    import yaml
-
-    out = {}
-    for sid in song_ids:
-        f = Path(root) / sid / "metadata.yaml"
-        try:
-            out[sid] = str(yaml.safe_load(f.read_text(encoding="utf-8"))["keras_inst"]["style"])
-        except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
-            raise ValueError(f"{f}: no keras_inst.style to group the held-out songs by ({type(e).__name__}: {e})") from e
-    return out
-
-
 def held_out_description(d: DataConfig) -> str:
     """What the held-out corpus holds out, in words (logs, report titles)."""
     parts = [f"{name} {', '.join(v)}" for name, v in (("sources", d.held_out_sources),

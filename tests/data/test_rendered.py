@@ -154,7 +154,7 @@ def test_a_family_of_held_out_styles_is_also_judged_style_by_style(tmp_path, mon
     import numpy as np
 
     import keras_inst.corpus.render as R
-    from keras_inst.data.rendered import song_styles
+    from keras_inst.data.datasets.slakh import track_styles
     from keras_inst.taxonomy import CLASSES
     from keras_inst.training.report import comparison_table
 
@@ -165,7 +165,7 @@ def test_a_family_of_held_out_styles_is_also_judged_style_by_style(tmp_path, mon
                                "mixing.eval_chunks_per_song=2", "audio.chunk_seconds=1.0", "training.batch_size=4"])
     root = render_held_out(cfg, progress=False)
     ids = sorted(p.name for p in root.glob("Track*"))
-    style_of = song_styles(root, ids)
+    style_of = track_styles(root, ids)
     assert set(style_of.values()) == {"electronic", "electropop"}  # 6 songs drawn among both (seeded)
     split = held_out_split(cfg)
     assert list(split.by_style) == ["electronic", "electropop"]
@@ -178,7 +178,7 @@ def test_a_family_of_held_out_styles_is_also_judged_style_by_style(tmp_path, mon
     assert per == {st: 2 * list(style_of.values()).count(st) for st in per} and sum(per.values()) == whole
     (root / ids[0] / "metadata.yaml").write_text("stems: {}\n")
     with pytest.raises(ValueError, match=f"{ids[0]}/metadata.yaml: no keras_inst.style"):
-        song_styles(root, ids)
+        track_styles(root, ids)
     # the table: one row per style with its weakest class
     cls = {c: {"roc_auc": None, "pr_auc": None, "positives": 0} for c in CLASSES}
     e = {"examples": 16, "roc_auc": 0.93, "pr_auc": 0.88, "per_class": cls | {"voice": {"roc_auc": 0.825, "pr_auc": 0.6, "positives": 3},

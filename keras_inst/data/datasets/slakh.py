@@ -112,6 +112,22 @@ def _groups(meta: dict) -> tuple[str | None, str | None]:
     return artist, album
 
 
+def track_styles(root: str | Path, song_ids: list[str]) -> dict[str, str]:
+    """Each track's style in a corpus keras_inst rendered at ``root`` (``keras_inst.style`` of its
+    ``metadata.yaml``: a generated song's style, an arranged score's ensemble style); ValueError
+    naming the file when one has none."""
+    import yaml
+
+    out = {}
+    for sid in song_ids:
+        f = Path(root) / sid / "metadata.yaml"
+        try:
+            out[sid] = str(yaml.safe_load(f.read_text(encoding="utf-8"))["keras_inst"]["style"])
+        except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
+            raise ValueError(f"{f}: no keras_inst.style to group the held-out songs by ({type(e).__name__}: {e})") from e
+    return out
+
+
 def load_problem_stems(path: str | Path) -> dict[str, dict[str, str]]:
     """slakh-utils' ``problem_stems.json``: ``{"Track00357": {"S03": "white-noise"}, ...}``.
 
