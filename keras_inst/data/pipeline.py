@@ -73,8 +73,9 @@ EVAL_CACHE_BYTES = 512 * 2**20  # mixed eval audio above this is re-mixed each p
 
 @dataclass(frozen=True)
 class HeldOutSplit:
-    """The held-out corpus as one more evaluation split (:func:`held_out_split`), described by
-    what it holds out (sample sources, sound engines, song styles: ``data.held_out_*``)."""
+    """The held-out corpus as one more evaluation split (made by
+    :func:`keras_inst.data.held_out.held_out_split`), described by what it holds out (sample
+    sources, sound engines, song styles: ``data.held_out_*``)."""
 
     dataset: tf.data.Dataset  # musical mixes of every song, as the test split
     songs: int
@@ -104,7 +105,7 @@ class DataBundle:
     sampler: RecipeSampler  # the training recipes (preview, tests, diagnostics)
     tables: dict[str, SourceTable] = field(default_factory=dict)  # per split
     reader_reports: dict[str, ReaderReport] = field(default_factory=dict)
-    held_out: HeldOutSplit | None = None  # data.held_out_* [open]; None when not asked for
+    held_out: HeldOutSplit | None = None  # data.held_out_* [open] (keras_inst.data.held_out); None when not asked for
 
 
 # ----------------------------------------------------------------------------------------------
@@ -351,45 +352,15 @@ def source_table(cfg: ExperimentConfig, cache: AudioCache, songs: Sequence[Song]
                        min_active_fraction=cfg.mixing.min_active_fraction)
 
 
-def held_out_split(cfg: ExperimentConfig) -> HeldOutSplit | None:
-    """The held-out corpus (rendered by :func:`keras_inst.data.rendered.render_held_out`) with
-    its own audio cache, as musical mixes like the test split's (recipe seed 0); None when the
-    config holds nothing out (``data.held_out_sources`` / ``_styles`` / ``_engines``)."""
-    from keras_inst.data.datasets import read_dataset
-
-    d = cfg.data
-    if not d.holds_out:
-        return None
-    root = d.held_out_corpus_dir()
-    songs = read_dataset("rendered", root)[0] if root.is_dir() else []
-    if not songs:
-        raise ValueError(f"held-out corpus {root}: no usable songs (render it with "
-                         "keras_inst.data.rendered.render_held_out; training does)")
-    hcfg = cfg.replace(data=dataclasses.replace(d, cache_dir=str(d.held_out_cache_dir())))
-    cache = ensure_cache(hcfg, songs, progress=False)
-    b = cfg.training.batch_size
-    by_style = {}
-    if len(d.held_out_styles) > 1:  # a family of styles: each judged alone too (the same songs)
-        # the reader, not keras_inst.data.rendered: what only reads data never imports the renderers
-        from keras_inst.data.datasets.slakh import track_styles
-
-        style_of = track_styles(root, [s.song_id for s in songs])
-        by_style = {st: musical_eval_dataset(hcfg, cache, [s for s in songs if style_of[s.song_id] == st], seed=0, batch_size=b)
-                    for st in d.held_out_styles if st in style_of.values()}
-    return HeldOutSplit(musical_eval_dataset(hcfg, cache, songs, seed=0, batch_size=b), len(songs), tuple(d.held_out_sources),
-                        root, d.held_out_seed, engines=tuple(d.held_out_engines), styles=tuple(d.held_out_styles),
-                        by_style=by_style)
-
-
 def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
                start_example: int = 0, progress: bool = True,
                worker_stream: tuple[int, int, int] | None = None,
-               held_out: bool = False) -> DataBundle:
+               held_out: HeldOutSplit | None = None) -> DataBundle:
     """Read the datasets, split them (reusing ``run_dir/split.json``), ensure the audio cache
     and build the training stream (from ``start_example``) and the validation/test datasets,
-    plus, with ``held_out`` (a training run), the held-out-source split when the config asks
-    for one (:func:`held_out_split`). ``worker_stream`` (multi-worker training): ``(start_example,
-    stride, batch)`` of this worker's share of the training stream instead (:func:`training_dataset`).
+    plus ``held_out`` as given (a training run's :func:`keras_inst.data.held_out.held_out_split`).
+    ``worker_stream`` (multi-worker training): ``(start_example, stride, batch)`` of this worker's
+    share of the training stream instead (:func:`training_dataset`).
 
     The training stream is seeded by ``training.seed``; validation/test recipes by
     ``data.split_seed``, so runs with different training seeds are judged on the same examples
@@ -415,5 +386,5 @@ def build_data(cfg: ExperimentConfig, *, run_dir: Path | None = None,
                                         batch_size=b),
         test=musical_eval_dataset(cfg, cache, split["test"], seed=eval_seed, batch_size=b),
         splits=split, cache=cache, sampler=sampler, tables={"train": table},
-        reader_reports=reports, held_out=held_out_split(cfg) if held_out else None,
+        reader_reports=reports, held_out=held_out,
     )

@@ -6,7 +6,7 @@ One *held-out source family* (sample sets sharing recordings count as one, see
 test split (in-domain) and on a second corpus of OTHER songs (another render seed) rendered only
 with that family (held-out). ``data.held_out_*`` switch the held-out part on for any run: the
 data layer renders and reads it as one more split (:mod:`keras_inst.data.rendered`,
-:func:`keras_inst.data.pipeline.held_out_split`) and train's report carries both.
+:func:`keras_inst.data.held_out.held_out_split`) and train's report carries both.
 :func:`run_cross_source` trains one config with one family held out and writes
 ``cross_source.json`` / ``cross_source.md`` into the run directory; ``scripts/cross_source.py``
 is its command line. The same machinery holds out a generated-song style (``data.held_out_styles``:

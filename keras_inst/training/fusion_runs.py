@@ -23,6 +23,7 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     from pathlib import Path
 
     from keras_inst.config.io import load_config, save_config
+    from keras_inst.data.held_out import held_out_split
     from keras_inst.data.pipeline import build_data
     from keras_inst.models.fusion_layers import is_fused
     from keras_inst.models.short_chunk import load_model
@@ -50,5 +51,5 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", RUN_REPORT, "report.md"))
     save_config(cfg, out / RUN_CONFIG)
     with RunDir(out) as rd:
-        data = build_data(cfg, run_dir=rd.split_dir(), held_out=True)
+        data = build_data(cfg, run_dir=rd.split_dir(), held_out=held_out_split(cfg))
         return evaluate_run(cfg, model, data, rd, train_seconds=0.0)

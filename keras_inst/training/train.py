@@ -122,6 +122,7 @@ def _steps(cfg: ExperimentConfig, cluster) -> RunSteps:
     b = cfg.training.batch_size
 
     def load_data(rd: RunDir, initial_epoch: int):
+        from keras_inst.data.held_out import held_out_split
         from keras_inst.data.pipeline import build_data
         from keras_inst.data.rendered import ensure_rendered_corpora
 
@@ -129,7 +130,8 @@ def _steps(cfg: ExperimentConfig, cluster) -> RunSteps:
         start = initial_epoch * cfg.training.steps_per_epoch * b
         stream = None if cluster.num_workers == 1 else dist.worker_stream(
             global_batch=b, num_workers=cluster.num_workers, worker_index=cluster.worker_index, start=start)
-        return build_data(cfg, run_dir=rd.split_dir(), start_example=start, worker_stream=stream, held_out=True)
+        return build_data(cfg, run_dir=rd.split_dir(), start_example=start, worker_stream=stream,
+                          held_out=held_out_split(cfg))
 
     def adapt(model) -> None:
         from keras_inst.training.distill import prepare_distillation

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from keras_inst.config.io import load_config
-from keras_inst.data.pipeline import held_out_split
+from keras_inst.data.held_out import held_out_split
 from keras_inst.data.rendered import render_held_out
 
 
