@@ -41,6 +41,15 @@ def family_sources(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
+def _known(names: str | Sequence[str], known: Sequence[str], kind: str) -> tuple[str, ...]:
+    """One name or several as a tuple; ValueError naming the first unknown one."""
+    out = (names,) if isinstance(names, str) else tuple(names)
+    bad = next((n for n in out if n not in known), None)
+    if bad is not None:
+        raise ValueError(f"unknown {kind} {bad!r}; known: {', '.join(known)}")
+    return out
+
+
 def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | Sequence[str] | None = None,
              engine: str | Sequence[str] | None = None,
              songs: int, seed: int | None = None) -> ExperimentConfig:
@@ -63,17 +72,9 @@ def hold_out(cfg: ExperimentConfig, family: str | None = None, *, style: str | S
         held = family_sources(family)
         changes |= {"render_exclude_sources": tuple(dict.fromkeys([*d.render_exclude_sources, *held])), "held_out_sources": held}
     elif style is not None:
-        styles = (style,) if isinstance(style, str) else tuple(style)
-        for s in styles:
-            if s not in SONG_STYLES:
-                raise ValueError(f"unknown style {s!r}; known: {', '.join(SONG_STYLES)}")
-        changes |= {"held_out_styles": styles, "render_styles": d.render_styles or DEFAULT_SONG_STYLES}
+        changes |= {"held_out_styles": _known(style, SONG_STYLES, "style"), "render_styles": d.render_styles or DEFAULT_SONG_STYLES}
     else:
-        engines = (engine,) if isinstance(engine, str) else tuple(engine)
-        for e in engines:
-            if e not in HELD_OUT_ENGINES:
-                raise ValueError(f"unknown engine {e!r}; known: {', '.join(HELD_OUT_ENGINES)}")
-        changes |= {"held_out_engines": engines, "render_modern": True}
+        changes |= {"held_out_engines": _known(engine, HELD_OUT_ENGINES, "engine"), "render_modern": True}
     return cfg.replace(data=dataclasses.replace(d, **changes))
 
 
