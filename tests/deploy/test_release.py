@@ -40,13 +40,12 @@ from keras_inst.taxonomy import CLASSES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 RECORDED = ASSETS / "release_tiny.json"
-# A seeded CPU run repeats bit for bit on one machine; on other CPUs oneDNN / XNNPACK round
-# differently per instruction set, which 6 training steps carry to ~1e-6 in the outputs: 1e-3
-# leaves room for that and still catches any change of recipe, data or code path.
+# A seeded CPU run repeats bit for bit on one machine and to ~1e-6 on CPUs of the same kind: 1e-3
+# leaves room for that and still catches any change of recipe, data or code path. Across kinds
+# (AVX2 vs AVX-512) oneDNN / XNNPACK round differently and 6 training steps amplify it: an AVX2
+# EPYC's probabilities differ from an AVX-512 Xeon's recording by up to 0.022, so there the
+# outputs are held to CROSS_CPU_ATOL.
 RECORD_ATOL = 1e-3
-# Seeded training repeats to RECORD_ATOL on one kind of CPU, not across kinds: the 6 steps amplify
-# the rounding of other SIMD kernels (an AVX2 EPYC's probabilities differ from an AVX-512 Xeon's
-# recording by up to 0.022). On another kind the outputs are held to this looser bound.
 CROSS_CPU_ATOL = 0.05
 
 
@@ -57,6 +56,8 @@ def cpu_kind() -> str:
     except OSError:
         return "unknown"
     return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+
+
 STYLES = ("pop", "rock", "electronic", "funk", "jazz")
 
 
