@@ -1,7 +1,7 @@
 """Does the per-file presence rule hold on long songs? Scores a run's per-file answers on a
 rendered corpus of long songs; prints JSON (and writes it with ``--out``).
 
-    python -m keras_inst.data render --out data/long_songs --songs 24 --seed 2 --max-seconds 180 \
+    python -m keras_inst.data render --out data/long_songs --songs 24 --seed 2 --max-seconds 240 \
         --modern --styles pop,rock,electronic,funk,jazz,electropop --generated-share 1
     python scripts/presence_length.py RUN_DIR --root data/long_songs --out runs/x/presence_length.json
 
@@ -14,8 +14,8 @@ precision / recall / F1 of the classes present, micro and macro):
 - ``mean`` / ``max``: the mean / max of the windows at the thresholds (``--aggregate``);
 - ``rule_and_share_S``: the rule, and also active in at least the share S of the windows.
 
-``per_class``: per class the rule's false alarms and misses, and the active shares of the songs where it plays and where it does not,
-the separation a share rule relies on. Window probabilities are saved beside ``--out``
+``per_class``: per class the rule's false alarms and misses, and the active shares of the songs
+where it plays and where it does not, the separation a share rule relies on. Window probabilities are saved beside ``--out``
 (``.npz``) so other rules can be scored without predicting again.
 """
 
@@ -45,9 +45,9 @@ from keras_inst.training.evaluate import song_level_report, song_predictions
 SHARES = (0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def _rule_and_share(probs: np.ndarray, t: np.ndarray, rule: PresenceRule, names: list[str], share: float) -> list[str]:
-    """Present: active in the rule's windows *and* in at least ``share`` of the file's windows."""
-    active = active_windows(probs, t, names)  # [n, C]
+def _rule_and_share(active: np.ndarray, rule: PresenceRule, names: list[str], share: float) -> list[str]:
+    """Present, of window decisions ``active [n, C]``: active in the rule's windows *and* in at
+    least ``share`` of the file's windows."""
     n = active.shape[0]
     need = np.maximum(rule.required_windows(n, names), math.ceil(share * n - 1e-9))
     return closed_order([c for c, a, r in zip(names, active.sum(axis=0), need, strict=True) if a >= r], names)
@@ -74,11 +74,11 @@ def main() -> None:
     truth = [p.classes for p in preds]
     report = song_level_report(preds, t, rule, names)  # the rule per class; mean and max micro / macro
     answers = {"rule": {k: report["presence"][k] for k in ("micro", "macro")}, "mean": report["mean"], "max": report["max"]}
+    actives = [active_windows(p.probabilities, t, names) for p in preds]  # per song [n, C]
     for s in SHARES:
-        found = [_rule_and_share(p.probabilities, t, rule, names, s) for p in preds]
-        scores = song_level_scores(found, truth, names)
+        scores = song_level_scores([_rule_and_share(a, rule, names, s) for a in actives], truth, names)
         answers[f"rule_and_share_{s:g}"] = {"micro": scores["micro"], "macro": scores["macro"]}
-    shares = np.stack([active_windows(p.probabilities, t, names).mean(axis=0) for p in preds])  # [S, C]
+    shares = np.stack([a.mean(axis=0) for a in actives])  # [S, C]
     is_true = np.array([[c in p.classes for c in names] for p in preds])  # [S, C]
     per_class = {c: {"songs_playing": int(is_true[:, j].sum()),
                      "rule_false_alarms": report["presence"]["per_class"][c]["fp"],
