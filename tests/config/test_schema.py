@@ -88,9 +88,10 @@ def test_bad_trainable_blocks_name_the_key(sets):
         load_config("paper", sets)
 
 
-def test_trainable_blocks_is_off_in_the_shipped_configs():
-    assert load_config("paper").training.trainable_blocks is None
-    assert load_config("demo").training.trainable_blocks is None
+def test_trainable_blocks_is_off_in_paper_and_3_in_the_main_job():
+    assert load_config("paper").training.trainable_blocks is None  # the paper fine-tunes it all
+    assert load_config("demo").training.trainable_blocks == 3  # the main job: blocks 1-2 frozen
+    assert load_config("release").training.trainable_blocks == 3
     assert load_config("paper", ["training.trainable_blocks=3"]).training.trainable_blocks == 3
 
 
