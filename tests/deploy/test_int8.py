@@ -28,7 +28,13 @@ MUSICNN = Path(__file__).resolve().parents[1] / "assets" / "musicnn"
 # frames (1.1 s at hop 256); the short-chunk CNN's 7 blocks of 2x2 pooling need >= 128 mels
 # and frames (2.1 s).
 ARCHITECTURES = {
-    "musicnn_vgg": ("demo", ["audio.chunk_seconds=1.1", f"training.pretrained_path={MUSICNN}"]),
+    # The whole backbone trains here, as in the main job until 2026-12-07: with its blocks 1-2
+    # frozen (the main job's trainable_blocks: 3) their batch norms keep real-music statistics
+    # that the toy task's tones and noise sit far outside, and export rightly refuses that toy
+    # model (max|dp| 0.27). The main job's real partly frozen model passes (max|dp| 0.054,
+    # docs/benchmarks.md "int8 of the musicnn VGG").
+    "musicnn_vgg": ("demo", ["audio.chunk_seconds=1.1", f"training.pretrained_path={MUSICNN}",
+                             "training.trainable_blocks=null"]),
     "short_chunk_quarter": ("paper", ["audio.chunk_seconds=2.1", "model.width_multiplier=0.25", "model.head_units=64",
                                       "training.transfer=scratch", "training.pretrained=null"]),
     "short_chunk_full": ("paper", ["audio.chunk_seconds=2.1", "training.transfer=scratch", "training.pretrained=null"]),

@@ -40,7 +40,7 @@ def classifier() -> keras.Model:
     """A 16-filter musicnn VGG on 3.5-s windows with musicnn's front end, trained 2 epochs."""
     cfg = load_config("demo", ["audio.chunk_seconds=3.5", "model.width_multiplier=0.125", "model.head_units=16",
                                "model.dropout=0.0", "model.fusion_tagger=null", "training.transfer=scratch",
-                               "training.pretrained=null"])
+                               "training.pretrained=null", "training.trainable_blocks=null"])
     assert F.frontend_is_taggers(cfg, "musicnn_msd_vgg")
     keras.utils.set_random_seed(0)
     model = build_compiled_model(cfg)
