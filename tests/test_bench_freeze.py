@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from script_module import load_script
 
 from keras_inst.config.io import load_config
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_freeze.py"
-    spec = importlib.util.spec_from_file_location("bench_freeze", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_freeze")
 
 
 def test_variants_become_the_overrides_they_name():

@@ -6,7 +6,6 @@ with silent sections, read through the real reader and cached by the real audio 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from script_module import load_script
 
 from keras_inst.config.io import load_config
 from keras_inst.config.schema import ExperimentConfig
@@ -230,11 +230,7 @@ def test_same_seed_same_stream_with_parallel_calls(tree: Path, bundle) -> None:
 
 def _bench_pipeline():
     """scripts/bench_pipeline.py as a module."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_pipeline.py"
-    spec = importlib.util.spec_from_file_location("bench_pipeline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_pipeline")
 
 
 def test_bench_per_example_alternative_equals_training_stream(tree: Path, bundle) -> None:

@@ -8,7 +8,6 @@ tests/deploy/test_release.py takes minutes), and its argument errors.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,23 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from script_module import load_script
 from toy_models import SR, TOY_THRESHOLDS, toy_audio, toy_batch, write_toy_run
 
 from keras_inst.runtime.shipped import SHIPPED_FILES, SHIPPED_FORMAT, SHIPPED_METADATA, file_record
 from keras_inst.runtime.windows import window_starts
 from keras_inst.taxonomy import CLASSES
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "agree_shipped.py"
 NAMES = ["a", "b", "c", "d"]
 RULE = {"min_windows": dict.fromkeys(NAMES, 2), "min_share": dict.fromkeys(NAMES, 1.0), "source": "test"}
 
 
 @pytest.fixture(scope="module")
 def agree():
-    spec = importlib.util.spec_from_file_location("agree_shipped", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("agree_shipped")
 
 
 def document(files: dict[str, tuple[list[str], list[list[str]], list[dict[str, float]]]]) -> dict:

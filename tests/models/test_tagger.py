@@ -6,11 +6,11 @@ the vendored MTT_musicnn graph (test_musicnn_cnn.py); the real ones when the whe
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_module import load_script
 from test_musicnn_cnn import CACHE, write_random_musicnn_checkpoint  # same folder, on sys.path
 
 from keras_inst.models import musicnn as M
@@ -21,7 +21,6 @@ from keras_inst.taxonomy import CLASSES
 
 DATA = Path(__file__).resolve().parents[1] / "assets"
 GOLDEN = DATA / "musicnn_golden" / "msd_vgg.npz"
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "score_tagger.py"
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +104,7 @@ def test_class_map_is_the_max_over_tags():
 
 
 def test_score_script_windows_and_auc():
-    spec = importlib.util.spec_from_file_location("score_tagger", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("score_tagger")
     n = T.TAGGER_SAMPLES
     assert mod.clip_windows(np.ones(n // 2, np.float32)).shape == (1, n)  # zero-padded
     padded = mod.clip_windows(np.ones(n // 2, np.float32))

@@ -7,13 +7,13 @@ not installed): ``forward`` starts at ``spec_bn`` on a log-mel ``[B, 1, F, T]``.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 
 import keras
 import numpy as np
 import pytest
+from script_module import load_script
 
 from keras_inst.config.io import load_config
 from keras_inst.models.short_chunk import build_model
@@ -189,17 +189,8 @@ def test_converter_key_handling(cnn15):
 # ---- CLI ----
 
 
-def _cli(repo_dir):
-    spec = importlib.util.spec_from_file_location(
-        "convert_torch_short_chunk", repo_dir / "scripts" / "convert_torch_short_chunk.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("res", [False, True], ids=["short_chunk_cnn", "short_chunk_res"])
-def test_cli_end_to_end(res, repo_dir, tmp_path, capsys):
+def test_cli_end_to_end(res, tmp_path, capsys):
     net = _randomised((ShortChunkCNN_Res if res else ShortChunkCNN)(32, 50), seed=4)
     state = dict(net.state_dict())
     state["spec.mel_scale.fb"] = torch.zeros(257, 128)  # as saved by the torchaudio reference
@@ -209,7 +200,7 @@ def test_cli_end_to_end(res, repo_dir, tmp_path, capsys):
     argv = [str(pth), "--out", str(out), "--set", "model.width_multiplier=0.25"] + (
         ["--res"] if res else []
     )
-    assert _cli(repo_dir).main(argv) == 0
+    assert load_script("convert_torch_short_chunk").main(argv) == 0
     assert out.is_file() and "backbone tensors" in capsys.readouterr().out
 
     arch = "short_chunk_res" if res else "short_chunk_cnn"
@@ -221,8 +212,8 @@ def test_cli_end_to_end(res, repo_dir, tmp_path, capsys):
     )
 
 
-def test_cli_errors(repo_dir, tmp_path, monkeypatch):
-    cli = _cli(repo_dir)
+def test_cli_errors(tmp_path, monkeypatch):
+    cli = load_script("convert_torch_short_chunk")
     pth = tmp_path / "sd.pth"
     torch.save(ShortChunkCNN(32, 50).state_dict(), pth)
     with pytest.raises(SystemExit, match="must end in .weights.h5"):

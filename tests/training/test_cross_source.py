@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from script_module import load_script
 from tiny import tiny_overrides
 
 from keras_inst.config.io import load_config
@@ -130,15 +131,12 @@ def test_one_engine_held_out_alone_end_to_end(tmp_path, monkeypatch, capsys):
     """``scripts/cross_source.py --engine builtin_synth``: the synthesizer alone held out (no drums
     of its own), both renders shortened; the held-out songs play it beside the training sources."""
     import functools
-    import importlib.util
 
     import keras_inst.corpus.render as R
     from keras_inst.corpus.sources import get
 
     monkeypatch.setattr(R, "render_corpus", functools.partial(R.render_corpus, max_seconds=4.0, workers=1))
-    spec = importlib.util.spec_from_file_location("cross_source_script", Path(__file__).parents[2] / "scripts" / "cross_source.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("cross_source")
     run = tmp_path / "run"
     sets = [*TINY, f"data.roots.rendered={tmp_path / 'rendered'}", f"data.cache_dir={tmp_path / 'cache'}",
             "data.render_songs=6", "data.render_sources=[timgm6mb,sung_vowels]", "data.render_styles=[electronic,pop]",
