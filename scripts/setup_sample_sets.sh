@@ -6,9 +6,20 @@
 # 53 s (27 s for the SoundFonts and kits, 26 s for freepats + timidity and its 10 small libraries);
 # npm: Salamander piano layers, 20 MB, 2 s. grandorgue-demo (recorded pipe organ, WavPack in a zip,
 # 21 MB) + wavpack (wvunpack decodes it at first use, 0.5 MB): the opt-in source grandorgue_demo.
+# flite (CMU speech synthesiser with 4 voices, 28 MB installed, 8 s): the opt-in spoken vocals
+# (data.render_speech, keras_inst/corpus/speech.py).
+# Arguments: install only these of the packages below (no npm), e.g. `setup_sample_sets.sh flite`
+# (README's test command: the speech tests then run on the real engine).
 # Never add a musescore-general-soundfont* package: that family is reserved for evaluation.
 set -u
-PKGS="fluid-soundfont-gm fluidr3mono-gm-soundfont csound-soundfont avldrums.lv2-soundfont hydrogen-drumkits freepats timidity grandorgue-demo wavpack"
+PKGS="fluid-soundfont-gm fluidr3mono-gm-soundfont csound-soundfont avldrums.lv2-soundfont hydrogen-drumkits freepats timidity grandorgue-demo wavpack flite"
+if [ "$#" -gt 0 ]; then
+    for p in "$@"; do
+        case " $PKGS " in *" $p "*) ;; *) echo "setup_sample_sets: unknown package '$p' (one of: $PKGS)" >&2; exit 2;; esac
+    done
+    PKGS="$*"
+    ONLY=1
+fi
 SUDO=""
 if [ "$(id -u)" != "0" ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
@@ -43,6 +54,6 @@ if [ -n "$missing" ]; then
         echo "setup_sample_sets: apt-get failed; the render skips the sample sets that are missing" >&2
     fi
 fi
-install_npm
+[ -z "${ONLY:-}" ] && install_npm
 echo "setup_sample_sets: done"
 exit 0

@@ -43,6 +43,10 @@ class DataConfig:
     # Another value is another corpus (its own roots.rendered).
     render_styles: tuple[str, ...] = ()
     render_generated_share: float = 0.5
+    # [open] beyond the paper, opt-in: the chance per rendered song of a spoken-vocal stem over it
+    # (keras_inst.corpus.speech: flite speech, labelled voice only, as the taxonomy labels speech
+    # and rap); 0 = none. Another value is another corpus (its own roots.rendered).
+    render_speech: float = 0.0
     # [open] beyond the paper: held-out-source evaluation (keras_inst.training.cross_source). After
     # the test split, the run is also judged on held_out_songs OTHER songs (render seed
     # held_out_seed) rendered only with held_out_sources, which training must not use.
@@ -70,6 +74,7 @@ class DataConfig:
         _check(self.render_songs >= 0, k + "render_songs", f"must be >= 0, got {self.render_songs}")
         _check(self.held_out_songs >= 0, k + "held_out_songs", f"must be >= 0, got {self.held_out_songs}")
         _check_styles(self.render_styles, self.render_generated_share)
+        _check(0.0 <= self.render_speech <= 1.0, k + "render_speech", f"must be a probability in [0, 1], got {self.render_speech}")
         _check_held_out_names(self.held_out_styles, self.held_out_engines)
         if self.holds_out:
             _check(self.held_out_songs > 0, k + "held_out_songs",

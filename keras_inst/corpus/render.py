@@ -155,6 +155,17 @@ def _prefer(names: str | tuple[str, ...] | list[str], found: Discovery) -> tuple
     return prefer
 
 
+def _spoken_vocals(probability: float) -> dict | None:
+    """The ``spoken_vocals`` identity of a render: its chance per song and flite's version; the
+    chance is 0 when flite is not installed (the stems are skipped). None when off."""
+    if probability <= 0.0:
+        return None
+    from keras_inst.corpus.speech import flite_version
+
+    engine = flite_version()
+    return {"probability": float(probability) if engine else 0.0, "asked": float(probability), "engine": engine}
+
+
 def _check_existing(out: Path, params: dict, songs: int) -> dict | None:
     path = out / CORPUS_FILE
     if not path.is_file():
@@ -189,6 +200,7 @@ def render_corpus(
     styles: tuple[str, ...] | list[str] = (),
     generated_share: float = 0.5,
     prefer_sources: str | tuple[str, ...] | list[str] = (),
+    speech: float = 0.0,
 ) -> RenderReport:
     """Render tracks 1..songs into ``out_dir`` (Slakh layout); finished tracks are kept.
 
@@ -205,7 +217,10 @@ def render_corpus(
     (``generated_songs``, absent when off). ``prefer_sources`` (opt-in): these sources play every
     stem they can (:func:`keras_inst.corpus.sources.draw_source`), the others the rest: a held-out
     engine beside the training sources (:func:`keras_inst.data.rendered.held_out_render_args`);
-    part of the identity (``prefer_sources``, absent when empty).
+    part of the identity (``prefer_sources``, absent when empty). ``speech`` (opt-in, beyond the
+    paper): the chance per song of a spoken-vocal stem over it (:mod:`keras_inst.corpus.speech`,
+    flite; labelled voice only); part of the identity (``spoken_vocals``, absent when 0); without
+    flite installed it is skipped and reported like a missing sample source.
     """
     t0 = time.perf_counter()
     if songs < 1:
@@ -216,9 +231,14 @@ def render_corpus(
         raise ValueError(f"max_seconds must be in [2, 600], got {max_seconds}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if not 0.0 <= speech <= 1.0:
+        raise ValueError(f"speech must be a probability in [0, 1], got {speech}")
     found = _discover(soundfont, sources, exclude_sources, modern)
     prefer = _prefer(prefer_sources, found)
-    for line in found.report():
+    spoken = _spoken_vocals(speech)
+    missing = (*found.report(), *(["spoken vocals skipped: flite not installed (apt-get install flite)"]
+                                  if spoken and not spoken["engine"] else []))
+    for line in missing:
         logger.warning(line)
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -227,6 +247,8 @@ def render_corpus(
         params["render_modern"] = True
     if prefer:  # likewise only when on
         params["prefer_sources"] = list(prefer)
+    if spoken:  # likewise only when on
+        params["spoken_vocals"] = spoken
     if styles:  # likewise only when on
         params["generated_songs"] = {"styles": list(styles), "share": float(generated_share),
                                      "songwriter_version": SONGWRITER_VERSION}
@@ -236,7 +258,7 @@ def render_corpus(
     plans = plan_corpus(songs, seed, styles=tuple(styles), generated_share=generated_share)
     todo = [p for p in plans if not (out / p.name / "metadata.yaml").is_file()]
     if old and old.get("complete") and old.get("songs") == songs and not todo:
-        return RenderReport(out, songs, 0, songs, time.perf_counter() - t0, 0.0, missing_sources=tuple(found.report()))
+        return RenderReport(out, songs, 0, songs, time.perf_counter() - t0, 0.0, missing_sources=missing)
     desc = {**params, "songs": songs, "complete": False}
     write_text(out / CORPUS_FILE, json.dumps(desc, indent=2, sort_keys=True) + "\n")
     for stale in out.glob(".tmp-Track*"):  # left by a killed render
@@ -257,7 +279,7 @@ def render_corpus(
     return RenderReport(
         out, songs, len(todo) - len(failed), songs - len(todo), time.perf_counter() - t0,
         float(sum(r["seconds"] for r in results)), dict(Counter(r["ensemble"] for r in results)),
-        dict(Counter(s for r in results for s in r["sources"])), tuple(found.report()), unplayable, failed,
+        dict(Counter(s for r in results for s in r["sources"])), missing, unplayable, failed,
     )
 
 
@@ -302,7 +324,8 @@ def _readme(desc: dict) -> str:
         f"  python -m keras_inst.data render --out DIR --songs {desc['songs']} --seed {desc['seed']}"
         f" --sample-rate {desc['sample_rate']} " + _source_args(desc) + (" --modern" if desc.get("render_modern") else "")
         + _styles_args(desc.get("generated_songs"))
-        + (f" --prefer-sources {','.join(desc['prefer_sources'])}" if desc.get("prefer_sources") else ""),
+        + (f" --prefer-sources {','.join(desc['prefer_sources'])}" if desc.get("prefer_sources") else "")
+        + (f" --speech {desc['spoken_vocals']['asked']}" if desc.get("spoken_vocals") else ""),
         "",
     ]
     return "\n".join(lines + [f"{k}: {v}" for k, v in sorted(desc.items())]) + "\n"
@@ -319,6 +342,7 @@ def run_render_cli(args) -> int:
         styles=tuple(getattr(args, "styles", None) or ()),
         generated_share=getattr(args, "generated_share", None) or 0.5,
         prefer_sources=getattr(args, "prefer_sources", None) or (),
+        speech=getattr(args, "speech", None) or 0.0,
     )
     for line in (*rep.missing_sources, *(f"track left out: {f}" for f in rep.failed)):
         print(line, file=sys.stderr)

@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_inst import atomic
 from keras_inst.corpus.arrange import arrange
-from keras_inst.corpus.ensembles import TrackPlan
+from keras_inst.corpus.ensembles import StemPlan, TrackPlan
 from keras_inst.corpus.gains import key_gains, velocity_gains
 from keras_inst.corpus.scores import Score, load_source
 from keras_inst.corpus.songstyles import GENERATED_KIND
@@ -112,12 +112,36 @@ def _render_stems(plan: TrackPlan, song, found: Discovery, sr: int, n_samples: i
         raw = integrated_loudness(audio, sr)
         if not np.isfinite(raw):
             continue
-        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - raw) / 20)  # normalise like Slakh
-        # a second step: the gain can lift quiet blocks (tails, a renderer's noise floor) over
-        # BS.1770's -70 LUFS gate, which moves the gated loudness by up to ~0.1 dB
-        audio = audio * 10 ** ((TARGET_LUFS + sp.level_db - integrated_loudness(audio, sr)) / 20)
-        stems.append(RenderedStem(sp, notes, audio, f"{src.name}:{preset}", raw, src.name, details))
+        stems.append(RenderedStem(sp, notes, _normalise(audio, raw, sp.level_db, sr), f"{src.name}:{preset}", raw,
+                                  src.name, details))
     return stems
+
+
+def _normalise(audio: np.ndarray, raw: float, level_db: float, sr: int) -> np.ndarray:
+    """A stem at ``TARGET_LUFS + level_db`` (``raw``: its loudness now), like Slakh."""
+    audio = audio * 10 ** ((TARGET_LUFS + level_db - raw) / 20)
+    # a second step: the gain can lift quiet blocks (tails, a renderer's noise floor) over
+    # BS.1770's -70 LUFS gate, which moves the gated loudness by up to ~0.1 dB
+    return audio * 10 ** ((TARGET_LUFS + level_db - integrated_loudness(audio, sr)) / 20)
+
+
+def _spoken_stem(plan: TrackPlan, probability: float, sr: int, n_samples: int) -> RenderedStem | None:
+    """With ``probability`` (seeded per track), a spoken-vocal stem over the song
+    (:mod:`keras_inst.corpus.speech`): labelled voice only (GM 52), at 0-4 dB above the loudness
+    target as a lead vocal; its MIDI notes mark the phrases (key 60: speech has no score pitch)."""
+    rng = np.random.default_rng([plan.seed, 0x5C])
+    if probability <= 0.0 or rng.random() >= probability:
+        return None
+    from keras_inst.corpus.speech import SPEECH_PROGRAM, speak
+
+    audio, spans, details = speak(sample_rate=sr, n_samples=n_samples, seed=(plan.seed * 131 + 0x5C) % 2**63)
+    raw = integrated_loudness(audio, sr)
+    if not spans or not np.isfinite(raw):
+        return None
+    spec = StemPlan(name="spoken", role="spoken vocal", program=SPEECH_PROGRAM, level_db=round(float(rng.uniform(0, 4)), 2))
+    notes = [(on, dur, 60, 90) for on, dur in spans]
+    return RenderedStem(spec, notes, _normalise(audio, raw, spec.level_db, sr), f"flite_speech:{details['speaker']['voice']}",
+                        raw, "flite_speech", details)
 
 
 def _write_stem(tmp: Path, sid: str, stem: RenderedStem, overall: float, qpm: float, sr: int,
@@ -173,6 +197,8 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
     unplayable: list[int] = []
     stems = _render_stems(plan, song, found, sr, n_samples, unplayable, modern=params.get("render_modern", False),
                           prefer=tuple(params.get("prefer_sources", ())))
+    spoken = _spoken_stem(plan, params.get("spoken_vocals", {}).get("probability", 0.0), sr, n_samples)
+    stems += [spoken] if spoken is not None and stems else []
     if not stems:
         raise ValueError(f"{plan.name}: no audible stem from {source}"
                          + (f" (GM programs {unplayable}: no selected source plays them)" if unplayable else ""))

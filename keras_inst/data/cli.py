@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefer-sources", default=None,
                    help="comma-separated sample sources that play every stem they can, the others the rest "
                         "(a held-out engine beside the training sources)")
+    p.add_argument("--speech", type=float, default=0.0,
+                   help="opt-in: chance per song of a spoken-vocal stem (flite; labelled voice only), default 0")
 
     p = sub.add_parser("preview", help="write example training mixes as WAV + PNG with their labels")
     p.add_argument("--config", default="demo")

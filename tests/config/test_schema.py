@@ -58,6 +58,8 @@ def test_table1_configs_differ_only_in_transfer_mode():
         ("training.center=true", "training.center"),
         ("mixing.min_sources=3", None),  # valid
         ("mixing.max_sources=1", "mixing.max_sources"),
+        ("data.render_speech=1.5", "data.render_speech"),
+        ("data.render_speech=0.3", None),  # valid
         ("training.use_amp", "section.key=value"),
     ],
 )
