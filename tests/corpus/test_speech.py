@@ -152,3 +152,14 @@ def test_without_flite_the_render_skips_spoken_vocals_and_says_so(monkeypatch, t
     rep = render.render_corpus(tmp_path / "c", songs=1, seed=0, speech=0.5, workers=1, progress=False, max_seconds=4.0)
     assert "spoken vocals skipped: flite not installed (apt-get install flite)" in rep.missing_sources
     assert "flite_speech" not in rep.sources
+
+
+def test_the_setup_script_installs_flite_and_refuses_unknown_packages():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "setup_sample_sets.sh"
+    pkgs = next(ln for ln in script.read_text().splitlines() if ln.startswith("PKGS=")).split('"')[1].split()
+    assert "flite" in pkgs
+    done = subprocess.run(["bash", str(script), "flite", "no-such-package"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown package 'no-such-package'" in done.stderr  # before apt runs

@@ -50,14 +50,17 @@ def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path)
     assert d.held_out_corpus_dir() == tmp_path / "rendered_heldout_style-electronic_seed1"
     # the training render's sources (demo excludes fluidr3), every song generated in the held-out style
     assert held_out_render_args(d) == {"sources": None, "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"],
-                                       "modern": False, "styles": ("electronic",), "generated_share": 1.0}
+                                       "modern": True, "styles": ("electronic",), "generated_share": 1.0}
     engine = load_config("demo", [*base, "data.render_modern=true", "data.held_out_engines=[builtin_synth]"]).data
     assert engine.training_exclude_sources() == ("fluidr3_gm", "fluidr3mono_gm", "builtin_synth")
     # the engine beside the training sources (demo's, the engine back in), preferred where it can
-    # play, in generated songs of every style (the training render has none)
+    # play, in generated songs of the training render's styles (the main job's six)
     assert held_out_render_args(engine) == {
         "sources": None, "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"], "modern": True,
-        "prefer_sources": ["builtin_synth"], "styles": ("pop", "rock", "electronic", "funk", "jazz"), "generated_share": 1.0}
+        "prefer_sources": ["builtin_synth"], "styles": ("pop", "rock", "electronic", "funk", "jazz", "electropop"),
+        "generated_share": 1.0}
+    nostyle = dataclasses.replace(engine, render_styles=())  # a training render without styles: all five defaults
+    assert held_out_render_args(nostyle)["styles"] == DEFAULT_SONG_STYLES
     assert held_out_description(engine) == "engines builtin_synth" and engine.held_out_tag() == "engine-builtin_synth"
     # the training render's styles; a held-out style as well: only it
     styled = load_config("demo", [*base, "data.render_modern=true", "data.held_out_engines=[drum_machine,builtin_synth]",
@@ -68,7 +71,8 @@ def test_held_out_style_and_engine_are_described_by_what_they_hold_out(tmp_path)
     both = dataclasses.replace(styled, held_out_styles=("electronic",))
     assert held_out_render_args(both)["styles"] == ("electronic",) and held_out_render_args(both)["prefer_sources"]
     # a training render without the opt-in: its sources named, no other engine, no amps
-    plain = load_config("demo", [*base, "data.render_sources=[timgm6mb,freepats]", "data.held_out_engines=[builtin_synth]"]).data
+    plain = load_config("demo", [*base, "data.render_modern=false", "data.render_styles=[]", "data.render_sources=[timgm6mb,freepats]",
+                                 "data.held_out_engines=[builtin_synth]"]).data
     assert held_out_render_args(plain) == {
         "sources": ["timgm6mb", "freepats", "builtin_synth"], "exclude_sources": ["fluidr3_gm", "fluidr3mono_gm"],
         "modern": False, "prefer_sources": ["builtin_synth"], "styles": DEFAULT_SONG_STYLES, "generated_share": 1.0}
