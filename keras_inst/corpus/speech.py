@@ -19,7 +19,7 @@ import functools
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +165,7 @@ def speak(
             texts.append(text)
             gap = rng.uniform(0.05, 0.35) if who.delivery == "rap" else rng.uniform(0.3, 1.5)
             t += n / sample_rate + gap
-    details = {"speaker": {**{k: getattr(who, k) for k in Speaker.__dataclass_fields__}, "engine": "flite"},
+    details = {"speaker": {**asdict(who), "engine": "flite"},
                "section_s": [round(start, 3), round(end, 3)], "phrases": len(spans),
                "first_words": texts[0] if texts else ""}
     return out.astype(np.float32), spans, details
