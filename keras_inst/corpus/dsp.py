@@ -19,6 +19,17 @@ TABLE_SIZE = 4096  # samples per cycle; linear interpolation error stays below -
 _LN1000 = np.log(1000.0)  # an exponential segment of length T falls by 60 dB over T
 
 
+def resample(x: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """``x`` recorded at ``rate`` -> at ``sample_rate`` (polyphase, SciPy's default anti-alias
+    filter); ``x`` itself when the rates are equal. Recorded samples and flite's speech use it."""
+    if rate == sample_rate:
+        return x
+    from scipy.signal import resample_poly
+
+    g = int(np.gcd(rate, sample_rate))
+    return resample_poly(x, sample_rate // g, rate // g)
+
+
 # ------------------------------------------------------------------ biquads
 
 

@@ -146,14 +146,11 @@ def gm_key_map(kit: Kit) -> dict[int, int]:
 def _sample(path: Path, sample_rate: int) -> np.ndarray:
     """One layer's audio as mono float32 [n] at ``sample_rate``, read once per process."""
     import soundfile as sf
-    from scipy.signal import resample_poly
+
+    from keras_inst.corpus.dsp import resample
 
     x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [n, channels]
-    x = x.mean(axis=1)
-    if sr != sample_rate:
-        g = int(np.gcd(sr, sample_rate))
-        x = resample_poly(x, sample_rate // g, sr // g).astype(np.float32)
-    return x
+    return resample(x.mean(axis=1), sr, sample_rate).astype(np.float32, copy=False)
 
 
 def _layer(inst: Instrument, velocity: int) -> Layer:

@@ -188,14 +188,12 @@ def read_pipe_file(data: bytes, where: str) -> tuple[np.ndarray, int, float, tup
 @lru_cache(maxsize=512)
 def load_pipe(root: str, member: str, sample_rate: int) -> Pipe:
     """One pipe of an organ, at ``sample_rate`` (decoded and resampled once per process)."""
-    from scipy.signal import resample_poly
+    from keras_inst.corpus.dsp import resample
 
     where = f"{root}:{member}"
     audio, rate, pitch, (ls, le), release = read_pipe_file(_read_bytes(root, member), where)
     scale = sample_rate / rate
-    if rate != sample_rate:
-        g = int(np.gcd(rate, sample_rate))
-        audio = resample_poly(audio, sample_rate // g, rate // g).astype(np.float32)
+    audio = resample(audio, rate, sample_rate).astype(np.float32, copy=False)
     loop_db = 10 * np.log10(np.mean(np.square(audio[int(ls * scale) : int(le * scale)], dtype=np.float64)) + 1e-20)
     audio = np.concatenate([audio, np.zeros(2, np.float32)])  # for _read's right neighbour
     return Pipe(audio, pitch, (ls * scale, le * scale), None if release is None else release * scale, float(loop_db))

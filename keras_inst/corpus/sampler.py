@@ -41,14 +41,12 @@ def load_layers(root: str) -> dict[int, dict[int, Path]]:
 def _sample(path: Path, sample_rate: int) -> np.ndarray:
     """Mono float32 [n] at ``sample_rate``, cut at MAX_SAMPLE_S; read once per process."""
     import soundfile as sf
-    from scipy.signal import resample_poly
+
+    from keras_inst.corpus.dsp import resample
 
     x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [n, channels]
     x = x.mean(axis=1)[: int(MAX_SAMPLE_S * sr)]
-    if sr != sample_rate:
-        g = int(np.gcd(sr, sample_rate))
-        x = resample_poly(x, sample_rate // g, sr // g).astype(np.float32)
-    return x
+    return resample(x, sr, sample_rate).astype(np.float32, copy=False)
 
 
 def render_notes(

@@ -85,7 +85,8 @@ def draw_speaker(rng: np.random.Generator) -> Speaker:
 
 
 def sentence(rng: np.random.Generator) -> str:
-    """A phrase of 3-12 words in one of a few clause shapes (pronoun verb ... noun)."""
+    """A phrase of 2-12 words in one of a few clause shapes (pronoun verb ... noun); a phrase cut
+    after an article loses it."""
     def pick(words: tuple[str, ...]) -> str:
         return words[int(rng.integers(len(words)))]
 
@@ -140,21 +141,20 @@ def speak(
     deterministic for ``seed``. ``details`` (for the metadata): the speaker, the section, the
     number of phrases and the first phrase's words.
     """
-    from scipy.signal import resample_poly
+    from keras_inst.corpus.dsp import resample
 
     rng = np.random.default_rng([seed, 0x5B])
     who = speaker or draw_speaker(rng)
     start, end = section(rng, n_samples / sample_rate)
     out = np.zeros(n_samples, dtype=np.float64)
     spans: list[tuple[float, float]] = []
-    texts: list[str] = []
+    first_words = ""
     t = start + rng.uniform(0.0, 1.0)
-    g = np.gcd(sample_rate, FLITE_RATE)
     with tempfile.TemporaryDirectory(prefix="keras_inst_speech_") as tmp:
         while t < end - 0.5:
             text = sentence(rng)
             x = say(text, who, workdir=Path(tmp))
-            x = resample_poly(x, sample_rate // g, FLITE_RATE // g) if sample_rate != FLITE_RATE else x
+            x = resample(x, FLITE_RATE, sample_rate)
             a = int(round(t * sample_rate))
             n = min(len(x), int(round(end * sample_rate)) - a, n_samples - a)
             if n <= 0:
@@ -162,10 +162,10 @@ def speak(
             fade = np.minimum(1.0, (n - np.arange(n)) / (0.02 * sample_rate))  # no click where the section cuts
             out[a : a + n] += x[:n] * fade * 10 ** (rng.uniform(-3.0, 3.0) / 20)
             spans.append((round(t, 3), round(n / sample_rate, 3)))
-            texts.append(text)
+            first_words = first_words or text
             gap = rng.uniform(0.05, 0.35) if who.delivery == "rap" else rng.uniform(0.3, 1.5)
             t += n / sample_rate + gap
     details = {"speaker": {**asdict(who), "engine": "flite"},
                "section_s": [round(start, 3), round(end, 3)], "phrases": len(spans),
-               "first_words": texts[0] if texts else ""}
+               "first_words": first_words}
     return out.astype(np.float32), spans, details
