@@ -29,6 +29,8 @@ VOICES = ("kal16", "awb", "rms", "slt")  # flite's 16 kHz voices (kal is 8 kHz, 
 _LOW_VOICES = ("kal16", "awb", "rms")  # male speakers: mean pitch 85-150 Hz
 _NO_PITCH_CONTROL = ("rms",)  # flite's rms voice ignores the f0 targets (measured)
 FLITE_RATE = 16000  # Hz, what the four voices produce
+NO_FLITE = "spoken vocals need flite (apt-get install flite; scripts/setup_sample_sets.sh)"
+SECONDS_PER_WORD = 0.3  # a failed phrase's stand-in pause per word (flite at stretch 1: ~3 syllables/s)
 # A small lyric vocabulary: sentences built from it have the rhythm and stress of talk.
 _NOUNS = ("night", "city", "river", "morning", "fire", "heart", "road", "light", "summer", "rain", "money",
           "music", "people", "window", "radio", "story", "weekend", "dream", "corner", "phone", "party",
@@ -103,23 +105,32 @@ def sentence(rng: np.random.Generator) -> str:
 
 def say(text: str, speaker: Speaker, *, workdir: Path) -> np.ndarray:
     """One phrase by flite -> mono float64 [n] at :data:`FLITE_RATE`; ValueError when flite is
-    missing or fails (naming the phrase)."""
+    missing, fails, hangs (60 s) or cannot run (naming the phrase)."""
     import soundfile as sf
 
     exe = flite()
     if exe is None:
-        raise ValueError("spoken vocals need flite (apt-get install flite; scripts/setup_sample_sets.sh)")
+        raise ValueError(NO_FLITE)
     out = workdir / "phrase.wav"
     cmd = [exe, "-voice", speaker.voice, "--setf", f"duration_stretch={speaker.stretch}"]
     if speaker.voice not in _NO_PITCH_CONTROL:
         cmd += ["--setf", f"int_f0_target_mean={speaker.f0_hz}", "--setf", f"int_f0_target_stddev={speaker.f0_range_hz}"]
-    done = subprocess.run([*cmd, "-t", text, "-o", str(out)], capture_output=True, text=True, timeout=60)
+    out.unlink(missing_ok=True)  # a failed call must not leave the previous phrase to be read
+    try:
+        done = subprocess.run([*cmd, "-t", text, "-o", str(out)], capture_output=True, text=True, timeout=60)
+    except (subprocess.TimeoutExpired, OSError) as e:  # a hung or unrunnable flite: this phrase fails, not the render
+        raise ValueError(f"flite failed on {text!r} (voice {speaker.voice}): {e}") from e
     if done.returncode != 0 or not out.is_file():
         raise ValueError(f"flite failed on {text!r} (voice {speaker.voice}): {done.stderr.strip()[:200]}")
     audio, rate = sf.read(out, dtype="float64")
     if rate != FLITE_RATE:
         raise ValueError(f"flite voice {speaker.voice} wrote {rate} Hz, expected {FLITE_RATE}")
     return audio
+
+
+def _gap(rng: np.random.Generator, who: Speaker) -> float:
+    """The pause after a phrase, in seconds: short in rap, a breath or more when spoken."""
+    return float(rng.uniform(0.05, 0.35) if who.delivery == "rap" else rng.uniform(0.3, 1.5))
 
 
 def section(rng: np.random.Generator, seconds: float) -> tuple[float, float]:
@@ -139,21 +150,31 @@ def speak(
     Phrases are spoken one after another from the start of the drawn :func:`section` with pauses
     (0.3-1.5 s spoken, 0.05-0.35 s rap), each at its own level (+-3 dB), until the section ends;
     deterministic for ``seed``. ``details`` (for the metadata): the speaker, the section, the
-    number of phrases and the first phrase's words.
+    number of phrases and the first phrase's words, and ``failed_phrases`` / ``first_failure``
+    when flite failed on some: such a phrase is left out as a pause of its estimated length
+    (:data:`SECONDS_PER_WORD` per word), so one bad phrase costs a phrase, not the song. flite
+    failing on every phrase (unusable) raises ValueError, which the render reports for the track.
     """
     from keras_inst.corpus.dsp import resample
 
+    if flite() is None:
+        raise ValueError(NO_FLITE)
     rng = np.random.default_rng([seed, 0x5B])
     who = speaker or draw_speaker(rng)
     start, end = section(rng, n_samples / sample_rate)
     out = np.zeros(n_samples, dtype=np.float64)
     spans: list[tuple[float, float]] = []
-    first_words = ""
+    first_words, failures = "", []
     t = start + rng.uniform(0.0, 1.0)
     with tempfile.TemporaryDirectory(prefix="keras_inst_speech_") as tmp:
         while t < end - 0.5:
             text = sentence(rng)
-            x = say(text, who, workdir=Path(tmp))
+            try:
+                x = say(text, who, workdir=Path(tmp))
+            except ValueError as e:
+                failures.append(str(e))
+                t += len(text.split()) * SECONDS_PER_WORD * who.stretch + _gap(rng, who)
+                continue
             x = resample(x, FLITE_RATE, sample_rate)
             a = int(round(t * sample_rate))
             n = min(len(x), int(round(end * sample_rate)) - a, n_samples - a)
@@ -163,9 +184,12 @@ def speak(
             out[a : a + n] += x[:n] * fade * 10 ** (rng.uniform(-3.0, 3.0) / 20)
             spans.append((round(t, 3), round(n / sample_rate, 3)))
             first_words = first_words or text
-            gap = rng.uniform(0.05, 0.35) if who.delivery == "rap" else rng.uniform(0.3, 1.5)
-            t += n / sample_rate + gap
+            t += n / sample_rate + _gap(rng, who)
+    if failures and not spans:
+        raise ValueError(f"spoken vocals: flite failed on all {len(failures)} phrases; the first: {failures[0]}")
     details = {"speaker": {**asdict(who), "engine": "flite"},
                "section_s": [round(start, 3), round(end, 3)], "phrases": len(spans),
                "first_words": first_words}
+    if failures:
+        details |= {"failed_phrases": len(failures), "first_failure": failures[0][:300]}
     return out.astype(np.float32), spans, details

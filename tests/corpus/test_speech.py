@@ -4,6 +4,7 @@ measured -- pitch, syllable rhythm, spectrum, placement, level -- and its stem i
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -141,6 +142,58 @@ def test_a_rendered_corpus_gets_voice_only_spoken_stems_at_their_level(tmp_path)
         render_corpus(tmp_path / "c", songs=2, seed=4, workers=1, progress=False, max_seconds=8.0)
 
 
+
+def _fake_flite(monkeypatch, fail_on: set[int]) -> list[str]:
+    """``say`` as a 0.1-s-per-word tone that fails (ValueError) on the calls numbered in ``fail_on``."""
+    said: list[str] = []
+
+    def say(text, speaker, *, workdir):
+        said.append(text)
+        if len(said) - 1 in fail_on:
+            raise ValueError(f"flite failed on {text!r} (voice {speaker.voice}): killed")
+        n = int(0.1 * len(text.split()) * speech.FLITE_RATE)
+        return 0.1 * np.sin(2 * np.pi * 200.0 * np.arange(n) / speech.FLITE_RATE)
+
+    monkeypatch.setattr(speech, "flite", lambda: "/usr/bin/flite")
+    monkeypatch.setattr(speech, "say", say)
+    return said
+
+
+def test_a_failing_phrase_costs_that_phrase_not_the_stem(monkeypatch):
+    who = Speaker("slt", 200.0, 20.0, 1.0, "spoken")
+    said = _fake_flite(monkeypatch, set())
+    x0, spans0, d0 = speak(sample_rate=SR, n_samples=30 * SR, seed=3, speaker=who)
+    said = _fake_flite(monkeypatch, {1})  # the second phrase fails
+    x, spans, d = speak(sample_rate=SR, n_samples=30 * SR, seed=3, speaker=who)
+    assert "failed_phrases" not in d0 and d["failed_phrases"] == 1
+    assert d["first_failure"].startswith(f"flite failed on {said[1]!r}")
+    assert spans[0] == spans0[0] and len(spans) >= 2  # the first phrase as before; speech goes on after
+    # between them: the first phrase's pause, the failed one's stand-in (0.3 s a word) and its pause (0.3-1.5 s each)
+    pause, stand_in = spans[1][0] - (spans[0][0] + spans[0][1]), len(said[1].split()) * speech.SECONDS_PER_WORD
+    assert stand_in + 0.6 - 1e-3 <= pause <= stand_in + 3.0 + 1e-3
+    end0 = int(round((spans[0][0] + spans[0][1]) * SR))
+    assert np.array_equal(x[:end0], x0[:end0]) and np.all(x[end0 : int(spans[1][0] * SR) - 1] == 0)
+
+
+def test_flite_failing_on_every_phrase_is_one_error_naming_the_first(monkeypatch):
+    _fake_flite(monkeypatch, set(range(1000)))
+    with pytest.raises(ValueError, match=r"flite failed on all \d+ phrases; the first: flite failed on '"):
+        speak(sample_rate=SR, n_samples=20 * SR, seed=1)
+    monkeypatch.setattr(speech, "flite", lambda: None)
+    with pytest.raises(ValueError, match="apt-get install flite"):  # no flite at all: said at once
+        speak(sample_rate=SR, n_samples=20 * SR, seed=1)
+
+
+@pytest.mark.parametrize("error", [subprocess.TimeoutExpired(["flite"], 60), PermissionError("not executable")])
+def test_a_hung_or_unrunnable_flite_is_a_phrase_error(monkeypatch, tmp_path, error):
+    def run(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(speech, "flite", lambda: "/usr/bin/flite")
+    monkeypatch.setattr(speech.subprocess, "run", run)
+    with pytest.raises(ValueError, match="flite failed on 'hello there' \\(voice slt\\)"):
+        speech.say("hello there", Speaker("slt", 200.0, 20.0, 1.0, "spoken"), workdir=tmp_path)
+
 def test_without_flite_the_render_skips_spoken_vocals_and_says_so(monkeypatch, tmp_path):
     from keras_inst.corpus import render
 
@@ -155,7 +208,6 @@ def test_without_flite_the_render_skips_spoken_vocals_and_says_so(monkeypatch, t
 
 
 def test_the_setup_script_installs_flite_and_refuses_unknown_packages():
-    import subprocess
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "setup_sample_sets.sh"
