@@ -127,7 +127,11 @@ def _unpack(data: bytes, where: str) -> bytes:
         raise ValueError(f"{where}: neither WAV nor WavPack (starts with {data[:4]!r})")
     if shutil.which("wvunpack") is None:
         raise ValueError(f"{where}: WavPack-compressed; install Debian's wavpack (wvunpack) to decode it")
-    done = subprocess.run(["wvunpack", "-q", "-y", "-", "-o", "-"], input=data, capture_output=True, check=False)
+    try:
+        done = subprocess.run(["wvunpack", "-q", "-y", "-", "-o", "-"], input=data, capture_output=True, check=False,
+                              timeout=120)
+    except (subprocess.TimeoutExpired, OSError) as e:  # hung or unrunnable: a reported failure, not a stopped render
+        raise ValueError(f"{where}: wvunpack failed ({e})") from e
     if done.returncode != 0 or done.stdout[:4] != b"RIFF":
         raise ValueError(f"{where}: wvunpack failed ({done.stderr.decode(errors='replace').strip()[:200]})")
     return done.stdout

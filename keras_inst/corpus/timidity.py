@@ -57,7 +57,10 @@ def _render_once(notes: list, program: int, cfg: str, sample_rate: int, n_sample
     pm.write(str(mid))
     cmd = [binary() or "timidity", "-c", cfg, "-idq", "-Ow", "--output-mono", "--output-16bit", "-s", str(sample_rate),
            "--preserve-silence", "-EFreverb=d", "-EFchorus=d", "-EFdelay=d", "-o", str(wav), str(mid)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (subprocess.TimeoutExpired, OSError) as e:  # hung or unrunnable: this track fails (reported), not the render
+        raise ValueError(f"timidity failed on program {program} with {cfg}: {e}") from e
     if run.returncode != 0 or not wav.is_file():
         raise ValueError(f"timidity failed on program {program} with {cfg}: {run.stderr.strip()[-300:]}")
     x, sr = sf.read(str(wav), dtype="float32")

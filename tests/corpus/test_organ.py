@@ -131,6 +131,18 @@ def test_wavpack_pipes_decode_to_the_same_samples(tmp_path):
     assert np.array_equal(a[0], b[0]) and a[1:] == b[1:]  # lossless, smpl/cue kept
 
 
+
+@pytest.mark.parametrize("error", [subprocess.TimeoutExpired(["wvunpack"], 120), PermissionError("not executable")])
+def test_a_hung_or_unrunnable_wvunpack_is_an_error_naming_the_file(monkeypatch, error):
+    def run(*args, **kwargs):
+        assert kwargs.get("timeout")  # never waits for ever
+        raise error
+
+    monkeypatch.setattr(O.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(O.subprocess, "run", run)
+    with pytest.raises(ValueError, match=r"S8/060-C\.wv: wvunpack failed"):
+        O.read_pipe_file(b"wvpk" + b"\0" * 40, "S8/060-C.wv")
+
 # ------------------------------------------------------------------ playing
 
 

@@ -4,6 +4,7 @@ records each stem's source, level correction bounds, and the sung-vowel singer."
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,18 @@ def test_freepats_coverage_matches_its_config_and_renders_deterministically():
     assert np.sqrt(np.mean(x[int(0.5 * SR) : int(0.6 * SR)] ** 2)) > 1e-3
     assert np.array_equal(x, render(notes, program=0, cfg=S.get("freepats").path, sample_rate=SR, n_samples=2 * SR))
 
+
+
+@pytest.mark.parametrize("error", [subprocess.TimeoutExpired(["timidity"], 300), FileNotFoundError("timidity")])
+def test_a_hung_or_missing_timidity_fails_the_part_with_a_clear_error(monkeypatch, tmp_path, error):
+    from keras_inst.corpus import timidity
+
+    def run(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(timidity.subprocess, "run", run)
+    with pytest.raises(ValueError, match="timidity failed on program 40 with /etc/x.cfg"):  # the track is reported
+        timidity._render_once([(0.0, 0.5, 60, 90)], 40, "/etc/x.cfg", SR, SR, tmp_path)
 
 # ------------------------------------------------------------------ the per-stem draw
 
