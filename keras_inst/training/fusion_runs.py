@@ -17,7 +17,8 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     fused model.keras and a new report (thresholds retuned on the same validation split); ``probe``:
     also set ``evaluation.probe``; ``space``: None keeps the run config's ``model.fusion_space``;
     ``model_file`` (in the run): the classifier to fuse -- a fused run's plain classifier is its
-    ``checkpoints/best.keras``. Returns the report."""
+    ``checkpoints/best.keras``. The run's data are found from any working directory (its
+    ``data_locations.json``); a failure leaves no ``out_dir`` behind. Returns the report."""
     import dataclasses
     import shutil
     from pathlib import Path
@@ -28,6 +29,7 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     from keras_inst.models.fusion_layers import is_fused
     from keras_inst.models.short_chunk import load_model
     from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_REPORT
+    from keras_inst.runtime.data_locations import resolve_data_locations
     from keras_inst.training.run_dir import RunDir, start_keras
     from keras_inst.training.train import evaluate_run
 
@@ -36,7 +38,7 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
         raise ValueError(f"{src}: not a complete run (no {RUN_REPORT})")
     if out.exists():
         raise ValueError(f"{out}: exists; choose a new folder")
-    cfg = load_config(src / RUN_CONFIG)
+    cfg = resolve_data_locations(load_config(src / RUN_CONFIG), src)  # its data from any working directory
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_tagger=tagger, fusion_weight=weight,
                                                              fusion_space=space or cfg.model.fusion_space))
     if probe is not None:
@@ -49,7 +51,11 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
         raise ValueError(f"{src / model_file} is fused already; fuse the run's plain classifier (model_file "
                          "checkpoints/best.keras)")
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", RUN_REPORT, "report.md"))
-    save_config(cfg, out / RUN_CONFIG)
-    with RunDir(out) as rd:
-        data = build_data(cfg, run_dir=rd.split_dir(), held_out=held_out_split(cfg))
-        return evaluate_run(cfg, model, data, rd, train_seconds=0.0)
+    try:
+        save_config(cfg, out / RUN_CONFIG)
+        with RunDir(out) as rd:
+            data = build_data(cfg, run_dir=rd.split_dir(), held_out=held_out_split(cfg))
+            return evaluate_run(cfg, model, data, rd, train_seconds=0.0)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # no half-made run left to refuse the next try ("exists")
+        raise

@@ -69,3 +69,50 @@ def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     assert [m.get_layer("fusion").space for m in models] == ["logit", "probability"]
     x = (0.1 * np.random.default_rng(0).standard_normal((2, models[0].input.shape[-1]))).astype(np.float32)
     assert np.abs(np.asarray(models[0](x)) - np.asarray(models[1](x))).max() > 1e-4  # the same classifier, fused otherwise
+
+
+def _finished_run(tmp_path: Path) -> Path:
+    """A complete run started in ``tmp_path / "project"`` with relative data roots (as demo.yaml
+    writes them), whose model is a tiny plain classifier."""
+    import keras
+
+    from keras_inst.config.io import save_config
+    from keras_inst.runtime.data_locations import record_data_locations
+
+    project = tmp_path / "project"
+    run = project / "runs" / "demo"
+    run.mkdir(parents=True)
+    cfg = load_config("demo", ["data.roots.rendered=data/rendered_x", "data.cache_dir=data/cache_x"])
+    save_config(cfg, run / "config.yaml")
+    record_data_locations(cfg, run, base=project)
+    (run / "report.json").write_text("{}")
+    wav = keras.Input((16,), name="waveform")
+    keras.Model(wav, keras.layers.Dense(15, activation="sigmoid")(wav)).save(run / "model.keras")
+    return run
+
+
+def test_fusing_a_finished_run_finds_its_data_from_anywhere_and_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    from keras_inst.data import held_out, pipeline
+    from keras_inst.models import fusion
+    from keras_inst.training import train
+    from keras_inst.training.fusion_runs import fuse_existing_run
+
+    run = _finished_run(tmp_path)
+    seen = {}
+
+    def build_data(cfg, **kw):
+        seen["roots"], seen["cache"] = dict(cfg.data.roots), cfg.data.cache_dir
+        raise ValueError("no usable songs")  # as a missing corpus fails
+
+    monkeypatch.setattr(pipeline, "build_data", build_data)
+    monkeypatch.setattr(held_out, "held_out_split", lambda cfg: None)
+    monkeypatch.setattr(fusion, "fuse_with_tagger", lambda *a, **k: pytest.fail("never reached"))
+    monkeypatch.setattr(train, "evaluate_run", lambda *a, **k: pytest.fail("never reached"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the folder the run was started from
+    with pytest.raises(ValueError, match="no usable songs"):
+        fuse_existing_run(str(run), str(tmp_path / "fused"), tagger="musicnn_mtt_vgg")
+    project = (tmp_path / "project").resolve()
+    assert seen == {"roots": {"rendered": str(project / "data" / "rendered_x")}, "cache": str(project / "data" / "cache_x")}
+    assert not (tmp_path / "fused").exists()  # a retry is not refused with "exists"
