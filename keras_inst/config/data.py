@@ -104,6 +104,21 @@ class DataConfig:
         stems by (dataset, song/stem), so one shared cache would make each invalidate the other."""
         return Path(self.cache_dir).expanduser() / f"heldout_{self.held_out_tag()}_seed{self.held_out_seed}"
 
+    def cache_dir_for(self, dataset: str, root: str | Path) -> Path:
+        """The audio cache for ``dataset`` read from ``root``: ``cache_dir`` when ``root`` is the
+        configured root of that dataset, else a folder of its own inside it (``roots/<folder
+        name>-<hash of the absolute root>``). Another rendered corpus names its songs
+        Track00001... too, and the cache keys stems by (dataset, song/stem): sharing the
+        training cache would overwrite the training corpus's entries (see held_out_cache_dir)."""
+        import hashlib
+
+        where = Path(root).expanduser().resolve()
+        own = self.roots.get(dataset)
+        if own and Path(own).expanduser().resolve() == where:
+            return Path(self.cache_dir).expanduser()
+        tag = hashlib.sha1(str(where).encode("utf-8")).hexdigest()[:10]
+        return Path(self.cache_dir).expanduser() / "roots" / f"{where.name}-{tag}"
+
     @property
     def holds_out(self) -> bool:
         """Whether the run is also judged on a held-out corpus (sources, styles or engines)."""

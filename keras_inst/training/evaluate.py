@@ -14,6 +14,7 @@ whose stems sound in the song: precision, recall and F1 per class, micro and mac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -206,6 +207,8 @@ def evaluate_model(
     if not songs:
         raise ValueError(f"{dataset} at {root}: no usable songs ({reader_report.counts})")
     chosen = select_songs(cfg, dataset, songs, split=split, run_dir=run_dir)
+    # another corpus than the run's gets a cache of its own: rendered corpora share song ids
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, cache_dir=str(cfg.data.cache_dir_for(dataset, root))))
     cache = ensure_cache(cfg, chosen)
     ds = musical_eval_dataset(cfg, cache, chosen, seed=seed, batch_size=cfg.training.batch_size)
     y_true, y_prob = predict_dataset(art.model if art.model is not None else art, ds)

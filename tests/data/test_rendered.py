@@ -22,6 +22,19 @@ def test_held_out_corpus_and_cache_sit_beside_the_training_ones(tmp_path):
         load_config("demo", ["data.roots={}"]).data.held_out_corpus_dir()
 
 
+
+def test_another_corpus_gets_a_cache_of_its_own_inside_the_runs(tmp_path, monkeypatch):
+    cfg = load_config("demo", [f"data.roots.rendered={tmp_path / 'rendered'}", f"data.cache_dir={tmp_path / 'cache'}"])
+    d = cfg.data
+    monkeypatch.chdir(tmp_path)
+    assert d.cache_dir_for("rendered", tmp_path / "rendered") == tmp_path / "cache"  # the run's own corpus
+    assert d.cache_dir_for("rendered", "rendered") == tmp_path / "cache"  # relative, the same folder
+    other = d.cache_dir_for("rendered", tmp_path / "eval" / "electronic")
+    assert other.parent == tmp_path / "cache" / "roots" and other.name.startswith("electronic-")
+    assert d.cache_dir_for("rendered", tmp_path / "eval" / "electronic") == other  # stable: reused next time
+    assert d.cache_dir_for("rendered", tmp_path / "other" / "electronic") not in (other, tmp_path / "cache")
+    assert d.cache_dir_for("slakh", tmp_path / "rendered") != tmp_path / "cache"  # not slakh's configured root
+
 def test_held_out_split_needs_the_rendered_corpus_and_only_when_asked_for(tmp_path):
     cfg = load_config("demo", [f"data.roots.rendered={tmp_path / 'rendered'}"])
     with pytest.raises(ValueError, match="held-out corpus .*rendered_heldout_.*no usable songs"):

@@ -8,6 +8,7 @@ data path is tests/training/test_train.py::test_evaluate_cli_reproduces_the_runs
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -184,3 +185,15 @@ def test_presence_entries_calibrate_on_validation_songs_and_load_back(toy_run, t
     for mix in toy_song_mixes():
         probs = art.predict(np.stack([mix.audio[i: i + 16000] for i in range(0, len(mix.audio) - 15999, 8000)]))
         assert set(present_classes(probs, thresholds, loaded.presence_rule, CLASSES)) == set(mix.classes) - {"piano"}
+
+
+def test_another_corpus_is_cached_apart_from_the_runs(toy_run, toy_data, tmp_path, monkeypatch, capsys):
+    """Rendered corpora all name their songs Track00001...: evaluating another one through the
+    run's cache would overwrite the run's own entries (and whoever read them meanwhile)."""
+    seen = []
+    monkeypatch.setattr(keras_inst.data.cache.store, "ensure_cache", lambda cfg, songs, **k: seen.append(cfg.data.cache_dir))
+    run_cache = Path(EV.load_artifact(toy_run).config.data.cache_dir).expanduser()
+    rc = EV.main(["--model", str(toy_run), "--dataset", "rendered", "--root", str(tmp_path / "eval_songs"), "--split", "all",
+                  "--no-songs", "--json", str(tmp_path / "r.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert len(seen) == 1 and seen[0].startswith(str(run_cache)) and "/roots/eval_songs-" in seen[0]
