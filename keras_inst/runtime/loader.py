@@ -212,10 +212,9 @@ def _load_keras(path: Path, *, batch_size: int) -> dict:
     names = default_class_names(info["num_classes"])
     cfg = None
     if (folder / RUN_CONFIG).is_file():
-        from keras_inst.config.io import load_config
-        from keras_inst.runtime.data_locations import resolve_data_locations
+        from keras_inst.runtime.data_locations import load_run_config
 
-        cfg = resolve_data_locations(load_config(folder / RUN_CONFIG), folder)  # data paths absolute
+        cfg = load_run_config(folder)  # data paths absolute
     thresholds = read_thresholds(folder / RUN_REPORT, names)
     where = str(folder / RUN_REPORT)
     if shipped:  # thresholds from the shipped metadata.json

@@ -23,13 +23,13 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
     import shutil
     from pathlib import Path
 
-    from keras_inst.config.io import load_config, save_config
+    from keras_inst.config.io import save_config
     from keras_inst.data.held_out import held_out_split
     from keras_inst.data.pipeline import build_data
     from keras_inst.models.fusion_layers import is_fused
     from keras_inst.models.short_chunk import load_model
     from keras_inst.runtime.artifacts import RUN_CONFIG, RUN_REPORT
-    from keras_inst.runtime.data_locations import resolve_data_locations
+    from keras_inst.runtime.data_locations import load_run_config
     from keras_inst.training.run_dir import RunDir, start_keras
     from keras_inst.training.train import evaluate_run
 
@@ -38,7 +38,7 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
         raise ValueError(f"{src}: not a complete run (no {RUN_REPORT})")
     if out.exists():
         raise ValueError(f"{out}: exists; choose a new folder")
-    cfg = resolve_data_locations(load_config(src / RUN_CONFIG), src)  # its data from any working directory
+    cfg = load_run_config(src)  # its data from any working directory
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_tagger=tagger, fusion_weight=weight,
                                                              fusion_space=space or cfg.model.fusion_space))
     if probe is not None:
