@@ -1,7 +1,7 @@
 """Fuse a complete run's model with musicnn's zero-shot tagger after the fact; prints JSON.
 
     python scripts/fuse_run.py RUN_DIR --out NEW_RUN_DIR [--tagger musicnn_mtt_musicnn] [--weight 0.5]
-        [--space probability|logit] [--model checkpoints/best.keras] [--probe LABELS.json]
+        [--partial-weight 0.25] [--space probability|logit] [--model checkpoints/best.keras] [--probe LABELS.json]
 
 NEW_RUN_DIR is a run directory like any other (config with ``model.fusion_tagger`` set, the
 fused model.keras, report.json/report.md with the ``without_fusion`` comparison), evaluated on
@@ -23,14 +23,16 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--tagger", default="musicnn_mtt_musicnn")
     ap.add_argument("--weight", type=float, default=0.5)
+    ap.add_argument("--partial-weight", type=float, default=None,
+                    help="the tagger's weight where its tags name only some of a class's instruments (default: --weight)")
     ap.add_argument("--space", choices=FUSION_SPACES, default=None,
                     help="average probabilities or logits (default: the run config's model.fusion_space)")
     ap.add_argument("--model", default="model.keras", help="the classifier in RUN_DIR to fuse (a fused run's plain one: "
                     "checkpoints/best.keras)")
     ap.add_argument("--probe", help="also score a real-recording probe (labels.json)")
     a = ap.parse_args()
-    report = fuse_existing_run(a.run_dir, a.out, tagger=a.tagger, weight=a.weight, space=a.space, probe=a.probe,
-                               model_file=a.model)
+    report = fuse_existing_run(a.run_dir, a.out, tagger=a.tagger, weight=a.weight, space=a.space,
+                               partial_weight=a.partial_weight, probe=a.probe, model_file=a.model)
     keys = ("test", "held_out")
     print(json.dumps({"fused": {k: report[k]["roc_auc"] for k in keys if k in report}
                       | ({"probe": report["probe"]["macro_roc_auc"]} if "probe" in report else {}),

@@ -107,12 +107,17 @@ class ModelConfig:
     # [open] where the two are averaged: "probability" (p = (1-w) p_model + w p_tagger) or "logit"
     # (the fused logit is the weighted mean of the two logits: neither model's scale dominates)
     fusion_space: str = DEFAULT_FUSION_SPACE
+    # [open] the tagger's weight for classes whose tags name only some of their instruments
+    # (keras_inst.models.tagger.PARTIAL_EVIDENCE: MTT's woodwind is 'flute' alone); null: fusion_weight
+    fusion_partial_weight: float | None = None
 
     def __post_init__(self) -> None:
         k = "model."
         if self.fusion_tagger is not None:
             PRETRAINED.check(self.fusion_tagger, k + "fusion_tagger")
         _check(0.0 < self.fusion_weight <= 1.0, k + "fusion_weight", f"must be in (0, 1], got {self.fusion_weight}")
+        _check(self.fusion_partial_weight is None or 0.0 <= self.fusion_partial_weight <= 1.0, k + "fusion_partial_weight",
+               f"must be in [0, 1] or null, got {self.fusion_partial_weight}")
         _check(self.fusion_space in FUSION_SPACES, k + "fusion_space",
                f"must be one of {', '.join(FUSION_SPACES)}, got {self.fusion_space!r}")
         BACKBONES.check(self.architecture, k + "architecture")

@@ -65,6 +65,8 @@ def model_card(meta: Mapping[str, Any]) -> str:
     pre = meta.get("config", {}).get("training", {}).get("pretrained")
     model_cfg = meta.get("config", {}).get("model", {})
     space = " in logit space" if model_cfg.get("fusion_space") == "logit" else ""
+    if model_cfg.get("fusion_partial_weight") is not None:
+        space += f"; {model_cfg['fusion_partial_weight']:g} where its tags name only some of a class's instruments"
     fusion = (f", averaged (weight {model_cfg.get('fusion_weight', 0.5):g}{space}) with musicnn's `{model_cfg['fusion_tagger']}` "
               "tagger read zero-shot where its tags name a class") if model_cfg.get("fusion_tagger") else ""
     out = [

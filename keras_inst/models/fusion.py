@@ -9,8 +9,9 @@ wraps a trained classifier into one model that averages the two where the tagger
     p[c] = p_model[c]                               for the others (e.g. brass with MTT tags)
 
 ``w`` is ``model.fusion_weight`` (0.5 by default: an even average, chosen before any
-measurement, not tuned on real recordings). ``model.fusion_space: logit`` averages the two
-logits instead (:class:`~keras_inst.models.fusion_layers.TagFusion`). The tagger
+measurement, not tuned on real recordings), or ``model.fusion_partial_weight`` for classes whose
+tags name only some of their instruments (:func:`partial_mask`; e.g. MTT's woodwind, 'flute'
+only). ``model.fusion_space: logit`` averages the two logits instead (:class:`~keras_inst.models.fusion_layers.TagFusion`). The tagger
 (:func:`keras_inst.models.tagger.zero_shot_classifier`, frozen) reads the centre
 ``TAGGER_SAMPLES`` (3 s) of each window, its own input length. The fused model keeps the
 classifier's sub-models (``frontend`` -> ``backbone`` -> ``head``) and its sigmoid
@@ -46,11 +47,21 @@ def evidence_mask(tagger: str) -> list[bool]:
     return [c not in missing for c in CLASSES]
 
 
+def partial_mask(tagger: str) -> list[bool]:
+    """Per class (CLASSES order): do ``tagger``'s tags name only some of its instruments?"""
+    from keras_inst.models.tagger import partial_evidence_classes
+
+    partial = set(partial_evidence_classes(tagger))
+    return [c in partial for c in CLASSES]
+
+
 def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5, space: str = DEFAULT_FUSION_SPACE,
-                     path: str | Path | None = None, share_frontend: bool = False) -> keras.Model:
+                     partial_weight: float | None = None, path: str | Path | None = None,
+                     share_frontend: bool = False) -> keras.Model:
     """``model`` (waveform ``[B, N]`` -> 15 probabilities) fused with the zero-shot ``tagger``.
 
     ``space``: average probabilities or logits (:class:`TagFusion`).
+    ``partial_weight``: the tagger's weight for :func:`partial_mask` classes (None: ``weight``).
     ``path``: where musicnn's checkpoints are (default: the cache, else PyPI).
     ``share_frontend``: the model's front end is musicnn's (:func:`frontend_is_taggers`), so the
     tagger reads the centre 187 frames of the model's own log-mel instead of computing its own
@@ -89,7 +100,9 @@ def fuse_with_tagger(model: keras.Model, tagger: str, *, weight: float = 0.5, sp
         body, crop, crop_in = zero_shot, CentreCrop(TAGGER_SAMPLES, name=CROP_LAYER), wav
         body.name = TAGGER_LAYER  # a nested model is a layer found by its name
     body.trainable = False
-    fused = TagFusion(weight, evidence_mask(tagger), space, name=FUSION_LAYER)([logits, body(crop(crop_in))])  # [B, C]
+    fusion = TagFusion(weight, evidence_mask(tagger), space, partial=partial_mask(tagger), partial_weight=partial_weight,
+                       name=FUSION_LAYER)
+    fused = fusion([logits, body(crop(crop_in))])  # [B, C]
     return keras.Model(wav, model.get_layer("probabilities")(fused), name=model.name)
 
 

@@ -27,22 +27,37 @@ class TagFusion(keras.layers.Layer):
     ``space`` "probability": the logit of ``(1 - w) p_model + w p_tagger``; "logit":
     ``(1 - w) logit_model + w logit(p_tagger)``. In probability space the less confident model
     cannot move the ranking of a confident one's near-0 probabilities; in logit space each counts
-    by its log-odds (a weighted geometric mean of the odds)."""
+    by its log-odds (a weighted geometric mean of the odds). ``partial`` (per class) marks classes
+    whose tags name only some of their instruments: they get ``partial_weight`` instead of
+    ``weight`` (None: ``weight``, as in models saved before the option)."""
 
-    def __init__(self, weight: float, evidence: Sequence[bool], space: str = DEFAULT_FUSION_SPACE, **kwargs: Any) -> None:
+    def __init__(self, weight: float, evidence: Sequence[bool], space: str = DEFAULT_FUSION_SPACE,
+                 partial: Sequence[bool] | None = None, partial_weight: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not 0.0 <= float(weight) <= 1.0:
-            raise ValueError(f"TagFusion: weight must be in [0, 1], got {weight}")
+        for name, w in (("weight", weight), ("partial_weight", partial_weight)):
+            if w is not None and not 0.0 <= float(w) <= 1.0:
+                raise ValueError(f"TagFusion: {name} must be in [0, 1], got {w}")
         if space not in FUSION_SPACES:
             raise ValueError(f"TagFusion: space must be one of {', '.join(FUSION_SPACES)}, got {space!r}")
+        if partial is not None and len(partial) != len(evidence):
+            raise ValueError(f"TagFusion: partial has {len(partial)} entries, evidence {len(evidence)}")
         self.fusion_weight = float(weight)
         self.evidence = [bool(e) for e in evidence]
         self.space = space
+        self.partial = None if partial is None else [bool(e) for e in partial]
+        self.partial_weight = None if partial_weight is None else float(partial_weight)
+
+    def class_weights(self) -> np.ndarray:
+        """The tagger's weight per class ``[C]``: 0 without evidence, ``partial_weight`` where partial."""
+        w = np.where(self.evidence, self.fusion_weight, 0.0)
+        if self.partial is not None and self.partial_weight is not None:
+            w = np.where(np.asarray(self.evidence) & np.asarray(self.partial), self.partial_weight, w)
+        return w.astype(np.float32)
 
     def call(self, inputs: Sequence[Any]) -> Any:
         logits, tag_probs = inputs
         logits, tag_probs = ops.cast(logits, "float32"), ops.cast(tag_probs, "float32")  # [B, C] each
-        w = ops.convert_to_tensor(np.where(self.evidence, self.fusion_weight, 0.0).astype(np.float32))  # [C]
+        w = ops.convert_to_tensor(self.class_weights())  # [C]
         if self.space == "logit":
             return (1.0 - w) * logits + w * _logit(tag_probs)
         return _logit((1.0 - w) * ops.sigmoid(logits) + w * tag_probs)  # the logit of the fused probability
@@ -51,7 +66,8 @@ class TagFusion(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight": self.fusion_weight, "evidence": list(self.evidence), "space": self.space}
+        return {**super().get_config(), "weight": self.fusion_weight, "evidence": list(self.evidence), "space": self.space,
+                "partial": self.partial, "partial_weight": self.partial_weight}
 
 
 def _logit(p: Any) -> Any:

@@ -122,6 +122,21 @@ TAG_CLASSES: dict[str, tuple[Group, ...]] = {
 }
 
 
+# Classes whose tags name only some of their common instruments: a low tag probability there is
+# weak evidence of absence (MTT's 'flute' says nothing about a clarinet or a saxophone), so
+# fusion gives them ``model.fusion_partial_weight`` (keras_inst.models.fusion). class -> why.
+PARTIAL_EVIDENCE: dict[str, dict[str, str]] = {
+    "MTT": {
+        "woodwind": "'flute' only: no clarinet, oboe, bassoon or saxophone tag",
+        "key": "'piano', 'harpsichord' only: no organ or electric piano tag",
+        "percussion": "'drums' (the kit) only: no hand or mallet percussion tag",
+        "plucked_string": "'guitar', 'sitar', 'harp' only: no bass, banjo or mandolin tag",
+    },
+    "MSD": {
+        "plucked_string": "'guitar' only: no bass, harp, banjo or mandolin tag",
+    },
+}
+
 def _spec(name: str) -> TaggerSpec:
     if name not in TAGGERS:
         raise ValueError(f"unknown musicnn tagger {name!r}; known: {', '.join(TAGGERS)}")
@@ -151,6 +166,12 @@ def no_evidence_classes(name: str) -> tuple[str, ...]:
     """Classes that no tag of tagger ``name`` names: the zero-shot classifier outputs 0 for them."""
     return tuple(c for c, tags in class_tags(_spec(name).vocabulary).items() if not tags)
 
+
+def partial_evidence_classes(name: str) -> tuple[str, ...]:
+    """Classes (CLASSES order) whose tags in tagger ``name`` name only some of their common
+    instruments (:data:`PARTIAL_EVIDENCE`)."""
+    partial = PARTIAL_EVIDENCE[_spec(name).vocabulary]
+    return tuple(c for c in CLASSES if c in partial)
 
 def tagger_config(name: str) -> ExperimentConfig:
     """A config with musicnn's front end (the values :data:`MUSICNN_REQUIRED` allows first),

@@ -27,7 +27,7 @@ from keras_inst.runtime.shipped import SHIPPED_FILES, SHIPPED_METADATA, read_shi
 
 # model.* keys that do not change the classifier's weights (may differ when fine-tuning; fusion
 # with the zero-shot tagger is applied at the end of a run, keras_inst.training.fusion)
-MODEL_KEYS_FREE = ("dropout", "fusion_tagger", "fusion_weight", "fusion_space")
+MODEL_KEYS_FREE = ("dropout", "fusion_tagger", "fusion_weight", "fusion_space", "fusion_partial_weight")
 # The classifier's sub-models (keras_inst.models.short_chunk.build_model), also inside a model
 # fused with the tagger (keras_inst.models.fusion): what is copied, in this order.
 PARTS = ("frontend", "backbone", "head")

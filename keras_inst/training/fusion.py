@@ -50,10 +50,11 @@ def fuse_run_model(cfg: ExperimentConfig, model: Any, data: Any, rd: Any) -> tup
     plain = plain_figures(cfg, model, data)
     tagger = cfg.model.fusion_tagger
     fused = fuse_with_tagger(model, tagger, weight=cfg.model.fusion_weight, space=cfg.model.fusion_space,
-                             path=cfg.training.pretrained_path,
+                             partial_weight=cfg.model.fusion_partial_weight, path=cfg.training.pretrained_path,
                              share_frontend=frontend_is_taggers(cfg, tagger))
     rd.save_model(RUN_MODEL, fused)
-    return fused, {"tagger": cfg.model.fusion_tagger, "weight": cfg.model.fusion_weight, "space": cfg.model.fusion_space, **plain}
+    return fused, {"tagger": cfg.model.fusion_tagger, "weight": cfg.model.fusion_weight, "space": cfg.model.fusion_space,
+                   "partial_weight": cfg.model.fusion_partial_weight, **plain}
 
 
 def fusion_markdown(report: dict[str, Any]) -> str:
@@ -61,7 +62,9 @@ def fusion_markdown(report: dict[str, Any]) -> str:
     plain = report.get("without_fusion")
     if not plain:
         return ""
-    rows = ["", f"## Fusion with the tagger ({plain['tagger']}, weight {plain['weight']}, {plain.get('space', DEFAULT_FUSION_SPACE)} space)", "",
+    partial = f" ({plain['partial_weight']} where its tags name only some instruments)" if plain.get("partial_weight") is not None else ""
+    rows = ["", f"## Fusion with the tagger ({plain['tagger']}, weight {plain['weight']}{partial}, "
+            f"{plain.get('space', DEFAULT_FUSION_SPACE)} space)", "",
             "| split | fused | classifier alone |", "|---|---|---|"]
     for split in ("test", "held_out"):
         if split in plain and split in report:

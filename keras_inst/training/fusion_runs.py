@@ -11,9 +11,11 @@ from typing import Any
 
 
 def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float = 0.5, space: str | None = None,
-                      probe: str | None = None, model_file: str = "model.keras") -> dict[str, Any]:
+                      partial_weight: float | None = None, probe: str | None = None,
+                      model_file: str = "model.keras") -> dict[str, Any]:
     """A complete run's model fused after the fact: ``out_dir`` gets the run's split and data
-    locations, its config with ``model.fusion_tagger``/``fusion_weight``/``fusion_space`` set, the
+    locations, its config with ``model.fusion_tagger``/``fusion_weight``/``fusion_space``/
+    ``fusion_partial_weight`` (``partial_weight``; None: ``weight`` for every class) set, the
     fused model.keras and a new report (thresholds retuned on the same validation split); ``probe``:
     also set ``evaluation.probe``; ``space``: None keeps the run config's ``model.fusion_space``;
     ``model_file`` (in the run): the classifier to fuse -- a fused run's plain classifier is its
@@ -40,7 +42,8 @@ def fuse_existing_run(run_dir: str, out_dir: str, *, tagger: str, weight: float 
         raise ValueError(f"{out}: exists; choose a new folder")
     cfg = load_run_config(src)  # its data from any working directory
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_tagger=tagger, fusion_weight=weight,
-                                                             fusion_space=space or cfg.model.fusion_space))
+                                                             fusion_space=space or cfg.model.fusion_space,
+                                                             fusion_partial_weight=partial_weight))
     if probe is not None:
         cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, probe=probe))
     if not (src / model_file).is_file():

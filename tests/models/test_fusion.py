@@ -73,6 +73,30 @@ def test_tag_fusion_in_logit_space_averages_log_odds():
         TagFusion(0.5, [True], "odds")
 
 
+def test_partial_classes_get_their_own_weight():
+    """evidence / partial per class: full weight, partial weight, and none without evidence."""
+    layer = TagFusion(0.5, [True, True, False], "logit", partial=[False, True, True], partial_weight=0.25)
+    np.testing.assert_array_equal(layer.class_weights(), np.array([0.5, 0.25, 0.0], np.float32))
+    logits = np.array([[-2.0, -2.0, 3.0]], np.float32)
+    tags = np.array([[0.8, 0.8, 0.9]], np.float32)
+    want = [0.5 * -2.0 + 0.5 * _logit(0.8), 0.75 * -2.0 + 0.25 * _logit(0.8), 3.0]
+    np.testing.assert_allclose(np.asarray(layer([logits, tags]))[0], want, atol=1e-5)
+    again = TagFusion.from_config(layer.get_config())
+    np.testing.assert_array_equal(again.class_weights(), layer.class_weights())
+    old = TagFusion.from_config({"weight": 0.5, "evidence": [True, True]})  # saved before the option
+    np.testing.assert_array_equal(old.class_weights(), np.array([0.5, 0.5], np.float32))
+    with pytest.raises(ValueError, match="partial_weight must be in"):
+        TagFusion(0.5, [True], partial=[True], partial_weight=1.5)
+    with pytest.raises(ValueError, match="partial has 1 entries, evidence 2"):
+        TagFusion(0.5, [True, True], partial=[True])
+
+
+def test_partial_mask_follows_the_tag_map():
+    assert {c for c, p in zip(CLASSES, F.partial_mask(TAGGER), strict=True) if p} == {"plucked_string"}
+    assert {c for c, p in zip(CLASSES, F.partial_mask("musicnn_mtt_musicnn"), strict=True) if p} == {
+        "woodwind", "key", "percussion", "plucked_string"}
+
+
 def test_centre_crop_takes_the_middle():
     x = np.arange(20, dtype=np.float32)[None]
     np.testing.assert_array_equal(np.asarray(CentreCrop(6)(x))[0], np.arange(7, 13))
@@ -129,14 +153,16 @@ def test_short_windows_are_refused():
 
 
 def test_a_logit_space_fusion_saves_and_loads(classifier, tmp_path):
-    fused = F.fuse_with_tagger(classifier, TAGGER, weight=0.5, space="logit", path=ASSETS)
+    """Logit space, and plucked string (MSD's 'guitar' alone: partial) at its own weight 0.2."""
+    fused = F.fuse_with_tagger(classifier, TAGGER, weight=0.5, space="logit", partial_weight=0.2, path=ASSETS)
     rng = np.random.default_rng(1)
     x = (0.1 * rng.standard_normal((2, classifier.input.shape[-1]))).astype(np.float32)
     p_model = np.asarray(classifier(x, training=False))
     start = (x.shape[1] - TAGGER_SAMPLES) // 2
     p_tag = np.asarray(zero_shot_classifier(TAGGER, path=ASSETS)(x[:, start:start + TAGGER_SAMPLES], training=False))
     mask = np.array([c in EVIDENCE for c in CLASSES])
-    want = np.where(mask, _sigmoid(0.5 * _logit(p_model) + 0.5 * _logit(np.clip(p_tag, 1e-6, 1 - 1e-6))), p_model)
+    w = np.where(np.array(CLASSES) == "plucked_string", 0.2, 0.5)  # [C]
+    want = np.where(mask, _sigmoid((1 - w) * _logit(p_model) + w * _logit(np.clip(p_tag, 1e-6, 1 - 1e-6))), p_model)
     got = np.asarray(fused(x, training=False))
     np.testing.assert_allclose(got, want, atol=1e-5)
     fused.save(tmp_path / "fused.keras")
@@ -150,6 +176,9 @@ def test_config_checks_the_fusion_keys():
         ModelConfig(fusion_tagger=TAGGER, fusion_weight=0.0)
     with pytest.raises(ValueError, match="model.fusion_tagger"):
         ModelConfig(fusion_tagger="no_such_tagger")
+    with pytest.raises(ValueError, match="model.fusion_partial_weight"):
+        ModelConfig(fusion_tagger=TAGGER, fusion_partial_weight=-0.1)
+    assert ModelConfig(fusion_tagger=TAGGER, fusion_partial_weight=0.0).fusion_partial_weight == 0.0
 
 
 def test_a_musicnn_front_end_is_shared_with_the_tagger(tmp_path):

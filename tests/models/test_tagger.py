@@ -68,6 +68,18 @@ def test_tables_name_every_tag_once():
         T.build_tagger("musicnn_vgg")
 
 
+def test_partial_evidence_classes_have_evidence_but_miss_instruments():
+    """Partial: some tag names the class, not every common instrument of it (MTT's woodwind is
+    'flute' alone); a class with no evidence or with every instrument named is never partial."""
+    assert T.partial_evidence_classes("musicnn_mtt_musicnn") == ("percussion", "plucked_string", "woodwind", "key")
+    assert T.partial_evidence_classes("musicnn_msd_vgg") == ("plucked_string",)
+    for name in T.TAGGERS:
+        tags = T.class_tags(T.TAGGERS[name].vocabulary)
+        assert all(tags[c] for c in T.partial_evidence_classes(name))
+        assert not set(T.partial_evidence_classes(name)) & set(T.no_evidence_classes(name))
+    assert T.class_tags("MTT")["woodwind"] == ("flute",)
+
+
 def test_vgg_tagger_and_zero_shot_classifier(audio, tmp_path):
     tagger = T.build_tagger("musicnn_msd_vgg", path=DATA / "musicnn")
     tag_probs = _check_against_graph(tagger, DATA / "musicnn" / "MSD_vgg", audio)

@@ -13,6 +13,7 @@ from tiny import tiny_overrides
 
 from keras_inst.config.io import load_config
 from keras_inst.corpus.render import render_corpus
+from keras_inst.taxonomy import CLASSES
 
 MUSICNN = Path(__file__).resolve().parents[1] / "assets" / "musicnn"  # the vendored MSD VGG checkpoint
 # 3-s chunks: the tagger reads 47616 samples (2.98 s) from the centre of each window.
@@ -60,13 +61,19 @@ def test_fused_run_and_fusing_a_finished_run_agree(corpus, tmp_path):
     # A fused run's model.keras is refused; its plain classifier (best checkpoint) fuses in probability space too.
     with pytest.raises(ValueError, match="fused already"):
         fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "again"), tagger="musicnn_msd_vgg")
+    # ... with plucked string (MSD's 'guitar' alone) at its own weight.
     prob = fuse_existing_run(str(tmp_path / "fused"), str(tmp_path / "prob"), tagger="musicnn_msd_vgg", space="probability",
-                             model_file="checkpoints/best.keras")
-    assert prob["without_fusion"]["space"] == "probability"
+                             model_file="checkpoints/best.keras", partial_weight=0.2)
+    assert prob["without_fusion"]["space"] == "probability" and prob["without_fusion"]["partial_weight"] == 0.2
     assert "fusion_space: probability" in (tmp_path / "prob" / "config.yaml").read_text()
+    assert "fusion_partial_weight: 0.2" in (tmp_path / "prob" / "config.yaml").read_text()
+    assert "weight 0.5 (0.2 where its tags name only some instruments), probability space" in (
+        tmp_path / "prob" / "report.md").read_text()
     assert prob["without_fusion"]["test"]["roc_auc"] == pytest.approx(plain_report["test"]["roc_auc"], abs=1e-6)
     models = [load_model(tmp_path / r / "model.keras", compile=False) for r in ("fused", "prob")]
     assert [m.get_layer("fusion").space for m in models] == ["logit", "probability"]
+    weights = dict(zip(CLASSES, models[1].get_layer("fusion").class_weights(), strict=True))
+    assert weights["plucked_string"] == pytest.approx(0.2) and weights["voice"] == 0.5 and weights["piano"] == 0.0
     x = (0.1 * np.random.default_rng(0).standard_normal((2, models[0].input.shape[-1]))).astype(np.float32)
     assert np.abs(np.asarray(models[0](x)) - np.asarray(models[1](x))).max() > 1e-4  # the same classifier, fused otherwise
 
