@@ -47,6 +47,11 @@ class DataConfig:
     # (keras_inst.corpus.speech: flite speech, labelled voice only, as the taxonomy labels speech
     # and rap); 0 = none. Another value is another corpus (its own roots.rendered).
     render_speech: float = 0.0
+    # [open] beyond the paper, opt-in: lead vocals (generated songs' and spoken vocals, an arranged
+    # song's solo sung melody) at a lead-to-accompaniment ratio drawn uniformly in [low, high] dB
+    # (keras_inst.corpus.vocal_level; produced pop averages ~+1 dB), instead of every stem at the
+    # same loudness (a lead ~7 dB under the band); null = off. Another value is another corpus.
+    render_vocal_lar_db: tuple[float, float] | None = None
     # [open] beyond the paper: held-out-source evaluation (keras_inst.training.cross_source). After
     # the test split, the run is also judged on held_out_songs OTHER songs (render seed
     # held_out_seed) rendered only with held_out_sources, which training must not use.
@@ -75,6 +80,9 @@ class DataConfig:
         _check(self.held_out_songs >= 0, k + "held_out_songs", f"must be >= 0, got {self.held_out_songs}")
         _check_styles(self.render_styles, self.render_generated_share)
         _check(0.0 <= self.render_speech <= 1.0, k + "render_speech", f"must be a probability in [0, 1], got {self.render_speech}")
+        lar = self.render_vocal_lar_db
+        _check(lar is None or (len(lar) == 2 and -20.0 <= lar[0] <= lar[1] <= 20.0), k + "render_vocal_lar_db",
+               f"must be [low, high] dB with -20 <= low <= high <= 20, or null; got {lar}")
         _check_held_out_names(self.held_out_styles, self.held_out_engines)
         if self.holds_out:
             _check(self.held_out_songs > 0, k + "held_out_songs",

@@ -201,6 +201,7 @@ def render_corpus(
     generated_share: float = 0.5,
     prefer_sources: str | tuple[str, ...] | list[str] = (),
     speech: float = 0.0,
+    vocal_lar_db: tuple[float, float] | None = None,
 ) -> RenderReport:
     """Render tracks 1..songs into ``out_dir`` (Slakh layout); finished tracks are kept.
 
@@ -220,7 +221,10 @@ def render_corpus(
     part of the identity (``prefer_sources``, absent when empty). ``speech`` (opt-in, beyond the
     paper): the chance per song of a spoken-vocal stem over it (:mod:`keras_inst.corpus.speech`,
     flite; labelled voice only); part of the identity (``spoken_vocals``, absent when 0); without
-    flite installed it is skipped and reported like a missing sample source.
+    flite installed it is skipped and reported like a missing sample source. ``vocal_lar_db``
+    (opt-in, beyond the paper): (low, high) dB, lead vocals at a lead-to-accompaniment ratio drawn
+    in that range (:mod:`keras_inst.corpus.vocal_level`); part of the identity (``lead_vocal_lar_db``,
+    absent when None).
     """
     t0 = time.perf_counter()
     if songs < 1:
@@ -233,6 +237,8 @@ def render_corpus(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not 0.0 <= speech <= 1.0:
         raise ValueError(f"speech must be a probability in [0, 1], got {speech}")
+    if vocal_lar_db is not None and not (len(vocal_lar_db) == 2 and -20.0 <= vocal_lar_db[0] <= vocal_lar_db[1] <= 20.0):
+        raise ValueError(f"vocal_lar_db must be (low, high) dB with -20 <= low <= high <= 20, got {vocal_lar_db}")
     found = _discover(soundfont, sources, exclude_sources, modern)
     prefer = _prefer(prefer_sources, found)
     spoken = _spoken_vocals(speech)
@@ -249,6 +255,8 @@ def render_corpus(
         params["prefer_sources"] = list(prefer)
     if spoken:  # likewise only when on
         params["spoken_vocals"] = spoken
+    if vocal_lar_db is not None:  # likewise only when on
+        params["lead_vocal_lar_db"] = [float(v) for v in vocal_lar_db]
     if styles:  # likewise only when on
         params["generated_songs"] = {"styles": list(styles), "share": float(generated_share),
                                      "songwriter_version": SONGWRITER_VERSION}
@@ -325,7 +333,8 @@ def _readme(desc: dict) -> str:
         f" --sample-rate {desc['sample_rate']} " + _source_args(desc) + (" --modern" if desc.get("render_modern") else "")
         + _styles_args(desc.get("generated_songs"))
         + (f" --prefer-sources {','.join(desc['prefer_sources'])}" if desc.get("prefer_sources") else "")
-        + (f" --speech {desc['spoken_vocals']['asked']}" if desc.get("spoken_vocals") else ""),
+        + (f" --speech {desc['spoken_vocals']['asked']}" if desc.get("spoken_vocals") else "")
+        + (f" --vocal-lar={','.join(f'{v:g}' for v in desc['lead_vocal_lar_db'])}" if desc.get("lead_vocal_lar_db") else ""),
         "",
     ]
     return "\n".join(lines + [f"{k}: {v}" for k, v in sorted(desc.items())]) + "\n"
@@ -343,6 +352,7 @@ def run_render_cli(args) -> int:
         generated_share=getattr(args, "generated_share", None) or 0.5,
         prefer_sources=getattr(args, "prefer_sources", None) or (),
         speech=getattr(args, "speech", None) or 0.0,
+        vocal_lar_db=getattr(args, "vocal_lar", None),
     )
     for line in (*rep.missing_sources, *(f"track left out: {f}" for f in rep.failed)):
         print(line, file=sys.stderr)

@@ -199,6 +199,10 @@ def render_track(plan: TrackPlan, out_dir: Path, params: dict, found: Discovery)
                           prefer=tuple(params.get("prefer_sources", ())))
     spoken = _spoken_stem(plan, params.get("spoken_vocals", {}).get("probability", 0.0), sr, n_samples)
     stems += [spoken] if spoken is not None and stems else []
+    if params.get("lead_vocal_lar_db"):  # opt-in: lead vocals at a produced mix's level (corpus.vocal_level)
+        from keras_inst.corpus.vocal_level import set_lead_vocal_levels
+
+        stems = set_lead_vocal_levels(stems, tuple(params["lead_vocal_lar_db"]), seed=plan.seed, sr=sr)
     if not stems:
         raise ValueError(f"{plan.name}: no audible stem from {source}"
                          + (f" (GM programs {unplayable}: no selected source plays them)" if unplayable else ""))

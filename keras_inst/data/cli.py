@@ -14,6 +14,15 @@ from keras_inst.config.io import add_override_argument
 from keras_inst.config.registry import DATASETS
 
 
+def _db_range(text: str) -> tuple[float, float]:
+    """``"-2,4"`` -> (-2.0, 4.0)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in dB (e.g. -2,4), got {text!r}") from None
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m keras_inst.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(a held-out engine beside the training sources)")
     p.add_argument("--speech", type=float, default=0.0,
                    help="opt-in: chance per song of a spoken-vocal stem (flite; labelled voice only), default 0")
+    p.add_argument("--vocal-lar", type=_db_range, default=None, metavar="LOW,HIGH",
+                   help="opt-in: lead vocals at a lead-to-accompaniment ratio drawn in LOW..HIGH dB (e.g. --vocal-lar=-3,5)")
 
     p = sub.add_parser("preview", help="write example training mixes as WAV + PNG with their labels")
     p.add_argument("--config", default="demo")

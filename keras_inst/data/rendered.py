@@ -37,7 +37,7 @@ def ensure_rendered_corpus(cfg: ExperimentConfig) -> None:
         sample_rate=cfg.audio.sample_rate, sources=list(cfg.data.render_sources) or None,
         exclude_sources=list(cfg.data.training_exclude_sources()) or None, modern=cfg.data.render_modern,
         styles=cfg.data.training_styles(), generated_share=cfg.data.render_generated_share,
-        speech=cfg.data.render_speech,
+        speech=cfg.data.render_speech, vocal_lar_db=cfg.data.render_vocal_lar_db,
     )
 
 
