@@ -19,7 +19,7 @@ def _db_range(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in dB (e.g. -2,4), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in dB (e.g. --vocal-lar=-3,5), got {text!r}") from None
     return lo, hi
 
 
