@@ -39,9 +39,13 @@ from keras_inst.runtime.artifacts import PRESENCE_RULE_KEY
 DEFAULT_MIN_WINDOWS, DEFAULT_MIN_SHARE = 2, 0.1
 DEFAULT_SOURCE = (f"default: active in >= {DEFAULT_MIN_WINDOWS} windows, or in >= "
                   f"{DEFAULT_MIN_SHARE:.0%} of the windows of a shorter file")
-# Calibration: k is searched in 1..DEFAULT_MAX_WINDOWS, with s = 1 (a file shorter than k
-# windows needs all of them), so k alone decides on every calibration song.
-DEFAULT_MAX_WINDOWS, CALIBRATION_SHARE = 10, 1.0
+# Calibration: k is searched in CALIBRATION_MIN_WINDOWS..DEFAULT_MAX_WINDOWS, with s = 1 (a file
+# shorter than k windows needs all of them), so k alone decides on every calibration song. Not
+# k = 1: with the 2-4 positive validation songs a class may have, one window "won" for electric
+# guitar and bass in one run (2026-12-07), and a single 4-s window of a synth line then reported a
+# guitar (that run's false alarms on 30 electronic songs: 28 with k = 1, 20 searched from 2;
+# docs/results.md "The per-file answer").
+DEFAULT_MAX_WINDOWS, CALIBRATION_SHARE, CALIBRATION_MIN_WINDOWS = 10, 1.0, 2
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def calibrate_presence(per_song_window_probs: Sequence[np.ndarray], per_song_labels: Sequence[Collection[str]],
                        thresholds: np.ndarray, *, class_names: Sequence[str], max_windows: int = DEFAULT_MAX_WINDOWS,
                        what: str = "validation songs") -> tuple[PresenceRule, dict[str, Any]]:
-    """Per class, the ``min_windows`` k in ``1..max_windows`` that maximises song-level F1.
+    """Per class, the ``min_windows`` k in ``CALIBRATION_MIN_WINDOWS..max_windows`` that maximises song-level F1.
 
     ``per_song_window_probs``: per song ``[n_i, C]``; ``per_song_labels``: per song the classes
     that sound in it (closed). Calibrated rules have ``min_share`` 1 (a song shorter than k
@@ -241,12 +245,12 @@ def calibrate_presence(per_song_window_probs: Sequence[np.ndarray], per_song_lab
     if len(per_song_window_probs) != len(per_song_labels) or not per_song_labels:
         raise ValueError(f"need one label set per song and >= 1 song, got {len(per_song_window_probs)} "
                          f"probability arrays and {len(per_song_labels)} label sets")
-    if max_windows < 1:
-        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    if max_windows < CALIBRATION_MIN_WINDOWS:
+        raise ValueError(f"max_windows must be >= {CALIBRATION_MIN_WINDOWS}, got {max_windows}")
     counts = np.stack([active_windows(p, thresholds, class_names).sum(axis=0) for p in per_song_window_probs])  # [S, C]
     n = np.array([len(p) for p in per_song_window_probs])  # [S]
     truth = np.array([[c in labels for c in class_names] for labels in per_song_labels], bool)  # [S, C]
-    ks = np.arange(1, max_windows + 1)
+    ks = np.arange(CALIBRATION_MIN_WINDOWS, max_windows + 1)
     k_out, s_out, details = {}, {}, {}
     for j, c in enumerate(class_names):
         pos = int(truth[:, j].sum())
@@ -261,5 +265,5 @@ def calibrate_presence(per_song_window_probs: Sequence[np.ndarray], per_song_lab
         best = ks[np.isclose(f1, f1.max())]
         k_out[c], s_out[c] = int(best[(len(best) - 1) // 2]), CALIBRATION_SHARE
         details[c] = info | {"k": k_out[c], "calibrated": True, "f1": float(f1.max())}
-    source = f"calibrated on {len(n)} {what} (song-level F1, k in 1..{max_windows})"
+    source = f"calibrated on {len(n)} {what} (song-level F1, k in {CALIBRATION_MIN_WINDOWS}..{max_windows})"
     return PresenceRule(k_out, s_out, source), details

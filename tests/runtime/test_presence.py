@@ -89,7 +89,7 @@ def test_calibration_picks_the_k_that_maximises_song_level_f1():
     assert dict(rule.min_share) == {"a": 1.0, "b": 1.0, "c": PR.DEFAULT_MIN_SHARE}
     assert details["a"] == {"positives": 3, "negatives": 3, "k": 4, "calibrated": True, "f1": 1.0}
     assert details["c"]["calibrated"] is False and details["c"]["f1"] is None
-    assert rule.source == "calibrated on 6 validation songs (song-level F1, k in 1..10)"
+    assert rule.source == "calibrated on 6 validation songs (song-level F1, k in 2..10)"
     # Capped search: k <= 6 leaves "b" the best reachable plateau {5, 6} (F1 6/7), its lower middle 5.
     capped, d = PR.calibrate_presence(probs, labels, np.full(3, 0.5), class_names=NAMES, max_windows=6)
     assert capped.min_windows["b"] == 5 and d["b"]["f1"] == pytest.approx(6 / 7)
@@ -102,6 +102,18 @@ def test_calibration_picks_the_k_that_maximises_song_level_f1():
     assert never.min_windows["c"] == PR.DEFAULT_MIN_WINDOWS and d["c"]["calibrated"] is False and d["c"]["positives"] == 3
     with pytest.raises(ValueError, match="one label set per song"):
         PR.calibrate_presence(probs, labels[:2], np.full(3, 0.5), class_names=NAMES)
+    with pytest.raises(ValueError, match="max_windows must be >= 2"):
+        PR.calibrate_presence(probs, labels, np.full(3, 0.5), class_names=NAMES, max_windows=1)
+
+
+def test_calibration_never_trusts_a_single_window():
+    """"a" active in 1, 2, 3 windows of its 3 songs and in 0, 0, 1 of the others: F1 by k is 6/7
+    (k = 1), 4/5 (k = 2), 1/2 (k = 3); one window would win, the search starts at 2."""
+    probs = [window_probs({"a": list(range(k)), "b": list(range(20)), "c": [0, 1]}, 20) for k in (1, 2, 3, 0, 0, 1)]
+    labels = [{"a", "b"}] * 3 + [{"b"}] * 3
+    rule, details = PR.calibrate_presence(probs, labels, np.full(3, 0.5), class_names=NAMES)
+    assert PR.CALIBRATION_MIN_WINDOWS == 2
+    assert rule.min_windows["a"] == 2 and details["a"]["f1"] == pytest.approx(4 / 5)
 
 
 def test_song_level_scores_exact():

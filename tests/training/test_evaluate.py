@@ -173,7 +173,7 @@ def test_presence_entries_calibrate_on_validation_songs_and_load_back(toy_run, t
     assert cal["voice"]["calibrated"] is False and cal["voice"]["positives"] == 0
     for c in ("drums", "percussion", "key"):
         assert cal[c]["calibrated"] is True and cal[c]["f1"] == 1.0, c
-    assert entries["presence_rule"]["source"] == "calibrated on 3 validation songs (song-level F1, k in 1..10)"
+    assert entries["presence_rule"]["source"] == "calibrated on 3 validation songs (song-level F1, k in 2..10)"
     assert entries["songs"]["presence"]["micro"]["recall"] == pytest.approx(6 / 8)
     run = tmp_path / "run"
     shutil.copytree(toy_run, run)
