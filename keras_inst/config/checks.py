@@ -10,10 +10,12 @@ def check(cond: bool, key: str, message: str) -> None:
         raise ValueError(f"config key '{key}': {message}")
 
 
-def check_range(value: Sequence[float], key: str, lo: float | None = None) -> None:
+def check_range(value: Sequence[float], key: str, lo: float | None = None, hi: float | None = None) -> None:
     check(len(value) == 2 and value[0] <= value[1], key, f"must be [low, high] with low <= high, got {list(value)}")
     if lo is not None:
         check(value[0] >= lo, key, f"must be >= {lo}, got {list(value)}")
+    if hi is not None:
+        check(value[1] <= hi, key, f"must be <= {hi}, got {list(value)}")
 
 
 def check_prob(value: float, key: str) -> None:

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_inst.config.checks import check as _check
+from keras_inst.config.checks import check_range
 from keras_inst.config.registry import DATASETS
+
+# data.render_vocal_lar_db's bounds (dB either way): beyond, the vocal drowns or is alone
+MAX_VOCAL_LAR_DB = 20.0
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,8 @@ class DataConfig:
         _check(self.held_out_songs >= 0, k + "held_out_songs", f"must be >= 0, got {self.held_out_songs}")
         _check_styles(self.render_styles, self.render_generated_share)
         _check(0.0 <= self.render_speech <= 1.0, k + "render_speech", f"must be a probability in [0, 1], got {self.render_speech}")
-        lar = self.render_vocal_lar_db
-        _check(lar is None or (len(lar) == 2 and -20.0 <= lar[0] <= lar[1] <= 20.0), k + "render_vocal_lar_db",
-               f"must be [low, high] dB with -20 <= low <= high <= 20, or null; got {lar}")
+        if self.render_vocal_lar_db is not None:
+            check_range(self.render_vocal_lar_db, k + "render_vocal_lar_db", lo=-MAX_VOCAL_LAR_DB, hi=MAX_VOCAL_LAR_DB)
         _check_held_out_names(self.held_out_styles, self.held_out_engines)
         if self.holds_out:
             _check(self.held_out_songs > 0, k + "held_out_songs",

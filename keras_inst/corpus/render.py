@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_inst.atomic import write_text
+from keras_inst.config.data import MAX_VOCAL_LAR_DB
 from keras_inst.corpus.ensembles import TrackPlan
 from keras_inst.corpus.gains import key_gains, velocity_gains
 from keras_inst.corpus.plans import plan_corpus
@@ -237,8 +238,10 @@ def render_corpus(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not 0.0 <= speech <= 1.0:
         raise ValueError(f"speech must be a probability in [0, 1], got {speech}")
-    if vocal_lar_db is not None and not (len(vocal_lar_db) == 2 and -20.0 <= vocal_lar_db[0] <= vocal_lar_db[1] <= 20.0):
-        raise ValueError(f"vocal_lar_db must be (low, high) dB with -20 <= low <= high <= 20, got {vocal_lar_db}")
+    if vocal_lar_db is not None and not (len(vocal_lar_db) == 2
+                                         and -MAX_VOCAL_LAR_DB <= vocal_lar_db[0] <= vocal_lar_db[1] <= MAX_VOCAL_LAR_DB):
+        raise ValueError(f"vocal_lar_db must be (low, high) dB with {-MAX_VOCAL_LAR_DB:g} <= low <= high <= "
+                         f"{MAX_VOCAL_LAR_DB:g}, got {vocal_lar_db}")
     found = _discover(soundfont, sources, exclude_sources, modern)
     prefer = _prefer(prefer_sources, found)
     spoken = _spoken_vocals(speech)

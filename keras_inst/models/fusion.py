@@ -11,7 +11,8 @@ wraps a trained classifier into one model that averages the two where the tagger
 ``w`` is ``model.fusion_weight`` (0.5 by default: an even average, chosen before any
 measurement, not tuned on real recordings), or ``model.fusion_partial_weight`` for classes whose
 tags name only some of their instruments (:func:`partial_mask`; e.g. MTT's woodwind, 'flute'
-only). ``model.fusion_space: logit`` averages the two logits instead (:class:`~keras_inst.models.fusion_layers.TagFusion`). The tagger
+only). ``model.fusion_space: logit`` averages the two logits instead
+(:class:`~keras_inst.models.fusion_layers.TagFusion`). The tagger
 (:func:`keras_inst.models.tagger.zero_shot_classifier`, frozen) reads the centre
 ``TAGGER_SAMPLES`` (3 s) of each window, its own input length. The fused model keeps the
 classifier's sub-models (``frontend`` -> ``backbone`` -> ``head``) and its sigmoid

@@ -137,6 +137,7 @@ PARTIAL_EVIDENCE: dict[str, dict[str, str]] = {
     },
 }
 
+
 def _spec(name: str) -> TaggerSpec:
     if name not in TAGGERS:
         raise ValueError(f"unknown musicnn tagger {name!r}; known: {', '.join(TAGGERS)}")
@@ -172,6 +173,7 @@ def partial_evidence_classes(name: str) -> tuple[str, ...]:
     instruments (:data:`PARTIAL_EVIDENCE`)."""
     partial = PARTIAL_EVIDENCE[_spec(name).vocabulary]
     return tuple(c for c in CLASSES if c in partial)
+
 
 def tagger_config(name: str) -> ExperimentConfig:
     """A config with musicnn's front end (the values :data:`MUSICNN_REQUIRED` allows first),

@@ -86,13 +86,13 @@ def resolve_data_locations(cfg: Any, run_dir: str | Path) -> Any:
     return dataclasses.replace(cfg, data=dataclasses.replace(d, roots=roots, **paths))
 
 
-
 def load_run_config(run_dir: str | Path) -> Any:
     """A run directory's ``config.yaml`` with its data paths made absolute
     (:func:`resolve_data_locations`): what every reader of a finished run starts from."""
     from keras_inst.config.io import load_config
 
     return resolve_data_locations(load_config(Path(run_dir) / RUN_CONFIG), run_dir)
+
 
 def missing_data_hint(cfg: Any, run_dir: Path | None) -> str | None:
     """None if every dataset root of ``cfg`` is a folder, else which is missing and what to do."""

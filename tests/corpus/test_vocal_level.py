@@ -127,6 +127,8 @@ def test_config_checks_the_lar_range():
     assert DataConfig(render_vocal_lar_db=(-3.0, 5.0)).render_vocal_lar_db == (-3.0, 5.0)
     with pytest.raises(ValueError, match="data.render_vocal_lar_db"):
         DataConfig(render_vocal_lar_db=(4.0, 1.0))
+    with pytest.raises(ValueError, match="data.render_vocal_lar_db': must be <= 20.0"):
+        DataConfig(render_vocal_lar_db=(0.0, 25.0))
 
 
 def test_the_render_command_takes_a_lar_range(tmp_path, capsys):
