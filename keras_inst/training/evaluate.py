@@ -147,20 +147,24 @@ def choose_config(art: Artifact, config: str | None, overrides: Sequence[str]) -
     the run's ``config.yaml`` beside the model; a shipped model's ``metadata.json`` config; for an
     export, the ``config.yaml`` of the run named by export.json's ``source``; else the ``paper`` config, with a note on stderr (the
     model's input length still has to match it)."""
+    from keras_inst.config.io import apply_overrides, from_dict
+    from keras_inst.runtime.data_locations import load_run_config
+
     if config is not None:
         return load_config(config, overrides), str(config)
+    # A run's config with its data paths made absolute first (data_locations.json), then the
+    # overrides: evaluated from another folder, `--set` must not turn the run's relative data
+    # roots and cache into paths under the working directory, and a path given in `--set` is
+    # the user's, relative to where they are.
     if art.run_dir is not None:
-        run_config = art.run_dir / RUN_CONFIG
-        return (art.config if not overrides else load_config(run_config, overrides)), str(run_config)
+        return from_dict(apply_overrides(art.config, overrides)), str(art.run_dir / RUN_CONFIG)  # resolved by the loader
     if isinstance(art.metadata.get("config"), dict):  # a shipped model: metadata.json holds its resolved config
-        from keras_inst.config.io import apply_overrides, from_dict
-
         return from_dict(apply_overrides(art.metadata["config"], overrides)), f"{art.path.parent} (metadata.json 'config')"
     source = art.metadata.get("source")
     if source and (Path(source).parent / RUN_CONFIG).is_file():
         run_config = Path(source).parent / RUN_CONFIG
         print(f"note: {art.path} is an export; using the config of the run it was made from: {run_config}", file=sys.stderr)
-        return load_config(run_config, overrides), str(run_config)
+        return from_dict(apply_overrides(load_run_config(run_config.parent), overrides)), str(run_config)
     print(f"note: {art.path} carries no run config ({RUN_CONFIG}); using the 'paper' config for audio and mixing "
           "settings (pass --config to choose)", file=sys.stderr)
     return load_config("paper", overrides), "paper (fallback: the model carries no run config)"

@@ -197,3 +197,38 @@ def test_another_corpus_is_cached_apart_from_the_runs(toy_run, toy_data, tmp_pat
                   "--no-songs", "--json", str(tmp_path / "r.json")])
     assert rc == 0, capsys.readouterr().err
     assert len(seen) == 1 and seen[0].startswith(str(run_cache)) and "/roots/eval_songs-" in seen[0]
+
+
+def test_overrides_keep_the_runs_recorded_data_locations(toy_run, tmp_path, monkeypatch):
+    """Before: with ``--set`` the run's config.yaml was re-read raw, so from another folder its
+    relative data roots and cache pointed under the working directory (a new cache, a missing
+    corpus); now the recorded absolute locations stay and only the overridden key changes."""
+    import shutil
+
+    from keras_inst.runtime.artifacts import RUN_DATA_LOCATIONS
+    from keras_inst.runtime.loader import load_artifact
+
+    run = tmp_path / "started_here" / "runs" / "toy"
+    shutil.copytree(toy_run, run)
+    from keras_inst.config.io import dump_config, load_config
+
+    relative = load_config(run / "config.yaml", ["data.roots.rendered=data/rendered", "data.cache_dir=data/cache"])
+    (run / "config.yaml").write_text(dump_config(relative), encoding="utf-8")  # as a run started in started_here
+    started = tmp_path / "started_here"
+    (run / RUN_DATA_LOCATIONS).write_text(json.dumps({
+        "working_directory": str(started), "roots": {"rendered": str(started / "data" / "rendered")},
+        "cache_dir": str(started / "data" / "cache"), "held_out_root": None, "soundfont": None}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    art = load_artifact(run)
+    cfg, source = EV.choose_config(art, None, ["mixing.p_musical=0.25"])
+    assert source == str(run / "config.yaml")
+    assert cfg.mixing.p_musical == 0.25
+    assert cfg.data.roots["rendered"] == str(started / "data" / "rendered")
+    assert cfg.data.cache_dir == str(started / "data" / "cache")
+    # Without overrides: the same locations (one path for both).
+    assert EV.choose_config(art, None, [])[0].data == cfg.data
+    # A data path given in --set is the user's, kept as given.
+    cfg2, _ = EV.choose_config(art, None, ["data.cache_dir=my_cache"])
+    assert cfg2.data.cache_dir == "my_cache" and cfg2.data.roots == cfg.data.roots
