@@ -65,3 +65,22 @@ print("RC", rc, any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modu
     assert f["windows"] == 1 and set(f["probabilities"]) == set(CLASSES)
     assert all(0.0 <= p <= 1.0 for p in f["probabilities"].values())
     assert all(FAMILY_OF[c] in f["classes"] for c in f["classes"] if c in FAMILY_OF)  # hierarchy-consistent
+
+
+def test_the_release_recipe_still_makes_the_shipped_model():
+    """configs/release.yaml inherits from demo.yaml, so a change of the main job (spoken vocals,
+    another fusion tagger) silently changed the recipe of the model already shipped: re-running
+    ``keras-inst release`` would have made another model than the one documented. The shipped
+    config, read with today's defaults for keys added since, must be the recipe's resolved config;
+    a deliberate change of the recipe means re-shipping (or pinning the old value in release.yaml)."""
+    import yaml
+
+    from keras_inst.config.io import dump_config, from_dict, load_config
+    from keras_inst.training.run_dir import differing_keys
+
+    meta = read_shipped(FOLDER)
+    if meta["recipe"] != "release":  # a folder from another recipe named by $KERAS_INST_RELEASE
+        pytest.skip(f"{FOLDER} holds recipe {meta['recipe']!r}, not configs/release.yaml's")
+    shipped, recipe = from_dict(meta["config"]), load_config("release")
+    diff = differing_keys(yaml.safe_load(dump_config(shipped)), yaml.safe_load(dump_config(recipe)))
+    assert diff == [], f"configs/release.yaml no longer resolves to the shipped model's config: {diff}"
