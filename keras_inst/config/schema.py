@@ -141,6 +141,9 @@ class MixingConfig:
     min_active_fraction: float = 0.1  # a stem counts as audible in a chunk above this fraction of active frames
     peak_normalize: float = 0.95  # mixes whose peak exceeds this are scaled down to it
     eval_chunks_per_song: int = 8  # validation/test: musical chunks per song
+    # Beyond the paper: non-musical stems drawn with weight (share of their rarest class) ** -x;
+    # 0 = the paper's uniform draw (keras_inst.data.balance).
+    stem_balance: float = 0.0
 
     def __post_init__(self) -> None:
         k = "mixing."
@@ -155,6 +158,8 @@ class MixingConfig:
         _check(0.0 <= self.min_active_fraction <= 1.0, k + "min_active_fraction", f"must be in [0, 1], got {self.min_active_fraction}")
         _check(0.0 < self.peak_normalize <= 1.0, k + "peak_normalize", f"must be in (0, 1], got {self.peak_normalize}")
         _check(self.eval_chunks_per_song >= 1, k + "eval_chunks_per_song", f"must be >= 1, got {self.eval_chunks_per_song}")
+        _check(0.0 <= self.stem_balance <= 1.0, k + "stem_balance", f"must be in [0, 1] (0: the paper's uniform draw, 1: "
+               f"classes equally often), got {self.stem_balance}")
 
 
 AMBIENCE_TEXTURES = ("rain", "surf", "wind", "rumble")  # keras_inst.augment.ambience

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from keras_inst.augment.effects import EffectParams, identity_params, sample_effect_params
 from keras_inst.config.schema import EffectsConfig, MixingConfig
+from keras_inst.data.balance import balanced_songs_and_stems, stem_weights
 from keras_inst.data.cache.store import AudioCache, CacheEntry
 from keras_inst.data.datasets.base import Song
 from keras_inst.taxonomy import NUM_CLASSES, multi_hot
@@ -217,6 +218,12 @@ class RecipeSampler:
         self.dataset_p = w / w.sum()
         self._cum_p = np.cumsum(self.dataset_p)
         self._last = int(np.flatnonzero(self.dataset_p > 0)[-1])
+        self.stem_weights = None  # mixing.stem_balance > 0: [K] draw weights of non-musical stems
+        if mixing.stem_balance > 0:
+            self.stem_weights = np.zeros(len(table.entries), np.float64)
+            for d in range(len(table.datasets)):
+                stems = np.concatenate([table.song_stems[s] for s in table.songs_of(d)] or [np.zeros(0, np.int32)])
+                self.stem_weights[stems] = stem_weights(table.classes[stems] > 0, mixing.stem_balance)
 
     # -- drawing ----------------------------------------------------------------------------
     def _draw_n(self, rng: np.random.Generator) -> int:
@@ -251,6 +258,15 @@ class RecipeSampler:
         start = self._position(rng, stems) * self.table.hop
         return stems, np.full(stems.size, start, np.int64)
 
+    def _non_musical_stems(self, rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
+        """One stem of each of min(n, songs) distinct songs of ``pool``: uniform (the paper), or
+        class-balanced with ``mixing.stem_balance`` (:mod:`keras_inst.data.balance`)."""
+        t = self.table
+        if self.stem_weights is not None:
+            return balanced_songs_and_stems(rng, pool, t.song_stems, self.stem_weights, n)
+        songs = pool[_distinct(rng, pool.size, n)]
+        return np.array([t.song_stems[s][rng.integers(t.song_stems[s].size)] for s in songs], np.int32)
+
     def draw(self, index: int) -> Structure:
         """Training recipe ``index`` of the stream of ``seed``."""
         t = self.table
@@ -264,9 +280,7 @@ class RecipeSampler:
         if musical:
             stems, starts = self._musical(rng, int(pool[rng.integers(pool.size)]), n)
         else:
-            songs = pool[_distinct(rng, pool.size, n)]
-            stems = np.array([t.song_stems[s][rng.integers(t.song_stems[s].size)] for s in songs],
-                             np.int32)
+            stems = self._non_musical_stems(rng, pool, n)
             starts = np.array([self._position(rng, stems[i: i + 1]) for i in range(stems.size)],
                               np.int64) * t.hop
         if self._negative(index):  # beyond the paper: no source, an ambience bed only

@@ -351,3 +351,70 @@ def test_finish_recipe_on_a_batch_equals_per_recipe(corpus: dict) -> None:
             np.testing.assert_array_equal(batch[key].numpy()[i], one[key].numpy())
         for vb, vo in zip(batch["params"], one["params"], strict=True):
             np.testing.assert_array_equal(vb.numpy()[i], vo.numpy())
+
+
+def test_stem_weights_golden_values() -> None:
+    from keras_inst.data.balance import stem_weights
+
+    piano, wood = multi_hot(["piano"]) > 0, multi_hot(["woodwind"]) > 0
+    none = np.zeros_like(piano)
+    classes = np.stack([piano, piano, piano, wood])
+    # shares: key and piano 3/4, woodwind 1/4; weight = share ** -0.5, then mean 1
+    raw = np.array([0.75 ** -0.5] * 3 + [0.25 ** -0.5])
+    np.testing.assert_allclose(stem_weights(classes, 0.5), raw / raw.mean(), rtol=1e-12)
+    np.testing.assert_allclose(stem_weights(classes, 0.0), np.ones(4))
+    # exponent 1: each class's stems together weigh the same (3 x 4/3 vs 1 x 4)
+    w1 = stem_weights(classes, 1.0)
+    assert w1[:3].sum() == pytest.approx(w1[3])
+    # a stem without a class counts as the commonest class (key / piano, share 3/5)
+    w = stem_weights(np.stack([piano, piano, piano, wood, none]), 1.0)
+    assert w[4] == pytest.approx(w[0]) and w[3] == pytest.approx(3 * w[0])
+
+
+def _expected_class_shares(table: SourceTable, exponent: float) -> np.ndarray:
+    """P(class in a single-source non-musical draw), computed from the corpus ground truth:
+    dataset 1/3, song by its stems' mean weight, stem by weight within the song."""
+    p = np.zeros(multi_hot([]).size)
+    for d in range(3):
+        songs = table.songs_of(d)
+        stems = np.concatenate([table.song_stems[s] for s in songs])
+        cls = table.classes[stems] > 0
+        share = cls.mean(axis=0)
+        rare = {int(k): min(share[c] for c in np.flatnonzero(row)) if row.any() else share.max()
+                for k, row in zip(stems, cls, strict=True)}
+        w = {k: r ** -exponent for k, r in rare.items()}
+        song_w = np.array([np.mean([w[int(k)] for k in table.song_stems[s]]) for s in songs])
+        for s, sw in zip(songs, song_w / song_w.sum(), strict=True):
+            tot = sum(w[int(k)] for k in table.song_stems[s])
+            for k in table.song_stems[s]:
+                p += (1 / 3) * sw * (w[int(k)] / tot) * (table.classes[k] > 0)
+    return p
+
+
+def test_stem_balance_draws_rare_classes_as_often_as_computed(corpus: dict) -> None:
+    """mixing.stem_balance (beyond the paper): 0 is the paper's draw, recipe for recipe; 1 draws
+    each class as often as the two-stage weights say, and the rarest class more often than 0."""
+    base = MixingConfig(p_musical=0.0, p_single_source=1.0)
+    paper, zero = _sampler(corpus, mixing=base), _sampler(corpus, mixing=MixingConfig(p_musical=0.0, p_single_source=1.0, stem_balance=0.0))
+    for i in range(300):
+        a, b = paper.draw(i), zero.draw(i)
+        assert a.stems.tolist() == b.stems.tolist() and a.starts.tolist() == b.starts.tolist()
+    n = 12_000
+    shares = {}
+    for x in (0.0, 1.0):
+        s = _sampler(corpus, mixing=MixingConfig(p_musical=0.0, p_single_source=1.0, stem_balance=x))
+        got = np.zeros(multi_hot([]).size)
+        for i in range(n):
+            (k,) = s.draw(i).stems
+            got += s.table.classes[k] > 0
+        expect = _expected_class_shares(s.table, x)
+        for c in np.flatnonzero(expect):
+            assert _within(got[c], n, expect[c]), (x, c, got[c] / n, expect[c])
+        shares[x] = got / n
+    wood = int(np.flatnonzero(multi_hot(["woodwind"]))[0])
+    piano = int(np.flatnonzero(multi_hot(["piano"]))[-1])
+    # the corpus's class counts differ; balancing narrows the gap between common and rare
+    spread = {x: shares[x][[wood, piano]].max() / shares[x][[wood, piano]].min() for x in shares}
+    assert spread[1.0] < spread[0.0], spread
+    with pytest.raises(ValueError, match=r"'mixing.stem_balance': must be in \[0, 1\]"):
+        MixingConfig(stem_balance=1.5)

@@ -1,0 +1,43 @@
+"""Class-balanced stem draws for non-musical mixes (``mixing.stem_balance`` [open], beyond the paper).
+
+The paper's non-musical mix takes N distinct songs of a dataset uniformly and one stem of each
+uniformly, so a class is heard as often as the corpus happens to hold it: in the main job's
+100-song corpus bass is in 76 songs, woodwinds (reed and pipe) in ~20 -- and woodwind is the class
+every model here reads worst, in domain and held out. With exponent ``a`` > 0 stem k is drawn
+with weight ``f_k ** -a``, ``f_k`` the share of the dataset's stems holding stem k's rarest class
+(``a`` = 0.5: "square-root" re-sampling, between the corpus's frequencies at 0 and equal classes
+at 1). Songs are drawn by their mean stem weight, then a stem within the song by its weight, so
+``a`` = 0 gives back the paper's uniform song-then-stem draw exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stem_weights(classes: np.ndarray, exponent: float) -> np.ndarray:
+    """``classes`` multi-hot ``[K, C]`` of one dataset's stems -> draw weights ``[K]`` (mean 1).
+
+    A stem with no class (silence, an unmapped instrument) is weighted as the commonest class."""
+    classes = np.asarray(classes, bool)
+    if classes.shape[0] == 0:
+        return np.zeros(0, np.float64)
+    share = classes.mean(axis=0)  # [C]: share of stems holding each class
+    rarest = np.where(classes, share[None, :], np.inf).min(axis=1)  # [K]
+    rarest = np.where(np.isfinite(rarest), rarest, share.max() if share.max() > 0 else 1.0)
+    w = rarest ** -float(exponent)
+    return w / w.mean()
+
+
+def balanced_songs_and_stems(rng: np.random.Generator, songs: np.ndarray, song_stems: list[np.ndarray],
+                             weights: np.ndarray, n: int) -> np.ndarray:
+    """min(n, len(songs)) stems of distinct ``songs``: each song by its stems' mean weight
+    (without replacement), then one of its stems by weight. ``weights`` is indexed by stem."""
+    song_w = np.array([weights[song_stems[s]].mean() for s in songs], np.float64)  # [S]
+    picked = rng.choice(songs.size, min(n, songs.size), replace=False, p=song_w / song_w.sum())
+    out = []
+    for j in picked:
+        stems = song_stems[songs[j]]
+        w = weights[stems]
+        out.append(stems[rng.choice(stems.size, p=w / w.sum())])
+    return np.asarray(out, np.int32)
