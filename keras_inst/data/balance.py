@@ -12,6 +12,8 @@ at 1). Songs are drawn by their mean stem weight, then a stem within the song by
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -41,3 +43,13 @@ def balanced_songs_and_stems(rng: np.random.Generator, songs: np.ndarray, song_s
         w = weights[stems]
         out.append(stems[rng.choice(stems.size, p=w / w.sum())])
     return np.asarray(out, np.int32)
+
+
+def table_stem_weights(table: Any, exponent: float) -> np.ndarray:
+    """:func:`stem_weights` of a :class:`~keras_inst.data.mixing.SourceTable`'s stems, dataset by
+    dataset (a class's share is counted within the dataset its mixes draw from) ``[K]``."""
+    out = np.zeros(len(table.entries), np.float64)
+    for d in range(len(table.datasets)):
+        stems = np.concatenate([table.song_stems[s] for s in table.songs_of(d)] or [np.zeros(0, np.int32)])
+        out[stems] = stem_weights(table.classes[stems] > 0, exponent)
+    return out

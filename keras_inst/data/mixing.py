@@ -3,9 +3,10 @@
 A *recipe* says how one example is made, without touching audio: the dataset (weights
 ``mixing.dataset_weights``, default equal, so Slakh does not dominate), musical (one song, N
 distinct stems, one common chunk position, never pitch/time effects) or non-musical (N distinct
-songs of the dataset, one stem and an independent position each), the number of sources N (1
-with ``p_single_source``, else uniform in [min_sources, max_sources], capped by what is
-available), chunk positions, an effects seed and the labels.
+songs of the dataset, one stem and an independent position each; ``mixing.stem_balance``,
+beyond the paper, draws rare classes' stems more often: :mod:`keras_inst.data.balance`), the
+number of sources N (1 with ``p_single_source``, else uniform in [min_sources, max_sources],
+capped by what is available), chunk positions, an effects seed and the labels.
 
 Reproducibility: recipe ``i`` is a pure function of ``(seed, i)``: a NumPy Generator seeded with
 ``SeedSequence((seed, stream, i))``, so a stream restarts exactly at any example index and
@@ -43,7 +44,7 @@ import tensorflow as tf
 
 from keras_inst.augment.effects import EffectParams, identity_params, sample_effect_params
 from keras_inst.config.schema import EffectsConfig, MixingConfig
-from keras_inst.data.balance import balanced_songs_and_stems, stem_weights
+from keras_inst.data.balance import balanced_songs_and_stems, table_stem_weights
 from keras_inst.data.cache.store import AudioCache, CacheEntry
 from keras_inst.data.datasets.base import Song
 from keras_inst.taxonomy import NUM_CLASSES, multi_hot
@@ -218,12 +219,8 @@ class RecipeSampler:
         self.dataset_p = w / w.sum()
         self._cum_p = np.cumsum(self.dataset_p)
         self._last = int(np.flatnonzero(self.dataset_p > 0)[-1])
-        self.stem_weights = None  # mixing.stem_balance > 0: [K] draw weights of non-musical stems
-        if mixing.stem_balance > 0:
-            self.stem_weights = np.zeros(len(table.entries), np.float64)
-            for d in range(len(table.datasets)):
-                stems = np.concatenate([table.song_stems[s] for s in table.songs_of(d)] or [np.zeros(0, np.int32)])
-                self.stem_weights[stems] = stem_weights(table.classes[stems] > 0, mixing.stem_balance)
+        # mixing.stem_balance > 0: [K] draw weights of non-musical stems (beyond the paper)
+        self.stem_weights = table_stem_weights(table, mixing.stem_balance) if mixing.stem_balance > 0 else None
 
     # -- drawing ----------------------------------------------------------------------------
     def _draw_n(self, rng: np.random.Generator) -> int:
