@@ -53,3 +53,18 @@ def table_stem_weights(table: Any, exponent: float) -> np.ndarray:
         stems = np.concatenate([table.song_stems[s] for s in table.songs_of(d)] or [np.zeros(0, np.int32)])
         out[stems] = stem_weights(table.classes[stems] > 0, exponent)
     return out
+
+
+def non_musical_class_shares(song_classes: list[np.ndarray], exponent: float) -> np.ndarray:
+    """The share of one dataset's non-musical source draws holding each class ``[C]``, exactly:
+    ``song_classes[s]`` is song s's stems' multi-hot classes ``[K_s, C]``; songs by their stems'
+    mean weight (uniform at ``exponent`` 0), then a stem by weight (:func:`stem_weights`)."""
+    if not song_classes:
+        raise ValueError("no songs: nothing to draw from")
+    w = stem_weights(np.concatenate(song_classes), exponent)
+    bounds = np.cumsum([0] + [len(c) for c in song_classes])
+    song_w = np.array([w[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    out = np.zeros(song_classes[0].shape[1])
+    for p, (a, b), cls in zip(song_w / song_w.sum(), zip(bounds[:-1], bounds[1:], strict=True), song_classes, strict=True):
+        out += p * (w[a:b, None] / w[a:b].sum() * np.asarray(cls, bool)).sum(axis=0)
+    return out

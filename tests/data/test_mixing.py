@@ -408,6 +408,13 @@ def test_stem_balance_draws_rare_classes_as_often_as_computed(corpus: dict) -> N
             (k,) = s.draw(i).stems
             got += s.table.classes[k] > 0
         expect = _expected_class_shares(s.table, x)
+        # keras_inst.data.balance's exact shares (scripts/class_shares.py) agree with this count
+        from keras_inst.data.balance import non_musical_class_shares
+
+        t = s.table
+        exact = sum(non_musical_class_shares([t.classes[t.song_stems[j]] > 0 for j in t.songs_of(d)], x)
+                    for d in range(3)) / 3
+        np.testing.assert_allclose(exact, expect, atol=1e-12)
         for c in np.flatnonzero(expect):
             assert _within(got[c], n, expect[c]), (x, c, got[c] / n, expect[c])
         shares[x] = got / n
@@ -418,3 +425,24 @@ def test_stem_balance_draws_rare_classes_as_often_as_computed(corpus: dict) -> N
     assert spread[1.0] < spread[0.0], spread
     with pytest.raises(ValueError, match=r"'mixing.stem_balance': must be in \[0, 1\]"):
         MixingConfig(stem_balance=1.5)
+
+
+def test_class_shares_script_on_the_slakh_fixtures(fixtures_dir: Path) -> None:
+    """scripts/class_shares.py: exponent 0 on babyslakh's songs is the uniform song-then-stem
+    share, computed here from the read songs; 1 moves draws toward the rarer classes."""
+    from script_module import load_script
+
+    from keras_inst.config.io import load_config
+    from keras_inst.data.datasets import read_dataset
+
+    root = fixtures_dir / "slakh" / "babyslakh_16k"
+    cfg = load_config("demo", ["data.datasets=[slakh]", f"data.roots={{slakh: {root}}}"])
+    out = load_script("class_shares").class_shares(cfg, [0.0, 1.0])["slakh"]
+    songs, _ = read_dataset("slakh", root)
+    songs = [s for s in songs if s.stems]
+    uniform = sum(np.mean([multi_hot(st.classes) for st in s.stems], axis=0) for s in songs) / len(songs)
+    names = list(out["stem_share"])
+    np.testing.assert_allclose([out["draw_share"]["0.0"][c] for c in names], uniform, atol=6e-5)  # rounded to 4 places
+    assert out["songs"] == len(songs) and out["stems"] == sum(len(s.stems) for s in songs)
+    rare = min((c for c in names if out["stem_share"][c] > 0), key=lambda c: out["stem_share"][c])
+    assert out["draw_share"]["1.0"][rare] > out["draw_share"]["0.0"][rare]
