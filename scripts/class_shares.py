@@ -3,7 +3,7 @@ exponents (exact shares from the corpus's stem labels; nothing is mixed); prints
 
     python scripts/class_shares.py [--config demo] [--set data.roots.rendered=...] [--exponents 0 0.5 1]
 
-One entry per dataset of the config: per class the share of single source draws holding it
+One entry per dataset of the config: per class the share of single-source draws holding it
 (songs by their stems' mean weight, then a stem by weight: keras_inst.data.balance), and the
 share of the dataset's stems holding it. Used for docs/results.md "Rare classes drawn more often".
 """

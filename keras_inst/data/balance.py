@@ -56,9 +56,10 @@ def table_stem_weights(table: Any, exponent: float) -> np.ndarray:
 
 
 def non_musical_class_shares(song_classes: list[np.ndarray], exponent: float) -> np.ndarray:
-    """The share of one dataset's non-musical source draws holding each class ``[C]``, exactly:
-    ``song_classes[s]`` is song s's stems' multi-hot classes ``[K_s, C]``; songs by their stems'
-    mean weight (uniform at ``exponent`` 0), then a stem by weight (:func:`stem_weights`)."""
+    """The share of one dataset's single-source non-musical draws holding each class ``[C]``,
+    exactly (the first source of any non-musical mix; later ones, from the songs not yet drawn,
+    differ slightly): ``song_classes[s]`` is song s's stems' multi-hot classes ``[K_s, C]``; songs
+    by their stems' mean weight (uniform at ``exponent`` 0), then a stem by weight."""
     if not song_classes:
         raise ValueError("no songs: nothing to draw from")
     w = stem_weights(np.concatenate(song_classes), exponent)
