@@ -32,10 +32,11 @@ def stem_weights(classes: np.ndarray, exponent: float) -> np.ndarray:
 
 
 def balanced_songs_and_stems(rng: np.random.Generator, songs: np.ndarray, song_stems: list[np.ndarray],
-                             weights: np.ndarray, n: int) -> np.ndarray:
+                             weights: np.ndarray, song_weights: np.ndarray, n: int) -> np.ndarray:
     """min(n, len(songs)) stems of distinct ``songs``: each song by its stems' mean weight
-    (without replacement), then one of its stems by weight. ``weights`` is indexed by stem."""
-    song_w = np.array([weights[song_stems[s]].mean() for s in songs], np.float64)  # [S]
+    ``song_weights`` (indexed by song; without replacement), then one of its stems by weight
+    (``weights``, indexed by stem)."""
+    song_w = song_weights[songs]  # [S]
     picked = rng.choice(songs.size, min(n, songs.size), replace=False, p=song_w / song_w.sum())
     out = []
     for j in picked:
@@ -45,14 +46,15 @@ def balanced_songs_and_stems(rng: np.random.Generator, songs: np.ndarray, song_s
     return np.asarray(out, np.int32)
 
 
-def table_stem_weights(table: Any, exponent: float) -> np.ndarray:
-    """:func:`stem_weights` of a :class:`~keras_inst.data.mixing.SourceTable`'s stems, dataset by
-    dataset (a class's share is counted within the dataset its mixes draw from) ``[K]``."""
+def table_stem_weights(table: Any, exponent: float) -> tuple[np.ndarray, np.ndarray]:
+    """(:func:`stem_weights` of a :class:`~keras_inst.data.mixing.SourceTable`'s stems ``[K]``,
+    computed dataset by dataset (a class's share is counted within the dataset its mixes draw
+    from), each song's mean stem weight ``[S]``): fixed for the table, so computed once."""
     out = np.zeros(len(table.entries), np.float64)
     for d in range(len(table.datasets)):
         stems = np.concatenate([table.song_stems[s] for s in table.songs_of(d)] or [np.zeros(0, np.int32)])
         out[stems] = stem_weights(table.classes[stems] > 0, exponent)
-    return out
+    return out, np.array([out[stems].mean() for stems in table.song_stems], np.float64)
 
 
 def non_musical_class_shares(song_classes: list[np.ndarray], exponent: float) -> np.ndarray:
@@ -63,9 +65,10 @@ def non_musical_class_shares(song_classes: list[np.ndarray], exponent: float) ->
     if not song_classes:
         raise ValueError("no songs: nothing to draw from")
     w = stem_weights(np.concatenate(song_classes), exponent)
-    bounds = np.cumsum([0] + [len(c) for c in song_classes])
-    song_w = np.array([w[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    per_song = np.split(w, np.cumsum([len(c) for c in song_classes])[:-1])  # each song's stem weights
+    song_p = np.array([ws.mean() for ws in per_song])
+    song_p /= song_p.sum()
     out = np.zeros(song_classes[0].shape[1])
-    for p, (a, b), cls in zip(song_w / song_w.sum(), zip(bounds[:-1], bounds[1:], strict=True), song_classes, strict=True):
-        out += p * (w[a:b, None] / w[a:b].sum() * np.asarray(cls, bool)).sum(axis=0)
+    for p, ws, cls in zip(song_p, per_song, song_classes, strict=True):
+        out += p * (ws[:, None] / ws.sum() * np.asarray(cls, bool)).sum(axis=0)
     return out

@@ -219,7 +219,7 @@ class RecipeSampler:
         self.dataset_p = w / w.sum()
         self._cum_p = np.cumsum(self.dataset_p)
         self._last = int(np.flatnonzero(self.dataset_p > 0)[-1])
-        # mixing.stem_balance > 0: [K] draw weights of non-musical stems (beyond the paper)
+        # mixing.stem_balance > 0: ([K] stem, [S] song) draw weights of non-musical mixes (beyond the paper)
         self.stem_weights = table_stem_weights(table, mixing.stem_balance) if mixing.stem_balance > 0 else None
 
     # -- drawing ----------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class RecipeSampler:
         class-balanced with ``mixing.stem_balance`` (:mod:`keras_inst.data.balance`)."""
         t = self.table
         if self.stem_weights is not None:
-            return balanced_songs_and_stems(rng, pool, t.song_stems, self.stem_weights, n)
+            return balanced_songs_and_stems(rng, pool, t.song_stems, *self.stem_weights, n)
         songs = pool[_distinct(rng, pool.size, n)]
         return np.array([t.song_stems[s][rng.integers(t.song_stems[s].size)] for s in songs], np.int32)
 
